@@ -1,0 +1,31 @@
+"""``kms``: the command line. Thin: parses, calls the library or the client, renders with rich.
+
+Each command group lives in its own module under ``krakenstream.commands`` and is registered
+here; expected failures (any :class:`~krakenstream.errors.KmsError`) print one line and a hint,
+never a traceback (``--verbose`` shows it).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .commands import common, replay
+
+app = typer.Typer(
+    name="kms",
+    help="krakenstream: exact, checksum-verified Kraken order books.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.callback()(common.root_options)
+app.command("replay")(replay.replay)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

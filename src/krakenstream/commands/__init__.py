@@ -1,0 +1,1 @@
+"""kms command implementations, one module per command group."""

@@ -1,0 +1,90 @@
+"""What every ``kms`` command shares: global options, settings, and the error boundary.
+
+Commands call :func:`settings` for their configuration and wrap their body in
+:func:`errors_handled`, which turns an expected failure into one line plus a hint on stderr
+and a non-zero exit; ``--verbose`` (or ``KMS_VERBOSE=1``) adds the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..config import Settings, env_flag, load_settings
+from ..errors import KmsError
+
+
+@dataclass
+class GlobalOptions:
+    config: Path | None = None
+    verbose: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+_options = GlobalOptions()
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+def root_options(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Folder for every file kms writes (same as KMS_HOME)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config file (default: KMS_CONFIG or "
+                     "<config dir>/config.toml)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show details (tracebacks) on errors.")
+    ] = False,
+) -> None:
+    """krakenstream: exact, checksum-verified Kraken order books."""
+    if home is not None:
+        # the config module reads KMS_HOME; set it for this process and its children
+        os.environ["KMS_HOME"] = str(home.expanduser().resolve())
+    _options.config = config
+    _options.verbose = verbose or env_flag("KMS_VERBOSE")
+
+
+def verbose() -> bool:
+    return _options.verbose
+
+
+def settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from defaults < file < environment < CLI ``overrides`` (``{"section.key": v}``;
+    None values are ignored, so unset flags can be passed straight through)."""
+    return load_settings(_options.config, overrides=overrides)
+
+
+def fail(message: str, hint: str | None = None, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    if hint:
+        err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def errors_handled() -> Iterator[None]:
+    """The CLI's error boundary: KmsError → one line + hint, exit 1; never a traceback."""
+    try:
+        yield
+    except KmsError as exc:
+        if _options.verbose:
+            traceback.print_exc(file=sys.stderr)
+        raise fail(str(exc), exc.hint) from None
+    except OSError as exc:
+        if _options.verbose:
+            traceback.print_exc(file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        raise fail(f"{exc.strerror or exc}{where}") from None

@@ -1,0 +1,441 @@
+"""Settings: defaults < TOML file < ``KMS_*`` environment < CLI flags.
+
+This is the only module that reads the environment. Every key is ``section.key``; the
+environment spells it ``KMS_<SECTION>_<KEY>`` (lists comma-separated). A key that is not known,
+in the file or in the environment, is an error that names it: a typo never turns into a silent
+default. Values are checked against the field's type (and, for some, a set of choices).
+
+``KMS_HOME`` moves every file the tool writes (databases, secret, pid and log files,
+credentials) into one folder so several instances and test runs never collide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import ConfigError
+
+VALID_DEPTHS = (10, 25, 100, 500, 1000)
+ROLES = ("orderbook", "analysis", "gateway")
+
+#: environment variables that are not ``section.key`` settings but are still ours
+_TOP_LEVEL_ENV = {"KMS_HOME", "KMS_CONFIG", "KMS_SERVER", "KMS_VERBOSE"}
+
+
+@dataclass(frozen=True, slots=True)
+class KrakenSettings:
+    url: str = "wss://ws.kraken.com/v2"
+    pairs: list[str] = field(default_factory=lambda: ["BTC/USD", "ETH/USD"])
+    depth: int = 10
+    snapshot_interval: float = 1.0
+    #: no frame at all (heartbeats included) for this long marks the feed stale
+    heartbeat_timeout: float = 5.0
+    #: symbols per subscribe request, and the pause between requests
+    subscribe_batch: int = 20
+    subscribe_pacing: float = 0.05
+    #: frames buffered between the socket reader and the book processing
+    queue_size: int = 10_000
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+    #: pairs this orderbook process owns when pairs are sharded: "INDEX/COUNT", empty = all
+    shard: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    max_body_bytes: int = 65_536
+    #: snapshots queued for one WebSocket client before it is cut off
+    ws_backlog: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BusSettings:
+    backend: str = "memory"
+    #: per-subscriber queue of the in-process bus (oldest dropped when full)
+    queue_size: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    backend: str = "sqlite"
+    history_limit: int = 10_000
+    #: SQLite file; empty means ``<data dir>/history.sqlite3``
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UsersSettings:
+    backend: str = "sqlite"
+    #: SQLite file; empty means ``<data dir>/users.sqlite3``
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    #: HS256 signing secret; empty means generated once and kept in ``<data dir>/secret`` (0600)
+    secret: str = ""
+    token_ttl: int = 86_400
+    issuer: str = "krakenstream"
+    audience: str = "krakenstream"
+    bcrypt_cost: int = 12
+    min_password_length: int = 8
+    #: failed logins allowed per email / per client address within ``login_window`` seconds
+    login_max_failures: int = 5
+    login_window: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = "kms.book.snapshots"
+    group: str = "kms-analysis"
+    session_timeout_ms: int = 10_000
+    #: snapshots held while the broker is unreachable (then dropped and counted)
+    buffer_size: int = 10_000
+    client_id: str = "krakenstream"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "kms:"
+
+
+@dataclass(frozen=True, slots=True)
+class MysqlSettings:
+    url: str = "mysql://root@127.0.0.1:3306/krakenstream"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    roles: list[str] = field(default_factory=lambda: list(ROLES))
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kraken: KrakenSettings = field(default_factory=KrakenSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    bus: BusSettings = field(default_factory=BusSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    users: UsersSettings = field(default_factory=UsersSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    mysql: MysqlSettings = field(default_factory=MysqlSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    paths: Paths = field(default_factory=lambda: Paths.from_env({}))
+
+    def replace(self, **sections: Any) -> Settings:
+        return dataclasses.replace(self, **sections)
+
+
+#: allowed values for keys that take one of a few words
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "kraken.depth": VALID_DEPTHS,
+    "bus.backend": ("memory", "kafka"),
+    "store.backend": ("sqlite", "redis"),
+    "users.backend": ("sqlite", "mysql"),
+    "daemon.log_level": ("debug", "info", "warning", "error"),
+}
+
+#: lower bounds for numeric keys (inclusive)
+MINIMUM: dict[str, float] = {
+    "kraken.snapshot_interval": 0.05,
+    "kraken.heartbeat_timeout": 0.1,
+    "kraken.subscribe_batch": 1,
+    "kraken.subscribe_pacing": 0.0,
+    "kraken.queue_size": 10,
+    "kraken.backoff_initial": 0.0,
+    "kraken.backoff_max": 0.0,
+    "gateway.port": 0,
+    "gateway.max_body_bytes": 1024,
+    "gateway.ws_backlog": 1,
+    "bus.queue_size": 1,
+    "store.history_limit": 1,
+    "auth.token_ttl": 1,
+    "auth.bcrypt_cost": 4,
+    "auth.min_password_length": 1,
+    "auth.login_max_failures": 1,
+    "auth.login_window": 1,
+    "kafka.session_timeout_ms": 1000,
+    "kafka.buffer_size": 1,
+}
+MAXIMUM: dict[str, float] = {"gateway.port": 65535, "auth.bcrypt_cost": 31}
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Where files go. With ``KMS_HOME`` everything lives in that one folder."""
+
+    config_dir: Path
+    data_dir: Path
+    state_dir: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Paths:
+        home = env.get("KMS_HOME")
+        if home:
+            root = Path(home).expanduser()
+            return cls(config_dir=root, data_dir=root, state_dir=root)
+        user_home = Path(env.get("HOME") or Path.home())
+        xdg_config = Path(env.get("XDG_CONFIG_HOME") or user_home / ".config")
+        xdg_data = Path(env.get("XDG_DATA_HOME") or user_home / ".local" / "share")
+        xdg_state = Path(env.get("XDG_STATE_HOME") or user_home / ".local" / "state")
+        return cls(
+            config_dir=xdg_config / "krakenstream",
+            data_dir=xdg_data / "krakenstream",
+            state_dir=xdg_state / "krakenstream",
+        )
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / "credentials.json"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "daemon.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "daemon.log"
+
+    def ensure(self) -> None:
+        for d in (self.config_dir, self.data_dir, self.state_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in fields(Settings)
+    if f.name != "paths"
+}
+
+
+def _section_types(section: str) -> dict[str, Any]:
+    cls = _SECTIONS[section]
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def known_keys() -> dict[str, Any]:
+    """Every ``section.key`` with its type: the configuration reference is built from this."""
+    out: dict[str, Any] = {}
+    for section in _SECTIONS:
+        for key, typ in _section_types(section).items():
+            out[f"{section}.{key}"] = typ
+    return out
+
+
+def env_name(dotted: str) -> str:
+    section, key = dotted.split(".", 1)
+    return f"KMS_{section.upper()}_{key.upper()}"
+
+
+def _coerce(dotted: str, typ: Any, value: Any, *, from_text: bool) -> Any:
+    """Turn ``value`` into ``typ`` or raise a ConfigError naming ``dotted``."""
+    where = env_name(dotted) if from_text else dotted
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: expected {expected}, got {value!r}")
+
+    if typ is bool:
+        if isinstance(value, bool):
+            out: Any = value
+        elif from_text and isinstance(value, str) and value.lower() in (
+            "1", "true", "yes", "on", "0", "false", "no", "off",
+        ):
+            out = value.lower() in ("1", "true", "yes", "on")
+        else:
+            raise bad("true or false")
+    elif typ is int:
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            out = value
+        elif from_text and isinstance(value, str):
+            try:
+                out = int(value.strip())
+            except ValueError:
+                raise bad("an integer") from None
+        else:
+            raise bad("an integer")
+    elif typ is float:
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, (int, float)):
+            out = float(value)
+        elif from_text and isinstance(value, str):
+            try:
+                out = float(value.strip())
+            except ValueError:
+                raise bad("a number") from None
+        else:
+            raise bad("a number")
+    elif typ is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        out = value
+    elif typ == list[str]:
+        if from_text and isinstance(value, str):
+            out = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            out = list(value)
+        else:
+            raise bad("a list of strings")
+    else:  # pragma: no cover - a field type this loader does not know is a bug here
+        raise TypeError(f"unsupported setting type {typ!r} for {dotted}")
+
+    choices = CHOICES.get(dotted)
+    if choices is not None:
+        items = out if isinstance(out, list) else [out]
+        for item in items:
+            if item not in choices:
+                shown = ", ".join(str(c) for c in choices)
+                raise ConfigError(f"{where}: {item!r} is not one of {shown}")
+    lo, hi = MINIMUM.get(dotted), MAXIMUM.get(dotted)
+    if lo is not None and out < lo:
+        raise ConfigError(f"{where}: {out!r} is below the minimum {lo:g}")
+    if hi is not None and out > hi:
+        raise ConfigError(f"{where}: {out!r} is above the maximum {hi:g}")
+    if dotted == "daemon.roles":
+        for role in out:
+            if role not in ROLES:
+                raise ConfigError(f"{where}: unknown role {role!r} (roles: {', '.join(ROLES)})")
+    if dotted == "kraken.shard" and out:
+        parse_shard(out, where=where)
+    return out
+
+
+def parse_shard(text: str, *, where: str = "kraken.shard") -> tuple[int, int]:
+    """``"1/3"`` → ``(1, 3)``: this process owns pairs whose stable hash % 3 == 1."""
+    try:
+        index_s, count_s = text.split("/")
+        index, count = int(index_s), int(count_s)
+    except ValueError:
+        raise ConfigError(f"{where}: expected INDEX/COUNT such as 0/2, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"{where}: expected 0 <= INDEX < COUNT, got {text!r}")
+    return index, count
+
+
+def _merge(
+    values: dict[str, dict[str, Any]], section: str, key: str, raw: Any, *, from_text: bool
+) -> None:
+    dotted = f"{section}.{key}"
+    types = _section_types(section)
+    if key not in types:
+        where = env_name(dotted) if from_text else dotted
+        raise ConfigError(f"unknown setting {where}", hint=_suggest(section, key))
+    values.setdefault(section, {})[key] = _coerce(dotted, types[key], raw, from_text=from_text)
+
+
+def _suggest(section: str, key: str) -> str:
+    import difflib
+
+    names = list(_section_types(section)) if section in _SECTIONS else []
+    close = difflib.get_close_matches(key, names, n=1)
+    if close:
+        return f"did you mean {section}.{close[0]}?"
+    return "see config.example.toml for every key"
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment and CLI overrides.
+
+    ``config_file`` defaults to ``KMS_CONFIG`` or ``<config dir>/config.toml`` if present.
+    ``overrides`` are ``{"section.key": value}`` from CLI flags (already typed).
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    paths = Paths.from_env(environ)
+    values: dict[str, dict[str, Any]] = {}
+
+    path: Path | None
+    if config_file is not None:
+        path = Path(config_file)
+    elif environ.get("KMS_CONFIG"):
+        path = Path(environ["KMS_CONFIG"])
+    elif paths.config_file.is_file():
+        path = paths.config_file
+    else:
+        path = None
+    if path is not None:
+        data = load_toml(path)
+        for section, table in data.items():
+            if section not in _SECTIONS:
+                raise ConfigError(f"unknown section [{section}] in {path}")
+            if not isinstance(table, dict):
+                raise ConfigError(f"[{section}] in {path} must be a table")
+            for key, raw in table.items():
+                _merge(values, section, key, raw, from_text=False)
+
+    for name, raw in environ.items():
+        if not name.startswith("KMS_") or name in _TOP_LEVEL_ENV:
+            continue
+        rest = name[4:].lower()
+        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"unknown setting {name} in the environment")
+        _merge(values, section, rest[len(section) + 1 :], raw, from_text=True)
+
+    for dotted, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        section, _, key = dotted.partition(".")
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown setting {dotted}")
+        _merge(values, section, key, raw, from_text=isinstance(raw, str))
+
+    sections = {name: _SECTIONS[name](**values.get(name, {})) for name in _SECTIONS}
+    return Settings(**sections, paths=paths)
+
+
+def server_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    """The gateway the CLI talks to: ``KMS_SERVER`` or the local daemon's address."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if environ.get("KMS_SERVER"):
+        return environ["KMS_SERVER"].rstrip("/")
+    host = settings.gateway.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{settings.gateway.port}"
+
+
+def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
+    environ: Mapping[str, str] = os.environ if env is None else env
+    return environ.get(name, "").lower() in ("1", "true", "yes", "on")
