@@ -406,10 +406,10 @@ def load_settings(
         if not name.startswith("KMS_") or name in _TOP_LEVEL_ENV:
             continue
         rest = name[4:].lower()
-        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
+        env_section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        if env_section is None:
             raise ConfigError(f"unknown setting {name} in the environment")
-        _merge(values, section, rest[len(section) + 1 :], raw, from_text=True)
+        _merge(values, env_section, rest[len(env_section) + 1 :], raw, from_text=True)
 
     for dotted, raw in (overrides or {}).items():
         if raw is None:

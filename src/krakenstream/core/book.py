@@ -1,26 +1,29 @@
 """An exact, checksum-verified order book for one pair.
 
-Levels are scaled integers keyed by exact price. Each side is a dict (price → qty) plus a
-sorted list of keys; bids are keyed by the negated price so both lists run best-first in
-ascending order. A frame is applied level by level in the order sent (so the same price twice:
-the later one stands), ``qty == 0`` deletes (absent price: no-op), then each side is cut to the
+Levels are scaled integers keyed by exact price. Each side is three parallel lists kept sorted
+by bisect: keys, quantities and each level's checksum token; bids are keyed by the negated
+price so both sides run best-first in ascending order. (Parallel lists beat a dict plus a
+sorted key list here: the checksum needs the top 10 tokens in order, which is then one slice.)
+
+A frame is applied level by level in the order sent (so the same price twice: the later one
+stands), ``qty == 0`` deletes (absent price: no-op), then each side is cut to the
 subscribed depth, then the CRC32 is checked. A mismatch voids the book until the next snapshot;
 a crossed book (best bid >= best ask) is flagged and also voids it: either way nothing may be
 published from it.
 
 The checksum text of each side's top 10 is cached: a frame that only touches levels below the
-10th reuses it, which is most frames on a busy pair.
+10th reuses it, which is most frames on a deep, busy book.
 """
 
 from __future__ import annotations
 
 import enum
 import zlib
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from decimal import Decimal
 
 from .events import Level, Precision
-from .numbers import format_scaled, to_decimal
+from .numbers import format_scaled, pow10, to_decimal
 
 
 class Verdict(enum.Enum):
@@ -42,12 +45,17 @@ class OrderBook:
         "symbol",
         "depth",
         "precision",
-        "_bids",
+        "pscale",
+        "qscale",
         "_bid_keys",
-        "_asks",
+        "_bid_qty",
+        "_bid_tt",
         "_ask_keys",
+        "_ask_qty",
+        "_ask_tt",
         "_bid_tok",
-        "_ask_tok",
+        "_ask_crc",
+        "_crc",
         "checksum",
         "computed_checksum",
         "void",
@@ -58,7 +66,6 @@ class OrderBook:
         "mismatches",
         "crossed_count",
         "ignored",
-        "version",
     )
 
     def __init__(self, symbol: str, depth: int, precision: Precision) -> None:
@@ -67,15 +74,24 @@ class OrderBook:
         self.symbol = symbol
         self.depth = depth
         self.precision = precision
-        self._bids: dict[int, int] = {}  # -price -> qty
+        self.pscale = pow10(precision.price)
+        self.qscale = pow10(precision.qty)
         self._bid_keys: list[int] = []  # -price ascending = best bid first
-        self._asks: dict[int, int] = {}
-        self._ask_keys: list[int] = []
-        self._bid_tok: bytes | None = None
-        self._ask_tok: bytes | None = None
+        self._bid_qty: list[int] = []
+        self._ask_keys: list[int] = []  # price ascending = best ask first
+        self._ask_qty: list[int] = []
+        # each level's checksum token (price digits + qty digits), kept beside its qty so a
+        # changed top 10 costs one join, not ten formats
+        self._bid_tt: list[bytes] = []
+        self._ask_tt: list[bytes] = []
+        # the bids' top-10 checksum text, the CRC32 of the asks' top-10 text, and the whole
+        # checksum: each recomputed only when its side's top 10 changed
+        self._bid_tok = b""
+        self._ask_crc = 0
+        self._crc: int | None = 0
         #: the checksum the exchange sent with the last applied frame
         self.checksum: int | None = None
-        #: the checksum this book computed for the last applied frame
+        #: the checksum this book computed for the last frame that did NOT match
         self.computed_checksum: int | None = None
         #: True until a snapshot, and after a mismatch or a crossed book
         self.void = True
@@ -86,19 +102,18 @@ class OrderBook:
         self.mismatches = 0
         self.crossed_count = 0
         self.ignored = 0
-        #: bumped on every applied frame; lets callers see whether anything happened
-        self.version = 0
 
     # -- applying frames -----------------------------------------------------------------
 
     def apply_snapshot(
         self, bids: list[Level], asks: list[Level], checksum: int, timestamp: str | None = None
     ) -> Verdict:
-        self._bids.clear()
-        self._bid_keys.clear()
-        self._asks.clear()
-        self._ask_keys.clear()
-        self._bid_tok = self._ask_tok = None
+        for side in (self._bid_keys, self._bid_qty, self._bid_tt,
+                     self._ask_keys, self._ask_qty, self._ask_tt):
+            side.clear()
+        self._bid_tok = b""
+        self._ask_crc = 0
+        self._crc = 0
         self.void = False
         self.crossed = False
         return self._apply(bids, asks, checksum, timestamp)
@@ -115,48 +130,38 @@ class OrderBook:
     def _apply(
         self, bids: list[Level], asks: list[Level], checksum: int, timestamp: str | None
     ) -> Verdict:
+        # the hot path: kept flat on purpose (attribute reads hoisted, no helper per side)
         self.frames += 1
-        self.version += 1
         if timestamp is not None:
             self.timestamp = timestamp
-        depth = self.depth
-        if bids:
-            if _apply_side(self._bids, self._bid_keys, bids, -1, depth):
-                self._bid_tok = None
         if asks:
-            if _apply_side(self._asks, self._ask_keys, asks, 1, depth):
-                self._ask_tok = None
-        computed = self._compute_checksum()
+            tt = self._ask_tt
+            if _apply_asks(self._ask_keys, self._ask_qty, tt, asks, self.depth):
+                self._ask_crc = zlib.crc32(b"".join(tt[:10]))
+                self._crc = None
+        if bids:
+            tt = self._bid_tt
+            if _apply_bids(self._bid_keys, self._bid_qty, tt, bids, self.depth):
+                self._bid_tok = b"".join(tt[:10])
+                self._crc = None
+        computed = self._crc
+        if computed is None:
+            computed = self._crc = zlib.crc32(self._bid_tok, self._ask_crc)
         self.checksum = checksum
-        self.computed_checksum = computed
         if computed != checksum:
+            self.computed_checksum = computed
             self.mismatches += 1
             self.void = True
-            return Verdict.MISMATCH
-        bk, ak = self._bid_keys, self._ask_keys
+            return _MISMATCH
+        bk = self._bid_keys
+        ak = self._ask_keys
         if bk and ak and -bk[0] >= ak[0]:
             self.crossed = True
             self.crossed_count += 1
             self.void = True
-            return Verdict.CROSSED
-        self.crossed = False
+            return _CROSSED
         self.verified_frames += 1
-        return Verdict.VERIFIED
-
-    def _compute_checksum(self) -> int:
-        at = self._ask_tok
-        if at is None:
-            asks = self._asks
-            at = self._ask_tok = "".join(
-                [f"{k}{asks[k]}" for k in self._ask_keys[:10]]
-            ).encode()
-        bt = self._bid_tok
-        if bt is None:
-            bids = self._bids
-            bt = self._bid_tok = "".join(
-                [f"{-k}{bids[k]}" for k in self._bid_keys[:10]]
-            ).encode()
-        return zlib.crc32(bt, zlib.crc32(at))
+        return _VERIFIED
 
     def invalidate(self) -> None:
         """Void the book (a resync is under way): nothing is published until a snapshot."""
@@ -171,28 +176,19 @@ class OrderBook:
 
     def bids(self, n: int | None = None) -> list[Level]:
         """Best-first bids as (scaled price, scaled qty)."""
-        keys = self._bid_keys if n is None else self._bid_keys[:n]
-        d = self._bids
-        return [(-k, d[k]) for k in keys]
+        return [(-k, q) for k, q in zip(self._bid_keys[:n], self._bid_qty[:n], strict=True)]
 
     def asks(self, n: int | None = None) -> list[Level]:
-        keys = self._ask_keys if n is None else self._ask_keys[:n]
-        d = self._asks
-        return [(k, d[k]) for k in keys]
+        """Best-first asks as (scaled price, scaled qty)."""
+        return list(zip(self._ask_keys[:n], self._ask_qty[:n], strict=True))
 
     @property
     def best_bid(self) -> Level | None:
-        if not self._bid_keys:
-            return None
-        k = self._bid_keys[0]
-        return (-k, self._bids[k])
+        return (-self._bid_keys[0], self._bid_qty[0]) if self._bid_keys else None
 
     @property
     def best_ask(self) -> Level | None:
-        if not self._ask_keys:
-            return None
-        k = self._ask_keys[0]
-        return (k, self._asks[k])
+        return (self._ask_keys[0], self._ask_qty[0]) if self._ask_keys else None
 
     @property
     def bid_levels(self) -> int:
@@ -212,25 +208,64 @@ class OrderBook:
         return to_decimal(n, self.precision.price)
 
 
-def _apply_side(
-    book: dict[int, int], keys: list[int], levels: list[Level], sign: int, depth: int
+def _apply_asks(
+    keys: list[int], qtys: list[int], toks: list[bytes], levels: list[Level], depth: int
 ) -> bool:
-    """Apply levels in order, cut to depth; True if the top 10 may have changed."""
+    """Apply ask levels in order, cut to depth; True if the top 10 may have changed.
+
+    ``keys`` ascending is best-first. A change can only alter the top 10 if its price is at or
+    above the 10th price before the frame (or the side had fewer than 10 levels).
+    """
     tenth = keys[9] if len(keys) >= 10 else _INF
     top_changed = False
     for price, qty in levels:
-        k = price if sign > 0 else -price
+        if price <= tenth:
+            top_changed = True
+        i = bisect_left(keys, price)
+        if i < len(keys) and keys[i] == price:
+            if qty:
+                qtys[i] = qty
+                toks[i] = b"%d%d" % (price, qty)
+            else:
+                del keys[i], qtys[i], toks[i]
+        elif qty:
+            keys.insert(i, price)
+            qtys.insert(i, qty)
+            toks.insert(i, b"%d%d" % (price, qty))
+    if len(keys) > depth:
+        del keys[depth:], qtys[depth:], toks[depth:]
+    return top_changed
+
+
+def _apply_bids(
+    keys: list[int], qtys: list[int], toks: list[bytes], levels: list[Level], depth: int
+) -> bool:
+    """The bid twin of :func:`_apply_asks`: keys are negated prices, so ascending is best-first.
+
+    Written out twice rather than parametrised by a sign: this is the innermost loop.
+    """
+    tenth = keys[9] if len(keys) >= 10 else _INF
+    top_changed = False
+    for price, qty in levels:
+        k = -price
         if k <= tenth:
             top_changed = True
-        if qty:
-            if k not in book:
-                insort(keys, k)
-            book[k] = qty
-        elif k in book:
-            del book[k]
-            del keys[bisect_left(keys, k)]
+        i = bisect_left(keys, k)
+        if i < len(keys) and keys[i] == k:
+            if qty:
+                qtys[i] = qty
+                toks[i] = b"%d%d" % (price, qty)
+            else:
+                del keys[i], qtys[i], toks[i]
+        elif qty:
+            keys.insert(i, k)
+            qtys.insert(i, qty)
+            toks.insert(i, b"%d%d" % (price, qty))
     if len(keys) > depth:
-        for k in keys[depth:]:
-            del book[k]
-        del keys[depth:]
+        del keys[depth:], qtys[depth:], toks[depth:]
     return top_changed
+
+
+_VERIFIED = Verdict.VERIFIED
+_MISMATCH = Verdict.MISMATCH
+_CROSSED = Verdict.CROSSED

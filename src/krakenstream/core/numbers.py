@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 #: scaled values must stay exactly representable as floats for the fast path
 _FLOAT_EXACT_LIMIT = 2**53
 
-_POW10 = tuple(10**i for i in range(0, 40))
+_POW10: tuple[int, ...] = tuple(int(10**i) for i in range(0, 40))
 
 
 class InexactValue(ValueError):

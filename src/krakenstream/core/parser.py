@@ -39,11 +39,11 @@ _LIMIT = 2**53
 _HEARTBEAT = Heartbeat()
 
 
-class _Malformed(Exception):
+class Malformed(Exception):
     """Internal: the frame's shape is wrong; the message becomes the BadFrame reason."""
 
 
-class _NeedsExact(Exception):
+class NeedsExact(Exception):
     """Internal: a float did not convert exactly; decode the frame again with Decimals."""
 
 
@@ -54,12 +54,12 @@ def _dec(value: Any, name: str) -> Decimal:
         return Decimal(value)
     if isinstance(value, Decimal):
         return value
-    raise _Malformed(f"{name} is not a number: {value!r}")
+    raise Malformed(f"{name} is not a number: {value!r}")
 
 
-def _scale_levels_fast(raw: Any, ps: int, qs: int, side: str) -> list[Level]:
+def scale_levels_fast(raw: Any, ps: int, qs: int, side: str) -> list[Level]:
     if type(raw) is not list:
-        raise _Malformed(f"{side} is not a list")
+        raise Malformed(f"{side} is not a list")
     out: list[Level] = []
     append = out.append
     for lv in raw:
@@ -67,46 +67,46 @@ def _scale_levels_fast(raw: Any, ps: int, qs: int, side: str) -> list[Level]:
             p = lv["price"]
             q = lv["qty"]
         except (TypeError, KeyError, IndexError):
-            raise _Malformed(f"a {side} level is not an object with price and qty") from None
+            raise Malformed(f"a {side} level is not an object with price and qty") from None
         tp = type(p)
         if tp is float:
             pn = round(p * ps)
             if pn / ps != p or pn >= _LIMIT:
-                raise _NeedsExact
+                raise NeedsExact
         elif tp is int:
             pn = p * ps
         else:
-            raise _Malformed(f"{side} price is not a number: {p!r}")
+            raise Malformed(f"{side} price is not a number: {p!r}")
         tq = type(q)
         if tq is float:
             qn = round(q * qs)
             if qn / qs != q or qn >= _LIMIT:
-                raise _NeedsExact
+                raise NeedsExact
         elif tq is int:
             qn = q * qs
         else:
-            raise _Malformed(f"{side} qty is not a number: {q!r}")
+            raise Malformed(f"{side} qty is not a number: {q!r}")
         if pn <= 0 or qn < 0:
-            raise _Malformed(f"{side} level has a negative or zero price, or a negative qty")
+            raise Malformed(f"{side} level has a negative or zero price, or a negative qty")
         append((pn, qn))
     return out
 
 
 def _scale_levels_exact(raw: Any, prec: Precision, side: str) -> list[Level]:
     if type(raw) is not list:
-        raise _Malformed(f"{side} is not a list")
+        raise Malformed(f"{side} is not a list")
     out: list[Level] = []
     for p, q in _raw_levels(raw, side):
         try:
             pn = scale_decimal(p, prec.price)
         except InexactValue:
-            raise _Malformed(
+            raise Malformed(
                 f"{side} price {p} has more decimals than the price precision {prec.price}"
             ) from None
         try:
             qn = scale_decimal(q, prec.qty)
         except InexactValue:
-            raise _Malformed(
+            raise Malformed(
                 f"{side} qty {q} has more decimals than the qty precision {prec.qty}"
             ) from None
         out.append((pn, qn))
@@ -115,16 +115,16 @@ def _scale_levels_exact(raw: Any, prec: Precision, side: str) -> list[Level]:
 
 def _raw_levels(raw: Any, side: str) -> list[tuple[Decimal, Decimal]]:
     if type(raw) is not list:
-        raise _Malformed(f"{side} is not a list")
+        raise Malformed(f"{side} is not a list")
     out: list[tuple[Decimal, Decimal]] = []
     for lv in raw:
         try:
             p, q = lv["price"], lv["qty"]
         except (TypeError, KeyError, IndexError):
-            raise _Malformed(f"a {side} level is not an object with price and qty") from None
+            raise Malformed(f"a {side} level is not an object with price and qty") from None
         pd, qd = _dec(p, f"{side} price"), _dec(q, f"{side} qty")
         if not pd.is_finite() or not qd.is_finite() or pd <= 0 or qd < 0:
-            raise _Malformed(f"{side} level has a bad price or qty: {p!r} {q!r}")
+            raise Malformed(f"{side} level has a bad price or qty: {p!r} {q!r}")
         out.append((pd, qd))
     return out
 
@@ -150,6 +150,10 @@ class Decoder:
             obj = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             return BadFrame.of(f"not JSON: {exc}", text)
+        return self.decode_obj(obj, text)
+
+    def decode_obj(self, obj: Any, text: str | bytes) -> Event:
+        """Decode an already JSON-decoded frame (``text`` is kept for the exact slow path)."""
         if type(obj) is not dict:
             return BadFrame.of("frame is not a JSON object", text)
         try:
@@ -157,7 +161,7 @@ class Decoder:
             if channel == "book":
                 try:
                     return self._book(obj, exact=False)
-                except _NeedsExact:
+                except NeedsExact:
                     return self._book(_loads_exact(text), exact=True)
             if channel == "heartbeat":
                 return _HEARTBEAT
@@ -167,7 +171,7 @@ class Decoder:
             if method is not None:
                 return self._method(method, obj)
             return BadFrame.of("frame has neither channel nor method", text)
-        except _Malformed as exc:
+        except Malformed as exc:
             return BadFrame.of(str(exc), text)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             # a shape we did not foresee: still never raise on input
@@ -178,30 +182,30 @@ class Decoder:
     def _book(self, obj: dict[str, Any], *, exact: bool) -> BookMessage:
         kind = obj.get("type")
         if kind != "snapshot" and kind != "update":
-            raise _Malformed(f"book frame type is {kind!r}, not snapshot or update")
+            raise Malformed(f"book frame type is {kind!r}, not snapshot or update")
         data = obj.get("data")
         if type(data) is not list or not data:
-            raise _Malformed("book frame has no data list")
+            raise Malformed("book frame has no data list")
         out: list[BookData] = []
         precisions = self.precisions
         for item in data:
             if type(item) is not dict:
-                raise _Malformed("book data item is not an object")
+                raise Malformed("book data item is not an object")
             symbol = item.get("symbol")
             if type(symbol) is not str or not symbol:
-                raise _Malformed("book data has no symbol")
+                raise Malformed("book data has no symbol")
             checksum = item.get("checksum")
             if type(checksum) is not int or not 0 <= checksum < 2**32:
-                raise _Malformed(f"book data for {symbol} has no valid checksum")
+                raise Malformed(f"book data for {symbol} has no valid checksum")
             ts = item.get("timestamp")
             if ts is not None and type(ts) is not str:
-                raise _Malformed(f"book data for {symbol} has a non-string timestamp")
+                raise Malformed(f"book data for {symbol} has a non-string timestamp")
             raw_b = item.get("bids", [])
             raw_a = item.get("asks", [])
             prec = precisions.get(symbol)
             if prec is None:
                 if not exact:
-                    raise _NeedsExact  # keep every digit for the precision inference
+                    raise NeedsExact  # keep every digit for the precision inference
                 out.append(
                     BookData(
                         symbol, [], [], checksum, ts, None,
@@ -222,8 +226,8 @@ class Decoder:
                 out.append(
                     BookData(
                         symbol,
-                        _scale_levels_fast(raw_b, ps, qs, "bids"),
-                        _scale_levels_fast(raw_a, ps, qs, "asks"),
+                        scale_levels_fast(raw_b, ps, qs, "bids"),
+                        scale_levels_fast(raw_a, ps, qs, "asks"),
                         checksum, ts, prec,
                     )
                 )
@@ -235,11 +239,11 @@ class Decoder:
         if channel == "status":
             data = obj.get("data")
             if type(data) is not list or not data or type(data[0]) is not dict:
-                raise _Malformed("status frame has no data")
+                raise Malformed("status frame has no data")
             d = data[0]
             system = d.get("system")
             if type(system) is not str:
-                raise _Malformed("status frame has no system state")
+                raise Malformed("status frame has no system state")
             cid = d.get("connection_id")
             return Status(
                 system=system,
@@ -270,23 +274,23 @@ class Decoder:
                 )
                 for t in _data_list(obj, "ticker")
             ])
-        raise _Malformed(f"unknown channel {channel!r}")
+        raise Malformed(f"unknown channel {channel!r}")
 
     def _instrument(self, obj: dict[str, Any]) -> Instrument:
         data = obj.get("data")
         if type(data) is not dict:
-            raise _Malformed("instrument data is not an object")
+            raise Malformed("instrument data is not an object")
         pairs_raw = data.get("pairs", [])
         if type(pairs_raw) is not list:
-            raise _Malformed("instrument pairs is not a list")
+            raise Malformed("instrument pairs is not a list")
         pairs: list[InstrumentPair] = []
         for p in pairs_raw:
             if type(p) is not dict:
-                raise _Malformed("instrument pair is not an object")
+                raise Malformed("instrument pair is not an object")
             symbol = _req_str(p, "symbol")
             pp, qp = p.get("price_precision"), p.get("qty_precision")
             if type(pp) is not int or type(qp) is not int or not (0 <= pp <= 30 and 0 <= qp <= 30):
-                raise _Malformed(f"instrument {symbol} has bad precisions {pp!r}/{qp!r}")
+                raise Malformed(f"instrument {symbol} has bad precisions {pp!r}/{qp!r}")
             pi, qi = p.get("price_increment"), p.get("qty_increment")
             pairs.append(
                 InstrumentPair(
@@ -311,7 +315,7 @@ class Decoder:
         if method in ("subscribe", "unsubscribe"):
             success = obj.get("success")
             if type(success) is not bool:
-                raise _Malformed(f"{method} answer has no success flag")
+                raise Malformed(f"{method} answer has no success flag")
             result = obj.get("result")
             result = result if type(result) is dict else {}
             symbol = result.get("symbol", obj.get("symbol"))
@@ -326,7 +330,7 @@ class Decoder:
                 depth=depth if type(depth) is int else None,
                 error=None if success else (str(error) if error is not None else "unknown error"),
             )
-        raise _Malformed(f"unknown method {method!r}")
+        raise Malformed(f"unknown method {method!r}")
 
 
 _TICKER_FIELDS = (
@@ -341,17 +345,17 @@ def _opt_str(v: Any) -> str | None:
 
 def _req_str(d: Any, key: str) -> str:
     if type(d) is not dict:
-        raise _Malformed("data item is not an object")
+        raise Malformed("data item is not an object")
     v = d.get(key)
     if type(v) is not str:
-        raise _Malformed(f"{key} is missing or not a string")
+        raise Malformed(f"{key} is missing or not a string")
     return v
 
 
 def _data_list(obj: dict[str, Any], channel: str) -> list[Any]:
     data = obj.get("data")
     if type(data) is not list:
-        raise _Malformed(f"{channel} frame has no data list")
+        raise Malformed(f"{channel} frame has no data list")
     return data
 
 

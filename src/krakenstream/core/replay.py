@@ -75,7 +75,7 @@ def replay_lines(
             continue
         result.lines += 1
         event, results = session.receive(line)
-        if type(event) is BadFrame:
+        if event is not None and type(event) is BadFrame:
             result.bad_frames += 1
             if len(result.bad_samples) < max_samples:
                 result.bad_samples.append((lineno, event.reason))

@@ -10,8 +10,10 @@ recording without an instrument frame still verifies.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated, Literal, NamedTuple
+
+import msgspec
 
 from .book import OrderBook, Verdict
 from .checksum import checksum as crc_checksum
@@ -25,12 +27,16 @@ from .events import (
     SubscriptionAck,
 )
 from .numbers import InexactValue, decimals_of, scale_decimal
+from .parser import Decoder, NeedsExact
 
 MAX_INFERRED_PRECISION = 12
 
+_LIMIT = 2**53
+#: an empty side on the hot path (never mutated)
+_NONE: list[Level] = []
 
-@dataclass(frozen=True, slots=True)
-class BookResult:
+
+class BookResult(NamedTuple):
     """What one pair's part of a book frame did."""
 
     symbol: str
@@ -51,8 +57,6 @@ class BookSession:
         depth_override: int | None = None,
         precisions: dict[str, Precision] | None = None,
     ) -> None:
-        from .parser import Decoder
-
         self.precisions: dict[str, Precision] = {} if precisions is None else precisions
         self.decoder = Decoder(self.precisions)
         self.books: dict[str, OrderBook] = {}
@@ -65,36 +69,66 @@ class BookSession:
             return self.depth_override
         return self.depths.get(symbol, self.default_depth)
 
-    def receive(self, text: str | bytes) -> tuple[Event, list[BookResult]]:
-        """Decode one frame and apply it; returns the event and, for book frames, results."""
-        before = self._precision_snapshot_if_instrument(text)
+    def receive(self, text: str | bytes) -> tuple[Event | None, list[BookResult]]:
+        """Decode one frame and apply it.
+
+        Returns ``(event, results)``. For a book frame, ``results`` holds one
+        :class:`BookResult` per pair in it and ``event`` is None: the hot path applies the
+        levels without building an event (the frame's effect is in the books). For every
+        other frame ``event`` is the decoded event (a :class:`BadFrame` for garbage) and
+        ``results`` is empty.
+
+        The hot path decodes straight into typed structs (msgspec validates the shape and
+        the number types in C), then converts and applies in one pass; anything it does not
+        expect (other channels, snapshots, unknown or void books, values needing the exact
+        decoder) falls through to the general :class:`~krakenstream.core.parser.Decoder`.
+        """
+        try:
+            frame = _hot_decode(text)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            frame = None
+        if frame is not None and frame.type == "update" and len(frame.data) == 1:
+            item = frame.data[0]
+            book = self.books.get(item.symbol)
+            if (
+                book is not None
+                and not book.void
+                and self.precisions.get(item.symbol) is book.precision
+            ):
+                ps = book.pscale
+                qs = book.qscale
+                try:
+                    bids = _scale_hot(item.bids, ps, qs) if item.bids else _NONE
+                    asks = _scale_hot(item.asks, ps, qs) if item.asks else _NONE
+                except NeedsExact:
+                    pass  # the general path re-decodes exactly
+                else:
+                    verdict = book._apply(bids, asks, item.checksum, item.timestamp)
+                    return None, [_new_result(BookResult, (item.symbol, verdict, book, False))]
         event = self.decoder.decode(text)
-        return event, self.handle(event, before)
+        if type(event) is BookMessage:
+            snap = event.type == "snapshot"
+            return None, [self._apply(d, snap) for d in event.data]
+        return event, self.handle(event)
 
-    def _precision_snapshot_if_instrument(self, text: str | bytes) -> dict[str, Precision] | None:
-        # cheap pre-check: only instrument frames can change precisions
-        probe = text[:40] if isinstance(text, str) else text[:40].decode("utf-8", "replace")
-        if "instrument" in probe:
-            return dict(self.precisions)
-        return None
-
-    def handle(
-        self, event: Event, precisions_before: dict[str, Precision] | None = None
-    ) -> list[BookResult]:
+    def handle(self, event: Event) -> list[BookResult]:
+        """Apply an already decoded event (see :meth:`receive`)."""
         if type(event) is BookMessage:
             snap = event.type == "snapshot"
             return [self._apply(d, snap) for d in event.data]
         if type(event) is SubscriptionAck:
             if event.success and event.channel == "book" and event.symbol and event.depth:
                 self.depths[event.symbol] = event.depth
-        elif type(event) is Instrument and precisions_before is not None:
+        elif type(event) is Instrument:
             for ip in event.pairs:
-                old = precisions_before.get(ip.symbol)
                 book = self.books.get(ip.symbol)
                 new = Precision(ip.price_precision, ip.qty_precision)
-                if book is not None and old is not None and old != new:
-                    # precision changed: the old book's integers mean something else now
-                    self.books[ip.symbol] = OrderBook(ip.symbol, book.depth, new)
+                if book is not None and book.precision != new:
+                    # precision changed: the old book's integers mean something else now;
+                    # a fresh void book waits for the next snapshot
+                    fresh = OrderBook(ip.symbol, book.depth, new)
+                    _carry_counts(book, fresh)
+                    self.books[ip.symbol] = fresh
         return []
 
     def drop(self, symbol: str) -> None:
@@ -119,7 +153,7 @@ class BookSession:
                 return BookResult(d.symbol, Verdict.IGNORED, book, snapshot)
             prec, bids, asks = inferred
             self.precisions[d.symbol] = prec
-        if book is None or (snapshot and book.precision != prec):
+        if book is None or book.precision != prec:
             old = book
             book = OrderBook(d.symbol, self.depth_for(d.symbol), prec)
             if old is not None:
@@ -152,6 +186,49 @@ class BookSession:
         return iter(self.books.values())
 
 
+class _HotLevel(msgspec.Struct):
+    price: float
+    qty: float
+
+
+class _HotItem(msgspec.Struct):
+    symbol: str
+    checksum: Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)]
+    bids: list[_HotLevel] = []
+    asks: list[_HotLevel] = []
+    timestamp: str | None = None
+
+
+class _HotFrame(msgspec.Struct):
+    """Only book frames fit (``channel`` must be ``"book"``); anything else fails to decode."""
+
+    channel: Literal["book"]
+    type: str
+    data: list[_HotItem]
+
+
+_hot_decode = msgspec.json.Decoder(_HotFrame).decode
+
+
+def _scale_hot(raw: list[_HotLevel], ps: int, qs: int) -> list[Level]:
+    """Scale the levels of a hot-path frame; raises NeedsExact on any doubt.
+
+    A value off the pair's precision, too large for a float to hold exactly, or a zero or
+    negative price sends the frame to the general path, which decodes it exactly and names
+    what is wrong.
+    """
+    out = []
+    for lv in raw:
+        p = lv.price
+        q = lv.qty
+        pn = round(p * ps)
+        qn = round(q * qs)
+        if pn / ps != p or qn / qs != q or not 0 < pn < _LIMIT or not 0 <= qn < _LIMIT:
+            raise NeedsExact
+        out.append((pn, qn))
+    return out
+
+
 def _scale(raw: list[tuple[Decimal, Decimal]], pp: int, qp: int) -> list[Level]:
     return [(scale_decimal(p, pp), scale_decimal(q, qp)) for p, q in raw]
 
@@ -180,3 +257,6 @@ def _carry_counts(old: OrderBook, new: OrderBook) -> None:
     new.mismatches = old.mismatches
     new.crossed_count = old.crossed_count
     new.ignored = old.ignored
+
+
+_new_result = tuple.__new__
