@@ -101,6 +101,10 @@ class KafkaSettings:
     #: snapshots held while the broker is unreachable (then dropped and counted)
     buffer_size: int = 10_000
     client_id: str = "krakenstream"
+    #: partitions of the topic when the bus creates it (an existing topic is left as it is)
+    partitions: int = 4
+    #: replication factor of the topic when the bus creates it (3 on a production cluster)
+    replication_factor: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,8 @@ MINIMUM: dict[str, float] = {
     "auth.login_window": 1,
     "kafka.session_timeout_ms": 1000,
     "kafka.buffer_size": 1,
+    "kafka.partitions": 1,
+    "kafka.replication_factor": 1,
 }
 MAXIMUM: dict[str, float] = {"gateway.port": 65535, "auth.bcrypt_cost": 31}
 
