@@ -1,0 +1,282 @@
+"""Snapshot history in Redis: one sorted set per pair, scored by ts, member = the snapshot JSON.
+
+Why a sorted set and not a Stream with MAXLEN:
+
+* Idempotence keyed by ``(pair, ts)`` whatever the arrival order. A Stream with explicit IDs
+  ``<ts>-0`` rejects any ID not above its last one, so a late snapshot (a redelivery after a
+  consumer-group rebalance, two orderbook processes during a handover) is indistinguishable
+  from a duplicate and would be lost; a sorted set takes any ts, and the add script skips a
+  ts that is already there (``ZCOUNT ts ts``, O(log n)).
+* Range by time in both orders with a limit is one command: ``ZRANGE key lo hi BYSCORE
+  [REV] LIMIT 0 n WITHSCORES``; the member IS the stored JSON, so a range returns the
+  payload in the same round trip (no second lookup in a hash), which is what the gateway's
+  CSV / JSON-lines export streams.
+* An exact cap: the add script trims with ``ZREMRANGEBYRANK key 0 -(cap+1)`` in the same
+  atomic step (Stream ``MAXLEN =`` is exact too, but its ``~`` fast form is not, and the
+  first point already rules Streams out). At query time the cap is applied once more from
+  the rank of the cap-th newest member, so a lowered ``history_limit`` or another writer with
+  a larger one never leaks extra rows into an answer.
+* Streams' consumer groups are not needed: delivery is the bus's job (Kafka or in-process).
+
+A member is the exact ``to_json()`` bytes, which contain the ts, so two different members can
+never share a ts through this code, and a ts that is a double score stays exact (epoch ms are
+far below 2**53).
+
+Keys (prefix from ``redis.prefix``): ``<prefix>history:<pair>`` (sorted set) and
+``<prefix>history-pairs`` (set of pairs with data). One script call per pair touches both, so
+this layout targets a single Redis (or one cluster slot per prefix with a hash tag in the
+prefix, e.g. ``{kms}:``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from ..core.snapshot import Snapshot
+from ..errors import BackendUnavailable
+from .base import CHUNK_SIZE, Order, Row, Window, decode_rows, paged, plan
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 2.0
+#: a command (a 10,000-row add script included) answering slower than this means trouble
+COMMAND_TIMEOUT_S = 10.0
+
+#: KEYS[1] the pair's sorted set, KEYS[2] the set of pairs;
+#: ARGV[1] the cap, ARGV[2] the pair, then ts, json, ts, json...
+#: Returns how many snapshots were newly stored and survived the trim.
+_ADD_SCRIPT = """
+local cap = tonumber(ARGV[1])
+local inserted = {}
+for i = 3, #ARGV, 2 do
+  local ts = ARGV[i]
+  if redis.call('ZCOUNT', KEYS[1], ts, ts) == 0 then
+    redis.call('ZADD', KEYS[1], ts, ARGV[i + 1])
+    inserted[#inserted + 1] = tonumber(ts)
+  end
+end
+if #inserted == 0 then
+  return 0
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+local n = redis.call('ZCARD', KEYS[1])
+if n <= cap then
+  return #inserted
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - cap - 1)
+local floor = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+local kept = 0
+for _, ts in ipairs(inserted) do
+  if ts >= floor then
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for a log line or an error message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable Redis URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _rows(found: Any) -> list[Row]:
+    """``ZRANGE ... WITHSCORES`` replies (member, score) as (ts, json) rows."""
+    return [(int(score), data) for data, score in cast(list[tuple[bytes, float]], found)]
+
+
+class RedisHistoryStore:
+    """:class:`~krakenstream.store.base.HistoryStore` in Redis sorted sets (see the module)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "kms:",
+        history_limit: int = 10_000,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        if history_limit < 1:
+            raise ValueError("history_limit must be at least 1")
+        self.url = url
+        self.prefix = prefix
+        self.history_limit = history_limit
+        self.chunk_size = chunk_size
+        self._shown_url = redact_url(url)
+        self._redis: Redis | None = None
+        self._script: AsyncScript | None = None
+        self._pairs_key = f"{prefix}history-pairs"
+
+    def key(self, pair: str) -> str:
+        """The sorted set holding ``pair``'s history."""
+        return f"{self.prefix}history:{pair}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        try:
+            client = Redis.from_url(
+                self.url,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=COMMAND_TIMEOUT_S,
+                # a blip is retried twice within ~0.3 s; a dead server fails fast
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+                health_check_interval=30,
+            )
+        except ValueError as exc:
+            raise BackendUnavailable(f"bad Redis URL {self._shown_url}: {exc}") from exc
+        self._redis = client
+        self._script = client.register_script(_ADD_SCRIPT)
+        try:
+            await self.ping()
+        except BaseException:
+            await self.close()
+            raise
+        log.info("history store open: backend=redis url=%s prefix=%s cap=%d",
+                 self._shown_url, self.prefix, self.history_limit)
+
+    async def close(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    @property
+    def _r(self) -> Redis:
+        if self._redis is None:
+            raise BackendUnavailable(f"history store at Redis {self._shown_url} is not open")
+        return self._redis
+
+    @contextlib.contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailable(
+                f"Redis at {self._shown_url} failed while {doing}: {exc}"
+            ) from exc
+
+    async def ping(self) -> None:
+        with self._translated("answering a ping"):
+            await self._r.ping()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def add(self, snaps: Sequence[Snapshot]) -> int:
+        if not snaps:
+            return 0
+        r, script = self._r, self._script
+        assert script is not None  # set together with the client
+        args: dict[str, list[int | bytes | str]] = {}
+        for s in snaps:
+            a = args.get(s.pair)
+            if a is None:
+                a = args[s.pair] = [self.history_limit, s.pair]
+            a += (s.ts, s.to_json())
+        with self._translated("storing snapshots"):
+            if len(args) == 1:
+                ((pair, argv),) = args.items()
+                return int(await script(keys=[self.key(pair), self._pairs_key], args=argv))
+            # one atomic script per pair, all sent in one round trip
+            pipe = r.pipeline(transaction=False)
+            for pair, argv in args.items():
+                await script(keys=[self.key(pair), self._pairs_key], args=argv, client=pipe)
+            return sum(int(n) for n in await pipe.execute())
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def latest(self, pair: str) -> Snapshot | None:
+        with self._translated("reading the latest snapshot"):
+            found = await self._r.zrange(self.key(pair), -1, -1, withscores=True)
+        snaps = decode_rows(_rows(found))
+        return snaps[0] if snaps else None
+
+    async def count(self, pair: str) -> int:
+        with self._translated("counting snapshots"):
+            n = await self._r.zcard(self.key(pair))
+        return min(int(n), self.history_limit)
+
+    async def pairs(self) -> list[str]:
+        with self._translated("listing pairs"):
+            members = await self._r.smembers(self._pairs_key)
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def _floor(self, pair: str) -> int | None:
+        """The ts of the cap-th newest snapshot when more than the cap are stored."""
+        key, cap = self.key(pair), self.history_limit
+        with self._translated("reading a history range"):
+            if int(await self._r.zcard(key)) <= cap:
+                return None
+            found = await self._r.zrange(key, -cap, -cap, withscores=True)
+        return int(found[0][1]) if found else None
+
+    async def _fetch(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
+        desc = window.order == "desc"
+        with self._translated("reading a history range"):
+            found = await self._r.zrange(
+                self.key(window.pair), hi if desc else lo, lo if desc else hi,
+                desc=desc, byscore=True, offset=0, num=n, withscores=True,
+            )
+        return _rows(found)
+
+    async def _chunks(
+        self, pair: str, since: int | None, until: int | None, limit: int | None, order: Order
+    ) -> AsyncIterator[list[Row]]:
+        window = plan(pair, since=since, until=until, limit=limit, order=order,
+                      cap=self.history_limit)
+        if window is None:
+            return
+        window = window.above(await self._floor(pair))
+        if window is None:
+            return
+        async for rows in paged(window, self._fetch, self.chunk_size):
+            yield rows
+
+    async def history(
+        self,
+        pair: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> AsyncIterator[Snapshot]:
+        async for rows in self._chunks(pair, since, until, limit, order):
+            for snap in await asyncio.to_thread(decode_rows, rows):
+                yield snap
+
+    async def history_json(
+        self,
+        pair: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> AsyncIterator[bytes]:
+        async for rows in self._chunks(pair, since, until, limit, order):
+            for _, data in rows:
+                yield data
