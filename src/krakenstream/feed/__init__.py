@@ -1,0 +1,19 @@
+"""The Kraken WebSocket v2 feed: the client that keeps exact books, and the recorder.
+
+Everything with a socket lives here; the books, the parsing and the checksums are the pure
+core's (:mod:`krakenstream.core`). Reconnect delays are decided by the pure
+:mod:`krakenstream.feed.backoff`.
+"""
+
+from .client import FeedClient, check_depth, check_pair
+from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
+
+__all__ = [
+    "ConnectionStatus",
+    "FeedClient",
+    "FeedEvent",
+    "PairState",
+    "PairStatus",
+    "check_depth",
+    "check_pair",
+]
