@@ -1,0 +1,141 @@
+"""What only the Redis history store has: its key layout, its URL handling, a server that dies.
+
+A private ``redis-server`` on a free port stands in for a Redis that goes away and comes back
+(the shared one on 6379 must not be stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import free_port, port_open, skip_or_fail
+from krakenstream.config import load_settings
+from krakenstream.errors import BackendUnavailable
+from krakenstream.store import RedisHistoryStore, open_store
+from krakenstream.store.redis import redact_url
+from test_store_support import T0, series
+
+
+async def test_unreachable_redis_is_backend_unavailable_naming_the_url() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    store = RedisHistoryStore(url, prefix="kms-test:")
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable) as info:
+        await store.open()
+    assert url in str(info.value)
+    assert time.monotonic() - started < 5  # a dead server fails fast, no long retry loop
+    # never opened: every call says so instead of crashing on a missing client
+    with pytest.raises(BackendUnavailable, match="not open"):
+        await store.count("BTC/USD")
+
+
+async def test_the_password_never_appears_in_errors() -> None:
+    url = f"redis://kms:s3cret@127.0.0.1:{free_port()}/0"
+    with pytest.raises(BackendUnavailable) as info:
+        await RedisHistoryStore(url).open()
+    assert "s3cret" not in str(info.value)
+    assert "kms:***@127.0.0.1" in str(info.value)
+
+
+def test_redact_url() -> None:
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact_url("redis://:pw@h:1/2") == "redis://:***@h:1/2"
+    assert redact_url("rediss://u:pw@h/0") == "rediss://u:***@h/0"
+
+
+async def test_keys_live_under_the_configured_prefix(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    settings = load_settings(env={"KMS_STORE_BACKEND": "redis", "KMS_REDIS_URL": redis_server_url,
+                                  "KMS_REDIS_PREFIX": redis_prefix,
+                                  "KMS_STORE_HISTORY_LIMIT": "25"})
+    store = open_store(settings)
+    assert isinstance(store, RedisHistoryStore)
+    await store.open()
+    try:
+        assert await store.add(series("BTC/USD", 30) + series("ETH/USD", 2)) == 27
+    finally:
+        await store.close()
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        keys = sorted(k.decode() for k in client.scan_iter(match=redis_prefix + "*"))
+        assert keys == [f"{redis_prefix}history-pairs", f"{redis_prefix}history:BTC/USD",
+                        f"{redis_prefix}history:ETH/USD"]
+        assert client.type(f"{redis_prefix}history:BTC/USD") == b"zset"
+        assert client.zcard(f"{redis_prefix}history:BTC/USD") == 25  # trimmed on write
+        lowest = client.zrange(f"{redis_prefix}history:BTC/USD", 0, 0, withscores=True)
+        assert lowest[0][1] == T0 + 5_000
+    finally:
+        client.close()
+
+
+class RedisServer:
+    """A throwaway redis-server (no persistence) that a test may stop and start."""
+
+    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+        self.binary, self.port, self.workdir = binary, port, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", self.port, 0.2):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server did not listen on {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, RedisServer]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        skip_or_fail("redis-server is not installed")
+        raise AssertionError  # unreachable
+    server = RedisServer(binary, free_port(), tmp_path)
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0", server
+    finally:
+        server.stop()
+
+
+async def test_redis_going_away_and_back(private_redis: tuple[str, RedisServer]) -> None:
+    url, server = private_redis
+    store = RedisHistoryStore(url, prefix="kms:")
+    await store.open()
+    try:
+        assert await store.add(series("BTC/USD", 3)) == 3
+        await asyncio.to_thread(server.stop)
+        with pytest.raises(BackendUnavailable, match=re.escape(url)):
+            await store.add(series("BTC/USD", 1, start=T0 + 60_000))
+        with pytest.raises(BackendUnavailable):
+            await store.ping()
+        with pytest.raises(BackendUnavailable):
+            [s async for s in store.history("BTC/USD")]
+        await asyncio.to_thread(server.start)
+        # the same store reconnects by itself (the server came back empty: no persistence)
+        await store.ping()
+        assert await store.add(series("BTC/USD", 2)) == 2  # the script is loaded again
+        assert await store.count("BTC/USD") == 2
+    finally:
+        await store.close()

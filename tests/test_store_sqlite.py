@@ -1,0 +1,121 @@
+"""What only the SQLite history store has: its file, WAL, schema version, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from krakenstream.config import load_settings
+from krakenstream.errors import BackendUnavailable
+from krakenstream.store import SQLiteHistoryStore, open_store, sqlite_path
+from test_store_support import T0, series
+
+
+async def test_default_file_is_in_the_data_dir_with_wal(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    settings = load_settings(env={"KMS_HOME": str(home)})
+    assert sqlite_path(settings) == home / "history.sqlite3"
+    store = open_store(settings)
+    assert isinstance(store, SQLiteHistoryStore)
+    await store.open()  # creates the missing folder
+    try:
+        await store.add(series("BTC/USD", 2))
+    finally:
+        await store.close()
+    with sqlite3.connect(home / "history.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT pair, n FROM pair_counts").fetchall() == [("BTC/USD", 2)]
+        # the stored value is the snapshot's own JSON bytes
+        blob = conn.execute("SELECT json FROM snapshots ORDER BY ts LIMIT 1").fetchone()[0]
+        assert blob == series("BTC/USD", 1)[0].to_json()
+    conn.close()
+
+
+def test_store_path_setting_wins(tmp_path: Path) -> None:
+    settings = load_settings(env={"KMS_HOME": str(tmp_path),
+                                  "KMS_STORE_PATH": str(tmp_path / "elsewhere.db")})
+    assert sqlite_path(settings) == tmp_path / "elsewhere.db"
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(BackendUnavailable, match="schema 99"):
+        await SQLiteHistoryStore(path).open()
+
+
+async def test_an_unusable_path_is_backend_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    store = SQLiteHistoryStore(blocker / "history.sqlite3")
+    with pytest.raises(BackendUnavailable, match="a-file"):
+        await store.open()
+    with pytest.raises(BackendUnavailable, match="not open"):
+        await store.add(series("BTC/USD", 1))
+
+
+async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
+    store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
+    await store.open()
+    await store.close()
+    await store.close()  # twice is fine
+    with pytest.raises(BackendUnavailable):
+        await store.ping()
+
+
+async def test_the_event_loop_keeps_running_during_big_writes_and_reads(tmp_path: Path) -> None:
+    """10,000 snapshots written and read back: the loop never stalls behind SQLite or JSON."""
+    store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
+    await store.open()
+    snaps = series("BTC/USD", 10_000)
+    worst = 0.0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            worst = max(worst, now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    try:
+        await store.add(snaps)
+        n = 0
+        async for _ in store.history("BTC/USD"):
+            n += 1
+    finally:
+        done.set()
+        await tick
+        await store.close()
+    assert n == 10_000
+    # each step is bounded by one chunk's work, never the whole 10,000
+    assert worst < 0.25, f"the loop stalled for {worst * 1000:.0f} ms"
+
+
+async def test_two_stores_on_one_file_share_the_history(tmp_path: Path) -> None:
+    """Two writers (two processes in real life) on one file: WAL + busy timeout serialise them."""
+    path = tmp_path / "h.sqlite3"
+    a, b = SQLiteHistoryStore(path, history_limit=50), SQLiteHistoryStore(path, history_limit=50)
+    await a.open()
+    await b.open()
+    try:
+        snaps = series("BTC/USD", 80)
+        got = await asyncio.gather(*(
+            (a if i % 2 else b).add(snaps[i : i + 10]) for i in range(0, 80, 10)
+        ))
+        assert 50 <= sum(got) <= 80  # what is kept depends on which writer went first
+        assert await a.count("BTC/USD") == 50 and await b.count("BTC/USD") == 50
+        assert [s.ts async for s in b.history("BTC/USD", order="asc")] == \
+            [T0 + i * 1000 for i in range(30, 80)]
+    finally:
+        await a.close()
+        await b.close()
