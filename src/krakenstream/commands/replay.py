@@ -7,6 +7,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich import box
 from rich.table import Table
 
 from ..config import VALID_DEPTHS
@@ -62,15 +63,17 @@ def replay(
 
 
 def _print_table(file: Path, result: ReplayResult) -> None:
-    table = Table(title=f"replay of {file.name}: {result.lines} frames")
-    for col in ("pair", "frames", "verified", "mismatches", "crossed", "best bid", "best ask",
-                "levels (bid/ask)", "precision"):
-        table.add_column(col, justify="left" if col == "pair" else "right")
+    table = Table(title=f"{file.name}: {result.lines} frames", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("pair", no_wrap=True)
+    for col in ("frames", "verified", "mismatch", "crossed"):
+        table.add_column(col, justify="right")
+    table.add_column("best bid", justify="right", no_wrap=True)
+    table.add_column("best ask", justify="right", no_wrap=True)
+    table.add_column("levels", justify="right", no_wrap=True)
     for pair, st in sorted(result.pairs.items()):
         mism = f"[red]{st.mismatches}[/]" if st.mismatches else "0"
-        prec = ("?" if st.price_precision is None
-                else f"{st.price_precision}/{st.qty_precision}")
         table.add_row(pair, str(st.frames), str(st.verified), mism, str(st.crossed),
                       st.best_bid or "-", st.best_ask or "-",
-                      f"{st.bid_levels}/{st.ask_levels}", prec)
+                      f"{st.bid_levels}/{st.ask_levels}")
     out_console.print(table)
