@@ -14,10 +14,10 @@ from decimal import Decimal
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference_book import RefBook
 
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
+from reference_book import RefBook
 
 SYMBOL = "TST/USD"
 MID = 50_000

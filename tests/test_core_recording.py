@@ -7,11 +7,10 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from reference_book import RefBook
-
 from krakenstream.core.book import Verdict
 from krakenstream.core.replay import replay_lines
 from krakenstream.core.session import BookSession
+from reference_book import RefBook
 
 
 def book_frames(path: Path) -> list[dict]:  # type: ignore[type-arg]

@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_core_checksum import GUIDE_ASKS, GUIDE_BIDS, GUIDE_CHECKSUM
 
 from krakenstream.core.book import OrderBook
 from krakenstream.core.events import Precision
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot, iso_ms
+from test_core_checksum import GUIDE_ASKS, GUIDE_BIDS, GUIDE_CHECKSUM
 
 
 def guide_book() -> OrderBook:

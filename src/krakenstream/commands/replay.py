@@ -66,7 +66,7 @@ def _print_table(file: Path, result: ReplayResult) -> None:
     table = Table(title=f"{file.name}: {result.lines} frames", title_justify="left",
                   box=box.SIMPLE_HEAD)
     table.add_column("pair", no_wrap=True)
-    for col in ("frames", "verified", "mismatch", "crossed"):
+    for col in ("frames", "verified", "bad crc", "crossed"):
         table.add_column(col, justify="right")
     table.add_column("best bid", justify="right", no_wrap=True)
     table.add_column("best ask", justify="right", no_wrap=True)
