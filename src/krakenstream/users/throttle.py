@@ -1,0 +1,112 @@
+"""Login throttling: refuse an email or a client address after too many recent failures.
+
+Pure apart from the clock, which is injected, so tests step time by hand. Each email and each
+client address keeps the times of its last ``max_failures`` failures (a sliding window): once
+that many fall within ``window`` seconds, further attempts are refused with
+:class:`~krakenstream.errors.Throttled` until the oldest of them ages out, without checking the
+password (which also spares the CPU a bcrypt run). A success clears the email's record but not
+the address's, so an attacker cannot wash an address clean with one account they own.
+
+Memory is bounded: at most ``max_keys`` emails and addresses are tracked; when full, the one
+idle longest is forgotten (a flood of fresh keys can thus evict a counter — the price of a
+fixed ceiling; the per-address counter still catches a flood from one address).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import Throttled
+
+DEFAULT_MAX_KEYS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleStats:
+    """Counters for metrics: failures recorded, attempts refused, keys tracked now."""
+
+    failures: int
+    throttled: int
+    tracked: int
+
+
+class LoginThrottle:
+    """Counts failed logins per email and per client address within a sliding window."""
+
+    def __init__(
+        self,
+        *,
+        max_failures: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        if max_failures < 1 or window <= 0 or max_keys < 2:
+            raise ValueError("max_failures >= 1, window > 0 and max_keys >= 2 are required")
+        self.max_failures = max_failures
+        self.window = window
+        self.max_keys = max_keys
+        self._clock = clock
+        #: (kind, key) -> times of its most recent failures, oldest first; LRU order
+        self._recent: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self.failures = 0
+        self.throttled = 0
+
+    def _live(self, key: tuple[str, str], now: float) -> deque[float] | None:
+        """The key's failures still inside the window (forgetting the key if none are)."""
+        times = self._recent.get(key)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._recent[key]
+            return None
+        return times
+
+    def check(self, email: str, client: str) -> None:
+        """Raise :class:`Throttled` if this email or this address may not try now."""
+        now = self._clock()
+        wait = 0.0
+        culprit = ""
+        for kind, value in (("email", email), ("client", client)):
+            times = self._live((kind, value), now)
+            if times is not None and len(times) >= self.max_failures:
+                remaining = times[0] + self.window - now
+                if remaining > wait:
+                    wait, culprit = remaining, kind
+        if culprit:
+            self.throttled += 1
+            retry_after = max(1, math.ceil(wait))
+            what = "this email" if culprit == "email" else "this address"
+            raise Throttled(
+                f"too many failed logins for {what}; try again in {retry_after} s",
+                retry_after=retry_after,
+            )
+
+    def failure(self, email: str, client: str) -> None:
+        """Record a failed login against both the email and the address."""
+        now = self._clock()
+        self.failures += 1
+        for key in (("email", email), ("client", client)):
+            times = self._live(key, now)
+            if times is None:
+                times = self._recent[key] = deque(maxlen=self.max_failures)
+            else:
+                self._recent.move_to_end(key)
+            times.append(now)
+        while len(self._recent) > self.max_keys:
+            self._recent.popitem(last=False)
+
+    def success(self, email: str) -> None:
+        """A correct password: the email's failures are forgiven (the address's are not)."""
+        self._recent.pop(("email", email), None)
+
+    def stats(self) -> ThrottleStats:
+        return ThrottleStats(
+            failures=self.failures, throttled=self.throttled, tracked=len(self._recent)
+        )
