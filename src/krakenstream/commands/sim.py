@@ -1,0 +1,80 @@
+"""``kms sim``: run the local Kraken v2 exchange simulator until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..sim.server import SimServer
+from .common import errors_handled, fail, verbose
+
+log = logging.getLogger(__name__)
+
+
+def sim(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8765,
+    pairs: Annotated[
+        str | None,
+        typer.Option("--pairs", help="Extra pairs, comma-separated (BASE/QUOTE), besides the "
+                     "default list."),
+    ] = None,
+    synthetic: Annotated[
+        int, typer.Option("--synthetic", help="Add N synthetic pairs SYN0001/USD... .")
+    ] = 0,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Book updates a second per subscribed pair.")
+    ] = 10.0,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for the market and random faults.")
+    ] = None,
+    fault_rate: Annotated[
+        float, typer.Option("--fault-rate", help="Random faults a second (0: none).")
+    ] = 0.0,
+    replay: Annotated[
+        Path | None,
+        typer.Option("--replay", help="Serve this recording (one raw frame per line) instead "
+                     "of the random market."),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Replay speed: times real time (0: no pauses).")
+    ] = 1.0,
+) -> None:
+    """Serve a Kraken WebSocket v2 exchange on ws://HOST:PORT/v2 until stopped.
+
+    Prints the URL on one line once listening; exits 0 on SIGTERM or SIGINT.
+    """
+    with errors_handled():
+        if not 0 <= port <= 65535:
+            raise fail(f"--port {port} is not a port number")
+        if synthetic < 0 or rate <= 0 or fault_rate < 0 or speed < 0:
+            raise fail("--synthetic, --fault-rate and --speed must not be negative, "
+                       "and --rate must be positive")
+        if replay is not None and not replay.is_file():
+            raise fail(f"no such recording: {replay}")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose() else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        extra = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else []
+        server = SimServer(
+            host=host, port=port, pairs=extra, synthetic=synthetic, rate=rate, seed=seed,
+            fault_rate=fault_rate, replay=replay, speed=speed,
+        )
+        asyncio.run(_serve(server))
+
+
+async def _serve(server: SimServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        typer.echo(server.url)
+        await stop.wait()
+        log.info("sim stopping: %s", server.stats)

@@ -1,0 +1,546 @@
+"""The simulated exchange's books: a seeded random walk, and the book frames Kraken would send.
+
+Pure: no asyncio, no clock (timestamps are passed in), no sockets. Every value is a scaled
+integer (``price * 10**price_precision``, ``qty * 10**qty_precision``) as in
+:mod:`krakenstream.core`, so the checksum is exact by construction.
+
+A :class:`PairBook` is one pair's whole book, held deeper than any subscription (more than
+1000 levels a side). :meth:`PairBook.step` moves it by a few random events, mostly near the
+touch: quantity changes, new levels, cancelled levels, and sweeps that move the mid. It never
+crosses. Each step reports the net change of every level it touched.
+
+A :class:`BookStream` is one subscriber's view of one pair at its depth. It turns a step into
+the update Kraken would send that subscriber: only levels that changed inside the view; a
+level deleted inside the view as qty 0; a level that enters the view at its edge because one
+above was deleted republished with its qty; a level pushed out by an insert NOT sent (the
+client must truncate). Seeded quirks the client must cope with are mixed in: now and then an
+extra level beyond the depth, and now and then the same price twice in one frame (the later
+one stands). The checksum is always the one of the subscriber's view after the frame.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..config import VALID_DEPTHS
+from ..core.checksum import checksum as crc_checksum
+from ..core.events import Level, Precision
+from ..errors import InvalidPair
+
+#: every side keeps between these many levels, so a depth-1000 view is always full
+MIN_LEVELS = 1050
+MAX_LEVELS = 1250
+#: a side starts with this many levels
+START_LEVELS = 1120
+
+#: the largest scaled value we emit: keeps every number exact as a float
+_MAX_SCALED: int = 10**15
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class PairSpec:
+    """One instrument: its symbol, precisions, starting price and typical level size."""
+
+    symbol: str
+    price_precision: int
+    qty_precision: int
+    #: starting mid price in quote units
+    price: float
+    #: a typical level's quantity in base units
+    lot: float
+
+    @property
+    def base(self) -> str:
+        return self.symbol.split("/", 1)[0]
+
+    @property
+    def quote(self) -> str:
+        return self.symbol.split("/", 1)[1]
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(self.price_precision, self.qty_precision)
+
+
+def _spec(symbol: str, pp: int, qp: int, price: float, usd_per_quote: float = 1.0) -> PairSpec:
+    # a typical resting order is worth a few thousand dollars
+    return PairSpec(symbol, pp, qp, price, 2500.0 / (price * usd_per_quote))
+
+
+#: the default instruments, with Kraken's precisions and plausible prices
+DEFAULT_PAIRS: tuple[PairSpec, ...] = (
+    _spec("BTC/USD", 1, 8, 95000.0),
+    _spec("ETH/USD", 2, 8, 3500.0),
+    _spec("SOL/USD", 2, 8, 180.0),
+    _spec("DOGE/USD", 7, 8, 0.38),
+    _spec("PEPE/USD", 9, 2, 0.000012345),
+    _spec("XRP/USD", 5, 8, 2.5),
+    _spec("ADA/USD", 6, 8, 0.9),
+    _spec("LTC/USD", 2, 8, 100.0),
+    _spec("ETH/BTC", 5, 8, 0.03684, 95000.0),
+    _spec("BTC/EUR", 1, 8, 88000.0, 1.08),
+    _spec("ETH/EUR", 2, 8, 3240.0, 1.08),
+    _spec("DOT/USD", 4, 8, 7.5),
+    _spec("LINK/USD", 5, 8, 22.0),
+    _spec("USDT/USD", 5, 8, 1.0),
+)
+
+#: rough prices of well-known assets, in dollars, to guess a pair given with ``--pairs``
+_USD_PRICE = {
+    "BTC": 95000.0, "XBT": 95000.0, "ETH": 3500.0, "SOL": 180.0, "DOGE": 0.38,
+    "PEPE": 0.000012345, "XRP": 2.5, "ADA": 0.9, "LTC": 100.0, "DOT": 7.5, "LINK": 22.0,
+    "USDT": 1.0, "USDC": 1.0, "USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0067,
+    "CAD": 0.73, "AUD": 0.66, "CHF": 1.13, "AVAX": 40.0, "MATIC": 0.55, "POL": 0.55,
+    "ATOM": 8.0, "SHIB": 0.000022, "TRX": 0.2, "BCH": 450.0, "XLM": 0.4, "UNI": 12.0,
+    "AAVE": 300.0, "XMR": 190.0, "ETC": 28.0, "FIL": 5.0, "NEAR": 5.5, "ALGO": 0.35,
+}
+
+
+def guess_spec(symbol: str) -> PairSpec:
+    """A spec for any ``BASE/QUOTE``: known assets get a plausible price, unknown ones a
+    price derived from the name (stable across runs); the price precision keeps about six
+    significant digits, like Kraken's."""
+    if not _SYMBOL.match(symbol):
+        raise InvalidPair(f"not a pair of the form BASE/QUOTE: {symbol!r}")
+    for spec in DEFAULT_PAIRS:
+        if spec.symbol == symbol:
+            return spec
+    base, quote = symbol.split("/")
+    base_usd = _USD_PRICE.get(base)
+    if base_usd is None:
+        base_usd = 10 ** random.Random(f"price:{base}").uniform(-3.0, 3.0)
+    quote_usd = _USD_PRICE.get(quote, 1.0)
+    price = base_usd / quote_usd
+    pp = min(10, max(0, math.ceil(5.5 - math.log10(price))))
+    # Kraken counts very cheap coins in whole hundredths (PEPE, SHIB: qty precision 2)
+    qp = 2 if base_usd < 0.001 else 8
+    return _spec(symbol, pp, qp, _round_sig(price, 5), quote_usd)
+
+
+#: (price precision, qty precision, price) templates the synthetic pairs cycle through
+_SYNTHETIC = (
+    (1, 8, 50000.0), (2, 8, 2500.0), (3, 8, 150.0), (4, 8, 12.0), (5, 8, 1.2),
+    (6, 8, 0.35), (7, 8, 0.08), (8, 2, 0.0005), (9, 2, 0.00002), (2, 4, 600.0),
+)
+
+
+def synthetic_specs(n: int, seed: int | str | None = None) -> list[PairSpec]:
+    """``n`` pairs ``SYN0001/USD``... with varied precisions and prices, for scale tests."""
+    rng = random.Random(f"synthetic:{seed}")
+    out: list[PairSpec] = []
+    for i in range(1, n + 1):
+        pp, qp, price = _SYNTHETIC[(i - 1) % len(_SYNTHETIC)]
+        price = _round_sig(price * rng.uniform(0.5, 2.0), 5)
+        out.append(_spec(f"SYN{i:04d}/USD", pp, qp, price))
+    return out
+
+
+def _round_sig(x: float, digits: int) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+# -- the book --------------------------------------------------------------------------------
+
+#: (price, qty before the step, qty after the step); 0 means absent
+Change = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The net effect of one :meth:`PairBook.step`: every level whose qty differs."""
+
+    symbol: str
+    bids: list[Change]
+    asks: list[Change]
+    #: Kraken's checksum of the book after the step (the top 10 are in every view)
+    checksum: int
+
+
+class _Side:
+    """One side: sorted keys (best first) and qty by price. Bids are keyed by -price."""
+
+    __slots__ = ("sign", "keys", "qty")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.keys: list[int] = []
+        self.qty: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def price_at(self, i: int) -> int:
+        return self.sign * self.keys[i]
+
+    def top(self, n: int) -> list[Level]:
+        s, q = self.sign, self.qty
+        return [(s * k, q[s * k]) for k in self.keys[:n]]
+
+    def edge(self, depth: int) -> int | None:
+        """The key of the last level a depth-``depth`` view holds; None: the view holds all."""
+        keys = self.keys
+        return keys[depth - 1] if len(keys) >= depth else None
+
+    def set(self, price: int, qty: int) -> int:
+        """Set a level (qty 0 deletes); returns the old qty (0 if absent)."""
+        old = self.qty.get(price, 0)
+        key = self.sign * price
+        if qty:
+            if not old:
+                self.keys.insert(bisect_left(self.keys, key), key)
+            self.qty[price] = qty
+        elif old:
+            del self.keys[bisect_left(self.keys, key)]
+            del self.qty[price]
+        return old
+
+
+class PairBook:
+    """One pair's full book and its random walk. All randomness comes from ``rng``."""
+
+    __slots__ = ("spec", "bids", "asks", "pscale", "qscale", "_gap", "_lot", "_rng", "_touched")
+
+    def __init__(self, spec: PairSpec, rng: random.Random) -> None:
+        self.spec = spec
+        self.pscale: int = 10**spec.price_precision
+        self.qscale: int = 10**spec.qty_precision
+        self.bids = _Side(-1)
+        self.asks = _Side(1)
+        self._rng = rng
+        mid = max(2, round(spec.price * self.pscale))
+        #: the mean distance between deep levels, in ticks: about 3% of the price per side
+        self._gap: float = max(0.3, mid * 2.5e-5)
+        self._lot: float = max(1.0, spec.lot * self.qscale)
+        self._touched: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        half = max(1, round(self._gap * 0.1))
+        self.bids.set(max(1, mid - half), self._new_qty())
+        self.asks.set(mid + half, self._new_qty())
+        for side in (self.bids, self.asks):
+            while len(side) < START_LEVELS and self._extend(side):
+                pass
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def symbol(self) -> str:
+        return self.spec.symbol
+
+    def top(self, depth: int) -> tuple[list[Level], list[Level]]:
+        """(bids, asks), best first, ``depth`` levels each at most."""
+        return self.bids.top(depth), self.asks.top(depth)
+
+    def checksum(self) -> int:
+        return crc_checksum(self.asks.top(10), self.bids.top(10))
+
+    # -- the walk ----------------------------------------------------------------------
+
+    def step(self) -> Step:
+        """Move the book by a few random events; returns their net effect."""
+        rng = self._rng
+        self._touched = ({}, {})
+        n_ops = 1
+        while n_ops < 8 and rng.random() < 0.6:
+            n_ops += 1
+        for i in range(n_ops):
+            side = self.bids if rng.random() < 0.5 else self.asks
+            n = len(side)
+            # the first event is always at the touch, so every view sees every step
+            idx = rng.randrange(min(10, n)) if i == 0 else self._deep_index(n)
+            r = rng.random()
+            if r < 0.40:
+                self._change(side, idx)
+            elif r < 0.62:
+                self._delete(side, idx)
+            elif r < 0.92:
+                self._insert(side, idx)
+            else:
+                self._sweep(side)
+        spread = self.asks.keys[0] - (-self.bids.keys[0])
+        if spread > 4 * self._gap + 2:
+            self._insert(self.bids if rng.random() < 0.5 else self.asks, 0)
+        for side in (self.bids, self.asks):
+            while len(side) < MIN_LEVELS and self._extend(side):
+                pass
+            while len(side) > MAX_LEVELS:
+                self._set(side, side.price_at(-1), 0)
+        tb, ta = self._touched
+        return Step(
+            self.spec.symbol,
+            [(p, old, self.bids.qty.get(p, 0)) for p, old in tb.items()
+             if old != self.bids.qty.get(p, 0)],
+            [(p, old, self.asks.qty.get(p, 0)) for p, old in ta.items()
+             if old != self.asks.qty.get(p, 0)],
+            self.checksum(),
+        )
+
+    def _set(self, side: _Side, price: int, qty: int) -> None:
+        old = side.set(price, qty)
+        touched = self._touched[0 if side is self.bids else 1]
+        if price not in touched:
+            touched[price] = old
+
+    def _deep_index(self, n: int) -> int:
+        # heavy-tailed: P(index >= k) = (k + 1) ** -0.6; most events near the touch
+        return min(n - 1, int(self._rng.paretovariate(0.6)) - 1)
+
+    def _new_qty(self) -> int:
+        rng = self._rng
+        q: float = self._lot * rng.lognormvariate(0.0, 1.1)
+        if rng.random() < 0.2:
+            # round lots: people type 0.5, 2, 1000
+            q = _round_sig(q, 1)
+        return min(_MAX_SCALED, max(1, round(q)))
+
+    def _change(self, side: _Side, idx: int) -> None:
+        price = side.price_at(idx)
+        old = side.qty[price]
+        rng = self._rng
+        if rng.random() < 0.6 and old > 1:
+            new = max(1, round(old * rng.uniform(0.05, 0.95)))  # a partial fill or cancel
+        else:
+            new = min(_MAX_SCALED, old + max(1, round(self._new_qty() * rng.uniform(0.1, 1.0))))
+        if new != old:
+            self._set(side, price, new)
+
+    def _delete(self, side: _Side, idx: int) -> None:
+        if len(side) > 1:
+            self._set(side, side.price_at(idx), 0)
+
+    def _insert(self, side: _Side, idx: int) -> None:
+        """A new level just in front of level ``idx`` (inside the spread for idx 0)."""
+        keys = side.keys
+        if idx == 0:
+            other = self.asks if side is self.bids else self.bids
+            # keys grow away from the touch on both sides; the far bound is the other best
+            hi = keys[0] - 1
+            lo = -other.keys[0] + 1
+            if lo > hi:  # a one-tick spread: join the queue just behind the touch instead
+                if len(keys) > 1:
+                    self._insert(side, 1)
+                return
+            key = max(lo, hi - int(self._rng.expovariate(1.0 / max(1.0, self._gap * 0.2))))
+        else:
+            lo, hi = keys[idx - 1] + 1, keys[idx] - 1
+            if lo > hi:
+                return  # adjacent ticks: no room
+            key = self._rng.randint(lo, hi)
+        price = side.sign * key
+        if price > 0:
+            self._set(side, price, self._new_qty())
+
+    def _sweep(self, side: _Side) -> None:
+        """A market order through the first levels of ``side``; the other side follows."""
+        rng = self._rng
+        for _ in range(rng.randint(1, 3)):
+            if len(side) <= 1:
+                break
+            self._set(side, side.price_at(0), 0)
+        if rng.random() < 0.5:
+            price = side.price_at(0)
+            self._set(side, price, max(1, side.qty[price] // 2))
+        other = self.asks if side is self.bids else self.bids
+        if rng.random() < 0.7:
+            self._insert(other, 0)
+
+    def _extend(self, side: _Side) -> bool:
+        """A new level behind the deepest one; False when a bid would reach zero."""
+        n = len(side)
+        ramp = 0.15 + 0.85 * min(1.0, n / 300)  # dense at the touch, sparse deep
+        gap = 1 + int(self._rng.expovariate(1.0 / max(0.05, self._gap * ramp)))
+        key = side.keys[-1] + gap
+        price = side.sign * key
+        if price <= 0 or price >= _MAX_SCALED:
+            return False
+        self._set(side, price, self._new_qty())
+        return True
+
+
+class Market:
+    """Every pair's book, all driven from one seeded generator (deterministic for a seed)."""
+
+    def __init__(self, specs: Iterable[PairSpec], seed: int | str | None = None) -> None:
+        self.specs: dict[str, PairSpec] = {}
+        for spec in specs:
+            self.specs.setdefault(spec.symbol, spec)
+        self.books: dict[str, PairBook] = {}
+        self._seed = seed
+        for symbol, spec in self.specs.items():
+            # one generator per pair: a pair's walk does not depend on which others step
+            rng = random.Random(f"{seed}:{symbol}") if seed is not None else random.Random()
+            self.books[symbol] = PairBook(spec, rng)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self.books
+
+    def step(self, symbol: str) -> Step:
+        return self.books[symbol].step()
+
+    def precision(self, symbol: str) -> Precision:
+        return self.specs[symbol].precision
+
+    def instrument_data(self) -> dict[str, Any]:
+        """The ``data`` object of an ``instrument`` snapshot for every pair."""
+        assets: dict[str, dict[str, Any]] = {}
+        pairs: list[dict[str, Any]] = []
+        for spec in self.specs.values():
+            for asset in (spec.base, spec.quote):
+                assets.setdefault(asset, {
+                    "id": asset, "status": "enabled", "precision": 10,
+                    "precision_display": 5, "borrowable": False, "collateral_value": 0.0,
+                    "margin_rate": 0.0,
+                })
+            pairs.append({
+                "symbol": spec.symbol,
+                "base": spec.base,
+                "quote": spec.quote,
+                "status": "online",
+                "qty_precision": spec.qty_precision,
+                "qty_increment": increment(spec.qty_precision),
+                "price_precision": spec.price_precision,
+                "price_increment": increment(spec.price_precision),
+                "cost_precision": 5,
+                "marginable": False,
+                "has_index": True,
+                "cost_min": 0.5,
+                "tick_size": increment(spec.price_precision),
+                "qty_min": float(_round_sig(max(spec.lot / 50, 10**-spec.qty_precision), 1)),
+            })
+        return {"assets": list(assets.values()), "pairs": pairs}
+
+
+def increment(precision: int) -> float:
+    """``10**-precision`` as the float Kraken writes (``1e-08``, ``0.1``)."""
+    return float(Decimal(1).scaleb(-precision))
+
+
+# -- one subscriber's view -------------------------------------------------------------------
+
+
+def _levels(levels: Sequence[Level], pscale: int, qscale: int) -> list[dict[str, float]]:
+    # int / int is correctly rounded: the float whose shortest repr is the fixed-point value
+    return [{"price": p / pscale, "qty": q / qscale} for p, q in levels]
+
+
+class BookStream:
+    """What Kraken sends one subscriber of one pair at one depth.
+
+    Holds only the edges of the subscriber's view (the key of the last level on each side),
+    so an update costs the number of changes, not the depth. Feed it every step of its pair,
+    in order, after its snapshot.
+    """
+
+    __slots__ = ("book", "depth", "rng", "extra_rate", "duplicate_rate", "_edges")
+
+    def __init__(
+        self,
+        book: PairBook,
+        depth: int,
+        rng: random.Random,
+        *,
+        extra_rate: float = 0.03,
+        duplicate_rate: float = 0.03,
+    ) -> None:
+        if depth not in VALID_DEPTHS:
+            raise ValueError(f"depth {depth} is not one of {VALID_DEPTHS}")
+        self.book = book
+        self.depth = depth
+        self.rng = rng
+        #: how often an update carries a level beyond the depth / one price twice
+        self.extra_rate = extra_rate
+        self.duplicate_rate = duplicate_rate
+        self._edges: tuple[int | None, int | None] = (None, None)
+
+    @property
+    def symbol(self) -> str:
+        return self.book.spec.symbol
+
+    def snapshot(self, timestamp: str | None) -> dict[str, Any]:
+        book, d = self.book, self.depth
+        bids, asks = book.top(d)
+        self._edges = (book.bids.edge(d), book.asks.edge(d))
+        item: dict[str, Any] = {
+            "symbol": book.spec.symbol,
+            "bids": _levels(bids, book.pscale, book.qscale),
+            "asks": _levels(asks, book.pscale, book.qscale),
+            "checksum": crc_checksum(asks[:10], bids[:10]),
+        }
+        if timestamp is not None:
+            item["timestamp"] = timestamp
+        return {"channel": "book", "type": "snapshot", "data": [item]}
+
+    def update(
+        self, step: Step, timestamp: str, *, corrupt: bool = False
+    ) -> dict[str, Any] | None:
+        """The update frame for ``step``, or None when nothing in the view changed."""
+        book = self.book
+        d = self.depth
+        old_b, old_a = self._edges
+        new_b, new_a = book.bids.edge(d), book.asks.edge(d)
+        bids = _view_changes(book.bids, step.bids, old_b, new_b)
+        asks = _view_changes(book.asks, step.asks, old_a, new_a)
+        self._edges = (new_b, new_a)
+        if not bids and not asks:
+            return None
+        rng = self.rng
+        if rng.random() < self.extra_rate:
+            side, out = (book.bids, bids) if rng.random() < 0.5 else (book.asks, asks)
+            if len(side) > d:
+                p = side.price_at(d)
+                out.append((p, side.qty[p]))
+        if rng.random() < self.duplicate_rate:
+            out = bids if bids and (not asks or rng.random() < 0.5) else asks
+            i = rng.randrange(len(out))
+            p, q = out[i]
+            out.insert(i, (p, q + rng.randint(1, 1000)))  # a stale value; the later one stands
+        checksum = step.checksum
+        if corrupt:
+            checksum ^= 1 << rng.randrange(32)
+        return {
+            "channel": "book",
+            "type": "update",
+            "data": [{
+                "symbol": step.symbol,
+                "bids": _levels(bids, book.pscale, book.qscale),
+                "asks": _levels(asks, book.pscale, book.qscale),
+                "checksum": checksum,
+                "timestamp": timestamp,
+            }],
+        }
+
+
+def _view_changes(
+    side: _Side, changes: list[Change], old_edge: int | None, new_edge: int | None
+) -> list[Level]:
+    """The levels a view must receive: changes inside the view, and levels entering it."""
+    sign = side.sign
+    out: list[Level] = []
+    for price, old, new in changes:
+        key = sign * price
+        if new:
+            if new_edge is None or key <= new_edge:
+                out.append((price, new))  # inserted or changed, inside the view after
+        elif old and (old_edge is None or key <= old_edge):
+            out.append((price, 0))  # deleted from the view
+        # otherwise beyond the view (a pushed-out level is not sent: the client truncates)
+    if old_edge is not None and (new_edge is None or new_edge > old_edge):
+        # levels above were deleted: the ones now inside the view's edge are republished
+        keys = side.keys
+        lo = bisect_right(keys, old_edge)
+        hi = len(keys) if new_edge is None else bisect_right(keys, new_edge)
+        if hi > lo:
+            touched = {c[0] for c in changes}
+            qty = side.qty
+            for k in keys[lo:hi]:
+                p = sign * k
+                if p not in touched:
+                    out.append((p, qty[p]))
+    return out
