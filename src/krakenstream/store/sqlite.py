@@ -12,6 +12,8 @@ Threads. All writes go through ONE dedicated thread with its own connection (``B
 IMMEDIATE`` per ``add``, so a second process writing the same file waits on the busy timeout
 instead of failing mid-transaction); reads use a small pool of threads with a read-only
 connection each, which WAL lets run beside the writer. The event loop only awaits futures.
+A cancelled ``add`` still commits or rolls back whole in the writer thread; retrying it is
+harmless because ``add`` is idempotent.
 
 Durability: WAL with ``synchronous=NORMAL``: a crash of the process loses nothing committed,
 a power cut may lose the last transactions; a second of market history is worth less than the
