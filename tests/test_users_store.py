@@ -95,6 +95,9 @@ async def test_missing_users_are_none(store: UserStore) -> None:
     assert await store.get_by_email("nobody@example.com") is None
     assert await store.get_by_id(1) is None
     assert await store.get_by_id(-5) is None
+    assert await store.get_by_id(0) is None
+    assert await store.get_by_id(2**63) is None
+    assert await store.get_by_id(2**70) is None
     assert await store.get_by_email("not an email") is None
 
 

@@ -197,7 +197,8 @@ def test_missing_claims(claim: str) -> None:
         codec().verify(token)
 
 
-@pytest.mark.parametrize("sub", ["0", "-1", "abc", "1.5", " 7", "99999999999999999999"])
+@pytest.mark.parametrize("sub", ["0", "-1", "abc", "1.5", " 7", "99999999999999999999",
+                                 str(2**63)])
 def test_subject_must_be_a_user_id(sub: str) -> None:
     token = jwt.encode(good_payload(sub=sub), SECRET, algorithm="HS256")
     with pytest.raises(AuthError, match="subject"):
@@ -218,6 +219,12 @@ def test_non_string_claims() -> None:
 def test_garbage_is_an_auth_error(garbage: str) -> None:
     with pytest.raises(AuthError):
         codec().verify(garbage)
+
+
+def test_oversized_token_is_refused_early() -> None:
+    token = jwt.encode(good_payload(pad="x" * 5000), SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match="too long"):
+        codec().verify(token)
 
 
 def test_short_secret_is_refused() -> None:

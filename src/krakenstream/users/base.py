@@ -18,6 +18,8 @@ from ..errors import InputError
 
 #: RFC 5321's limit on a forward path, applied to the address and to its key
 MAX_EMAIL_LENGTH = 254
+#: ids are positive 64-bit integers in both databases; anything else cannot name a user
+MAX_USER_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)

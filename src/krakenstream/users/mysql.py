@@ -25,7 +25,7 @@ import pymysql
 import pymysql.cursors
 
 from ..errors import BackendUnavailable, ConfigError, Conflict, InputError
-from .base import Email, User, normalize_email
+from .base import MAX_USER_ID, Email, User, normalize_email
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ CONNECT_TIMEOUT = 5
 #: seconds one query may take to answer / to send before the connection counts as dead
 READ_TIMEOUT = 15
 WRITE_TIMEOUT = 15
-#: seconds ``open()`` waits for another process that is upgrading the schema
-SCHEMA_LOCK_TIMEOUT = 30
+#: seconds ``open()`` waits for another process that is upgrading the schema (below
+#: READ_TIMEOUT, or the wait itself would look like a dead connection)
+SCHEMA_LOCK_TIMEOUT = 10
 
 #: server/client error codes that mean "this connection is gone", worth one reconnect
 _DISCONNECTED = {
@@ -332,6 +333,9 @@ class MysqlUserStore:
         return _user(row[0], row[1], row[2]), str(row[3])
 
     async def get_by_id(self, user_id: int) -> User | None:
+        if not 1 <= user_id <= MAX_USER_ID:
+            return None
+
         def select(cur: pymysql.cursors.Cursor) -> tuple[Any, ...] | None:
             cur.execute("SELECT id, email, created_at FROM users WHERE id = %s", (user_id,))
             row: tuple[Any, ...] | None = cur.fetchone()

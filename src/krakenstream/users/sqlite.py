@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import BackendUnavailable, Conflict, InputError
-from .base import User, normalize_email
+from .base import MAX_USER_ID, User, normalize_email
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,9 @@ class SqliteUserStore:
         return _user(row[0], row[1], row[2]), row[3]
 
     async def get_by_id(self, user_id: int) -> User | None:
+        if not 1 <= user_id <= MAX_USER_ID:
+            return None
+
         def select(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
             row = conn.execute(
                 "SELECT id, email, created_at FROM users WHERE id = ?", (user_id,)

@@ -32,7 +32,7 @@ import jwt
 
 from ..config import Settings
 from ..errors import AuthError, ConfigError
-from .base import User
+from .base import MAX_USER_ID, User
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,10 @@ MIN_SECRET_BYTES = 32
 #: seconds of clock skew tolerated between the host that issues and the one that verifies
 LEEWAY = 5
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "email")
+#: ours are ~350 characters; a huge one is refused before any decoding work
+MAX_TOKEN_LENGTH = 4096
 
-_USER_ID = re.compile(r"[1-9][0-9]{0,18}")
+_USER_ID = re.compile(r"[1-9][0-9]{0,18}")  # then checked against MAX_USER_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ class TokenCodec:
         """The token's claims, or :class:`AuthError` naming the check that failed."""
         if not isinstance(token, str) or not token.strip():
             raise AuthError("missing bearer token")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise AuthError(f"token is too long ({len(token)} characters)")
         header = _unverified_header(token)
         if "crit" in header:
             raise AuthError(
@@ -146,7 +150,7 @@ class TokenCodec:
         except jwt.PyJWTError as exc:  # key errors: cannot happen with a checked secret
             raise AuthError(f"token cannot be verified: {exc}") from exc
         sub, email = payload["sub"], payload["email"]
-        if not isinstance(sub, str) or not _USER_ID.fullmatch(sub):
+        if not isinstance(sub, str) or not _USER_ID.fullmatch(sub) or int(sub) > MAX_USER_ID:
             raise AuthError("token subject is not a user id")
         if not isinstance(email, str):
             raise AuthError("token email claim is not a string")
