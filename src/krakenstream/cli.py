@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from .commands import common, replay, sim
+from .commands import common, record, replay, sim
 
 app = typer.Typer(
     name="kms",
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.callback()(common.root_options)
 app.command("replay")(replay.replay)
+app.command("record")(record.record)
 app.command("sim")(sim.sim)
 
 

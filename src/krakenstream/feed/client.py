@@ -234,6 +234,7 @@ class FeedClient:
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._run_task: asyncio.Task[object] | None = None
         self._running = False
         self._finished = False
         self._req_id = 0
@@ -374,12 +375,19 @@ class FeedClient:
         conn = self._conn
         if conn is not None:
             conn.ended.set()
-        task = self._task
+        task = self._task or self._run_task
         if task is not None and task is not asyncio.current_task():
             await asyncio.wait({task})
+            # a run() awaited by the caller raises there; one from start() raises here
             failure = None if task.cancelled() else task.exception()
-            if failure is not None:
+            if failure is not None and task is self._task:
                 raise failure
+
+    async def wait_stopped(self) -> None:
+        """Wait until :meth:`run` has ended, for whatever reason (raises nothing)."""
+        task = self._task or self._run_task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.wait({task})
 
     async def run(self) -> None:
         """Connect, track the pairs, reconnect on any loss, until :meth:`stop`.
@@ -390,6 +398,7 @@ class FeedClient:
         if self._running:
             raise RuntimeError("this FeedClient is already running")
         self._running = True
+        self._run_task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         failures = 0
         try:
@@ -612,8 +621,10 @@ class FeedClient:
         if sub.state is _Sub.PENDING and r.snapshot:
             # data before the ack (a replayed recording): the data proves the subscription
             sub.state = _Sub.ACTIVE
-            for req in conn.requests.values():
+            for req_id, req in list(conn.requests.items()):
                 req.pending.discard(symbol)
+                if not req.pending and req.channel == "book":
+                    del conn.requests[req_id]
         verdict = r.verdict
         if verdict is Verdict.VERIFIED:
             if st.state is not PairState.LIVE:
