@@ -105,6 +105,19 @@ async def test_throttled_even_with_the_right_password(auth: AuthService) -> None
     assert auth.throttle.stats().failures == 3 and auth.throttle.stats().throttled == 1
 
 
+async def test_a_burst_of_guesses_gets_only_the_allowed_tries(auth: AuthService) -> None:
+    """Guesses sent at once count while bcrypt is busy: 3 allowed means 3 checked."""
+    await auth.register("burst@example.com", PASSWORD)
+    results = await asyncio.gather(
+        *(auth.login("burst@example.com", f"guess {i}", client=f"10.0.0.{i}") for i in range(10)),
+        return_exceptions=True,
+    )
+    throttled = [r for r in results if isinstance(r, Throttled)]
+    checked = [r for r in results if type(r) is AuthError]
+    assert len(checked) == 3 and len(throttled) == 7, results
+    assert auth.throttle.stats().failures == 3
+
+
 async def test_success_resets_the_email(auth: AuthService) -> None:
     await auth.register("gina@example.com", PASSWORD)
     for round_ in range(3):

@@ -156,3 +156,30 @@ def test_bad_parameters() -> None:
         LoginThrottle(max_failures=0, window=60)
     with pytest.raises(ValueError):
         LoginThrottle(max_failures=1, window=0)
+
+
+def test_attempts_in_progress_count_against_the_limit() -> None:
+    t, _ = make(max_failures=3)
+    for _ in range(3):
+        t.begin("a@x.org", "c")  # three guesses sent at once, none decided yet
+    with pytest.raises(Throttled) as info:
+        t.begin("a@x.org", "c")
+    assert info.value.retry_after == 1
+    t.failure("a@x.org", "c")
+    t.release("a@x.org", "c")
+    t.release("a@x.org", "c")
+    t.release("a@x.org", "c")  # two ended without a verdict (e.g. the database was down)
+    t.begin("a@x.org", "c")  # 1 failure + 1 in progress < 3
+    t.release("a@x.org", "c")
+    t.release("a@x.org", "c")  # one release too many is harmless
+    t.check("a@x.org", "c")
+
+
+def test_huge_keys_are_cut() -> None:
+    t, _ = make(max_failures=2)
+    huge = "x" * 1_000_000
+    t.failure(huge + "a", "c1")
+    t.failure(huge + "b", "c2")  # the same first 256 characters: the same key
+    with pytest.raises(Throttled, match="this email"):
+        t.check(huge + "c", "c3")
+    assert t.stats().tracked == 3

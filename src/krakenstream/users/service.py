@@ -59,19 +59,22 @@ class AuthService:
         except InputError:
             key = None
         throttle_key = key if key is not None else str(email).strip().lower()
-        self.throttle.check(throttle_key, client)
-        if key is None or not isinstance(password, str):
-            # a malformed address cannot exist: no account to hide, no bcrypt run to spend
-            self.throttle.failure(throttle_key, client)
-            raise AuthError(INVALID_CREDENTIALS)
-        found = await self.store.get_by_email(email)
-        hashed = found[1] if found is not None else None
-        if not await self.hasher.verify(password, hashed) or found is None:
-            self.throttle.failure(key, client)
-            log.info("users login failed client=%s", client)
-            raise AuthError(INVALID_CREDENTIALS)
-        self.throttle.success(key)
-        return self.tokens.issue(found[0])
+        self.throttle.begin(throttle_key, client)
+        try:
+            if key is None or not isinstance(password, str):
+                # a malformed address cannot exist: no account to hide, no bcrypt run to spend
+                self.throttle.failure(throttle_key, client)
+                raise AuthError(INVALID_CREDENTIALS)
+            found = await self.store.get_by_email(email)
+            hashed = found[1] if found is not None else None
+            if not await self.hasher.verify(password, hashed) or found is None:
+                self.throttle.failure(key, client)
+                log.info("users login failed client=%s", client[:64])
+                raise AuthError(INVALID_CREDENTIALS)
+            self.throttle.success(key)
+            return self.tokens.issue(found[0])
+        finally:
+            self.throttle.release(throttle_key, client)
 
     def verify(self, token: str) -> Claims:
         """The claims of a valid token, else AuthError saying why (expired, forged...)."""

@@ -7,9 +7,14 @@ that many fall within ``window`` seconds, further attempts are refused with
 password (which also spares the CPU a bcrypt run). A success clears the email's record but not
 the address's, so an attacker cannot wash an address clean with one account they own.
 
-Memory is bounded: at most ``max_keys`` emails and addresses are tracked; when full, the one
-idle longest is forgotten (a flood of fresh keys can thus evict a counter — the price of a
-fixed ceiling; the per-address counter still catches a flood from one address).
+Attempts still in progress count against the limit too (:meth:`LoginThrottle.begin` reserves
+a slot, :meth:`LoginThrottle.release` frees it): otherwise a hundred guesses sent at once would
+all pass the check while bcrypt is still busy with the first.
+
+Memory is bounded: keys are cut to 256 characters, and at most ``max_keys`` emails and
+addresses are tracked; when full, the one idle longest is forgotten (a flood of fresh keys can
+thus evict a counter: the price of a fixed ceiling; the per-address counter still catches a
+flood from one address).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 from ..errors import Throttled
 
 DEFAULT_MAX_KEYS = 100_000
+#: an email or address longer than this is cut (a megabyte "email" must not cost a megabyte)
+KEY_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,8 @@ class LoginThrottle:
         self._clock = clock
         #: (kind, key) -> times of its most recent failures, oldest first; LRU order
         self._recent: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        #: (kind, key) -> attempts begun and not yet released (bounded by concurrency)
+        self._pending: dict[tuple[str, str], int] = {}
         self.failures = 0
         self.throttled = 0
 
@@ -68,17 +77,27 @@ class LoginThrottle:
             return None
         return times
 
+    @staticmethod
+    def _keys(email: str, client: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        return ("email", email[:KEY_CHARS]), ("client", client[:KEY_CHARS])
+
     def check(self, email: str, client: str) -> None:
         """Raise :class:`Throttled` if this email or this address may not try now."""
         now = self._clock()
         wait = 0.0
         culprit = ""
-        for kind, value in (("email", email), ("client", client)):
-            times = self._live((kind, value), now)
-            if times is not None and len(times) >= self.max_failures:
-                remaining = times[0] + self.window - now
-                if remaining > wait:
-                    wait, culprit = remaining, kind
+        for key in self._keys(email, client):
+            times = self._live(key, now)
+            failed = 0 if times is None else len(times)
+            pending = self._pending.get(key, 0)
+            if failed + pending < self.max_failures:
+                continue
+            if times and failed >= self.max_failures:
+                remaining = times[0] + self.window - now  # until the oldest failure ages out
+            else:
+                remaining = 1.0  # full only with attempts in progress: decided in a moment
+            if remaining > wait or not culprit:
+                wait, culprit = remaining, key[0]
         if culprit:
             self.throttled += 1
             retry_after = max(1, math.ceil(wait))
@@ -88,11 +107,26 @@ class LoginThrottle:
                 retry_after=retry_after,
             )
 
+    def begin(self, email: str, client: str) -> None:
+        """:meth:`check`, then hold a slot for this attempt until :meth:`release`."""
+        self.check(email, client)
+        for key in self._keys(email, client):
+            self._pending[key] = self._pending.get(key, 0) + 1
+
+    def release(self, email: str, client: str) -> None:
+        """The attempt :meth:`begin` started is decided (call it in a ``finally``)."""
+        for key in self._keys(email, client):
+            left = self._pending.get(key, 0) - 1
+            if left > 0:
+                self._pending[key] = left
+            else:
+                self._pending.pop(key, None)
+
     def failure(self, email: str, client: str) -> None:
         """Record a failed login against both the email and the address."""
         now = self._clock()
         self.failures += 1
-        for key in (("email", email), ("client", client)):
+        for key in self._keys(email, client):
             times = self._live(key, now)
             if times is None:
                 times = self._recent[key] = deque(maxlen=self.max_failures)
@@ -104,7 +138,7 @@ class LoginThrottle:
 
     def success(self, email: str) -> None:
         """A correct password: the email's failures are forgiven (the address's are not)."""
-        self._recent.pop(("email", email), None)
+        self._recent.pop(self._keys(email, "")[0], None)
 
     def stats(self) -> ThrottleStats:
         return ThrottleStats(
