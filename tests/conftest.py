@@ -156,7 +156,9 @@ class Broker:
             time.sleep(0.05)
         raise RuntimeError(f"tansu did not listen on {self.port} within 15 s; see {self.log}")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` s (tansu waits for its clients to go away,
+        so a small grace is a quick broker crash)."""
         if self.proc is None:
             return
         try:
@@ -164,7 +166,7 @@ class Broker:
         except ProcessLookupError:
             pass
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)

@@ -1,0 +1,571 @@
+"""The Kafka snapshot bus (aiokafka): one topic, key = pair, value = the snapshot's JSON.
+
+Delivery is **at-least-once**. ``publish`` only appends to a bounded buffer; a background task
+drains it into an ``acks="all"`` producer (idempotent when the broker allows it) and counts a
+snapshot *published* only once the broker acknowledged it. A send that fails puts its
+snapshots back at the front of the buffer, the producer is recreated with backoff, and they
+are sent again, so a broker that is down or restarting never crashes the daemon nor blocks
+the caller; while it is away the buffer fills and then drops its *oldest* snapshots, counted.
+A snapshot whose acknowledgement was lost in a restart can be written twice; the history
+store dedupes on pair + ts.
+
+The key (the pair) puts every snapshot of one pair in one partition, so one pair's snapshots
+are read in the order they were published. Consumers commit offsets explicitly, after the
+caller has stored what ``get_batch`` returned; a member that dies before committing leaves its
+records to the next member of its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NodeNotReadyError,
+    RecordTooLargeError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
+
+from ..config import KafkaSettings, Settings
+from ..core.snapshot import Snapshot
+from ..errors import BackendUnavailable
+from .base import BusStats, SubscriptionStats
+
+log = logging.getLogger(__name__)
+
+#: errors that mean "the broker is not reachable right now", as opposed to "it said no"
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    KafkaTimeoutError,
+    TimeoutError,
+    OSError,
+)
+#: a record the broker will never take: retrying it would stall every snapshot behind it
+_NEVER_ACCEPTED: tuple[type[BaseException], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
+#: malformed records logged at WARNING: the first, then one in this many
+_MALFORMED_LOG_EVERY = 100
+
+
+def _backoff(initial: float, maximum: float) -> Iterator[float]:
+    """Capped exponential delays with full jitter, so several clients do not retry in step."""
+    ceiling = initial
+    while True:
+        yield random.uniform(0.0, ceiling)
+        ceiling = min(maximum, ceiling * 2)
+
+
+@dataclass(slots=True)
+class _Counters:
+    """The bus's counters; its subscriptions add what they deliver, skip and fail at."""
+
+    published: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    errors: int = 0
+    malformed: int = 0
+
+
+async def ensure_topic(settings: KafkaSettings, *, within: float = 5.0) -> bool:
+    """Create the topic if it is missing; answer whether it was created just now.
+
+    An existing topic is left as it is (partitions are never changed: that would move pairs
+    between partitions). A broker that refuses creation (ACLs, policy) is logged: the topic
+    may be managed by its operators. Raises :class:`BackendUnavailable` when the broker
+    cannot be reached.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        client_id=settings.client_id,
+        request_timeout_ms=int(within * 1000),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), within)
+        topic = NewTopic(settings.topic, settings.partitions, settings.replication_factor)
+        response = await asyncio.wait_for(admin.create_topics([topic]), within)
+    except (KafkaError, *_UNREACHABLE) as exc:
+        raise BackendUnavailable(
+            f"Kafka at {settings.bootstrap} is unreachable: {exc!r}",
+            hint="check kafka.bootstrap and that the broker is running",
+        ) from exc
+    finally:
+        try:
+            await admin.close()
+        except Exception:  # closing a half-started client must not mask the cause
+            log.debug("closing the Kafka admin client failed", exc_info=True)
+    for entry in response.topic_errors:
+        name, code = entry[0], entry[1]
+        if code == 0:
+            log.info("created Kafka topic %s (%d partitions)", name, settings.partitions)
+            return True
+        if code != TopicAlreadyExistsError.errno:
+            log.warning("Kafka refused to create topic %s (error code %d): %s", name, code, entry)
+    return False
+
+
+class KafkaBus:
+    """Snapshots to a Kafka topic through a bounded, retrying buffer (at-least-once)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        linger_ms: int = 5,
+        batch_size: int = 500,
+        request_timeout: float = 5.0,
+        close_timeout: float = 5.0,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self._linger_ms = linger_ms
+        self._batch_size = max(1, min(batch_size, settings.buffer_size))
+        self._request_timeout = request_timeout
+        self._close_timeout = close_timeout
+        self._backoff = (backoff_initial, backoff_max)
+        self._buffer: deque[Snapshot] = deque()
+        #: snapshots handed to the producer and not yet acknowledged or failed
+        self._inflight: list[Snapshot] = []
+        self._counters = _Counters()
+        self._producer: AIOKafkaProducer | None = None
+        self._idempotence = True
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._give_up = asyncio.Event()
+        self._unreachable_logged = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaBus:
+        return cls(settings.kafka)
+
+    # -- SnapshotBus ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the sender; returns at once, connecting (and creating the topic) in the
+        background, so a broker that is down at startup does not stop the daemon."""
+        if self._task is None:
+            self._closing = False
+            self._give_up = asyncio.Event()
+            self._task = asyncio.create_task(self._run(), name="kms-kafka-bus-sender")
+
+    async def close(self) -> None:
+        """Flush the buffer for up to ``close_timeout`` s (plus one request timeout for a
+        batch in flight); whatever is still not acknowledged is counted as dropped."""
+        self._closing = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=self._close_timeout)
+            if not done:
+                self._give_up.set()
+                done, _ = await asyncio.wait({task}, timeout=self._request_timeout + 2.0)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task})
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("Kafka sender stopped on a bug", exc_info=task.exception())
+        lost = len(self._buffer) + len(self._inflight)
+        if lost:
+            self._counters.dropped += lost
+            log.warning("Kafka bus closed with %d snapshots not acknowledged: dropped", lost)
+        self._buffer.clear()
+        self._inflight = []
+        await self._drop_producer()
+
+    async def publish(self, snap: Snapshot) -> None:
+        """Queue one snapshot for the sender; when the buffer is full, drop the oldest."""
+        if self._closing:
+            self._counters.dropped += 1
+            log.debug("bus closing: dropped %s ts=%d", snap.pair, snap.ts)
+            return
+        self._buffer.append(snap)
+        self._trim()
+        self._wake.set()
+
+    def subscribe(self, group: str | None) -> KafkaSubscription:
+        if group is not None and not group:
+            raise ValueError("a group name must not be empty (use None for a tap)")
+        return KafkaSubscription(self.settings, group, self._counters, backoff=self._backoff)
+
+    def stats(self) -> BusStats:
+        c = self._counters
+        return BusStats(
+            published=c.published,
+            delivered=c.delivered,
+            dropped=c.dropped,
+            buffered=len(self._buffer) + len(self._inflight),
+            errors=c.errors,
+            malformed=c.malformed,
+        )
+
+    async def healthy(self) -> bool:
+        """Whether the broker answers a metadata request now (within 2 s)."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 2.0)
+        except (KafkaError, *_UNREACHABLE):
+            return False
+        return True
+
+    @property
+    def idempotent(self) -> bool:
+        """False once the broker refused an idempotent producer and we fell back."""
+        return self._idempotence
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the sender ----------------------------------------------------------------------
+
+    def _trim(self) -> None:
+        """Keep buffered + in flight within ``buffer_size`` by dropping the oldest queued."""
+        excess = len(self._buffer) + len(self._inflight) - self.settings.buffer_size
+        for _ in range(min(excess, len(self._buffer))):
+            self._buffer.popleft()
+            self._counters.dropped += 1
+
+    async def _run(self) -> None:
+        delays = _backoff(*self._backoff)
+        while not self._give_up.is_set():
+            if self._producer is None:
+                if self._closing and not self._buffer:
+                    return
+                try:
+                    self._producer = await self._connect()
+                except BackendUnavailable as exc:
+                    self._counters.errors += 1
+                    self._log_unreachable(exc)
+                    await self._sleep(next(delays))
+                    continue
+                if self._unreachable_logged:
+                    log.info("Kafka at %s reachable again", self.settings.bootstrap)
+                    self._unreachable_logged = False
+                delays = _backoff(*self._backoff)
+            if not self._buffer:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            n = min(self._batch_size, len(self._buffer))
+            self._inflight = [self._buffer.popleft() for _ in range(n)]
+            failed = await self._send(self._producer, self._inflight)
+            self._inflight = []
+            if failed:
+                self._counters.errors += 1
+                self._buffer.extendleft(reversed(failed))
+                self._trim()
+                await self._drop_producer()
+                await self._sleep(next(delays))
+
+    async def _send(self, producer: AIOKafkaProducer, batch: list[Snapshot]) -> list[Snapshot]:
+        """Send a batch and wait for every acknowledgement; answer the ones to send again."""
+        topic = self.settings.topic
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for snap in batch:
+                futures.append(await producer.send(topic, snap.to_json(), key=snap.pair.encode()))
+        except (KafkaError, *_UNREACHABLE) as exc:
+            log.warning("Kafka send failed after %d of %d: %r", len(futures), len(batch), exc)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        retry: list[Snapshot] = []
+        for snap, result in zip(batch, results, strict=False):
+            if not isinstance(result, BaseException):
+                self._counters.published += 1
+            elif isinstance(result, _NEVER_ACCEPTED):
+                self._counters.dropped += 1
+                log.error("Kafka refused %s ts=%d for good: %r", snap.pair, snap.ts, result)
+            else:
+                retry.append(snap)
+        failures = len(retry)
+        if failures:
+            first = next(r for r in results if isinstance(r, BaseException))
+            log.warning("Kafka did not acknowledge %d snapshots (%r): retrying", failures, first)
+        # the snapshots never handed to the producer keep their place after the failed ones
+        return retry + batch[len(futures) :]
+
+    async def _connect(self) -> AIOKafkaProducer:
+        await ensure_topic(self.settings, within=self._request_timeout)
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                client_id=self.settings.client_id,
+                acks="all",
+                enable_idempotence=self._idempotence,
+                linger_ms=self._linger_ms,
+                request_timeout_ms=int(self._request_timeout * 1000),
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self._request_timeout)
+            except (KafkaError, *_UNREACHABLE) as exc:
+                await _stop_quietly(producer, self._request_timeout)
+                if self._idempotence and not isinstance(exc, _UNREACHABLE):
+                    # e.g. UnsupportedVersion (broker < 0.11), ClusterAuthorizationFailed
+                    # (no IDEMPOTENT_WRITE): acks=all without idempotence is still safe, the
+                    # store dedupes what a retry may duplicate
+                    self._idempotence = False
+                    log.warning(
+                        "Kafka at %s refused an idempotent producer (%r): "
+                        "continuing with acks=all without idempotence",
+                        self.settings.bootstrap,
+                        exc,
+                    )
+                    continue
+                raise BackendUnavailable(
+                    f"Kafka at {self.settings.bootstrap}: producer did not start: {exc!r}"
+                ) from exc
+            return producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop_quietly(producer, self._request_timeout + 1.0)
+
+    async def _sleep(self, delay: float) -> None:
+        """A backoff pause that ``close()`` can cut short."""
+        try:
+            await asyncio.wait_for(self._give_up.wait(), delay)
+        except TimeoutError:
+            pass
+
+    def _log_unreachable(self, exc: BaseException) -> None:
+        if not self._unreachable_logged:
+            log.warning(
+                "Kafka unreachable (%s); buffering up to %d snapshots and retrying",
+                exc,
+                self.settings.buffer_size,
+            )
+            self._unreachable_logged = True
+        else:
+            log.debug("Kafka still unreachable: %s", exc)
+
+
+async def _stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, grace: float) -> None:
+    try:
+        await asyncio.wait_for(client.stop(), grace)
+    except Exception:  # a client that fails to stop is abandoned, not fatal
+        log.debug("stopping a Kafka client failed", exc_info=True)
+
+
+class KafkaSubscription:
+    """A Kafka consumer: a member of ``group`` (offsets committed by ``commit()``) or, for
+    ``group=None``, a tap with no group that starts at the end of every partition."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group: str | None,
+        counters: _Counters,
+        *,
+        backoff: tuple[float, float] = (0.2, 5.0),
+        start_timeout: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self._group = group
+        self._counters = counters
+        self._backoff_limits = backoff
+        self._delays = _backoff(*backoff)
+        #: a group join can wait a whole session timeout for the other members to rejoin
+        self._start_timeout = start_timeout or max(10.0, 2 * settings.session_timeout_ms / 1000)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._started = False
+        self._retry_at = 0.0
+        #: next offset per partition of what get_batch returned and commit() has not stored
+        self._positions: dict[TopicPartition, int] = {}
+        self._delivered = 0
+        self._malformed = 0
+
+    @property
+    def group(self) -> str | None:
+        return self._group
+
+    async def start(self) -> None:
+        """Join the group (or pin the tap to the current end); a broker that is down is
+        logged and retried from :meth:`get_batch`, it does not raise."""
+        if self._started:
+            return
+        self._started = True
+        await self._reconnect()
+
+    async def close(self) -> None:
+        """Leave the group (its partitions go to the other members at once)."""
+        self._started = False
+        await self._drop_consumer()
+
+    async def get_batch(
+        self,
+        max_items: int = 500,
+        timeout: float = 1.0,  # noqa: ASYNC109 - the bus interface's wait, in seconds
+    ) -> list[Snapshot]:
+        if not self._started:
+            raise RuntimeError("get_batch() on a subscription that is not started")
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        if self._consumer is None:
+            wait = self._retry_at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(min(wait, max(0.0, timeout)))
+                return []
+            if not await self._reconnect():
+                return []
+        consumer = self._consumer
+        assert consumer is not None
+        remaining_ms = max(0, int((deadline - loop.time()) * 1000))
+        try:
+            records = await consumer.getmany(timeout_ms=remaining_ms, max_records=max_items)
+        except KafkaError as exc:
+            self._counters.errors += 1
+            log.warning("Kafka fetch failed (%r): reconnecting", exc)
+            await self._drop_consumer()
+            self._retry_at = loop.time() + next(self._delays)
+            return []
+        out: list[Snapshot] = []
+        for tp, messages in records.items():
+            for message in messages:
+                self._positions[tp] = message.offset + 1
+                snap = self._decode(message.value, tp, message.offset)
+                if snap is not None:
+                    out.append(snap)
+        self._delivered += len(out)
+        self._counters.delivered += len(out)
+        return out
+
+    async def commit(self) -> None:
+        consumer = self._consumer
+        if self._group is None or consumer is None or not self._positions:
+            return
+        assigned = consumer.assignment()
+        offsets = {tp: off for tp, off in self._positions.items() if tp in assigned}
+        # partitions taken away by a rebalance: their new owner re-reads from the last commit
+        self._positions = dict(offsets)
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            self._counters.errors += 1
+            log.warning("Kafka commit failed (%r): those records may be delivered again", exc)
+            return
+        for tp, off in offsets.items():
+            if self._positions.get(tp) == off:
+                del self._positions[tp]
+
+    def stats(self) -> SubscriptionStats:
+        return SubscriptionStats(delivered=self._delivered, malformed=self._malformed)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _decode(self, value: bytes | None, tp: TopicPartition, offset: int) -> Snapshot | None:
+        try:
+            if value is None:
+                raise ValueError("record has no value")
+            return Snapshot.from_json(value)
+        except ValueError as exc:
+            self._malformed += 1
+            self._counters.malformed += 1
+            level = logging.WARNING
+            if self._malformed % _MALFORMED_LOG_EVERY != 1:
+                level = logging.DEBUG
+            log.log(
+                level,
+                "skipped malformed record %s[%d]@%d (%d so far): %s",
+                tp.topic,
+                tp.partition,
+                offset,
+                self._malformed,
+                exc,
+            )
+            return None
+
+    async def _drop_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await _stop_quietly(consumer, self._start_timeout)
+
+    async def _reconnect(self) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            self._consumer = await self._connect()
+        except BackendUnavailable as exc:
+            self._counters.errors += 1
+            log.warning("Kafka subscription (group %s) not connected: %s", self._group, exc)
+            self._retry_at = loop.time() + next(self._delays)
+            return False
+        self._delays = _backoff(*self._backoff_limits)
+        return True
+
+    async def _connect(self) -> AIOKafkaConsumer:
+        s = self.settings
+        await ensure_topic(s, within=self._start_timeout)
+        consumer = AIOKafkaConsumer(
+            s.topic,
+            bootstrap_servers=s.bootstrap,
+            client_id=s.client_id,
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self._group is not None else "latest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 3),
+        )
+        try:
+            await asyncio.wait_for(consumer.start(), self._start_timeout)
+            if self._group is None:
+                await asyncio.wait_for(self._pin_to_end(consumer), self._start_timeout)
+        except (KafkaError, *_UNREACHABLE) as exc:
+            await _stop_quietly(consumer, self._start_timeout)
+            raise BackendUnavailable(
+                f"Kafka at {s.bootstrap}: consumer did not start: {exc!r}"
+            ) from exc
+        return consumer
+
+    @staticmethod
+    async def _pin_to_end(consumer: AIOKafkaConsumer) -> None:
+        """Resolve a tap's position now: "latest" is otherwise looked up lazily, at the first
+        fetch, and what is published in between would be missed."""
+        # without a group, start() has already assigned every partition of the topic
+        partitions = sorted(consumer.assignment())
+        if not partitions:
+            return
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
