@@ -338,7 +338,7 @@ def _mysql(database: str, sql: str, args: tuple[object, ...] = ()) -> list[tuple
                            database=database, autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql, args)
+            cur.execute(sql, args or None)
             return list(cur.fetchall())
     finally:
         conn.close()
@@ -437,3 +437,41 @@ async def test_mysql_insert_recovery_tells_own_row_from_a_rival(mysql_url: str) 
         assert _mysql(db, "SELECT COUNT(*) FROM users") == [(1,)]
     finally:
         conn.close()
+
+
+@pytest.mark.integration
+async def test_mysql_newer_schema_is_refused(mysql_url: str) -> None:
+    s = MysqlUserStore(mysql_url)
+    await s.open()
+    await s.close()
+    db = parse_mysql_url(mysql_url).database
+    _mysql(db, "INSERT INTO users_schema VALUES (99, UTC_TIMESTAMP(6))")
+    with pytest.raises(BackendUnavailable, match="schema version 99"):
+        await MysqlUserStore(mysql_url).open()
+
+
+@pytest.mark.integration
+async def test_mysql_least_privilege_user_on_an_existing_schema(mysql_url: str) -> None:
+    """An account with only data rights on a database the DBA prepared can run the store:
+    once the schema is current, opening runs no DDL and creates no database."""
+    admin = MysqlUserStore(mysql_url)
+    await admin.open()  # the schema, as root
+    await admin.close()
+    db = parse_mysql_url(mysql_url).database
+    name, password = f"kms_u_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    _mysql(db, f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    try:
+        _mysql(db, f"GRANT SELECT, INSERT ON `{db}`.* TO '{name}'@'%'")
+        s = MysqlUserStore(f"mysql://{name}:{password}@127.0.0.1:3306/{db}")
+        await s.open()
+        try:
+            user = await s.create("limited@example.com", HASH)
+            assert await s.get_by_id(user.id) == user
+        finally:
+            await s.close()
+        # and a database it may not create is a clear error, not a crash
+        other = MysqlUserStore(f"mysql://{name}:{password}@127.0.0.1:3306/kms_not_allowed")
+        with pytest.raises(BackendUnavailable, match="refused user|denied"):
+            await other.open()
+    finally:
+        _mysql(db, f"DROP USER '{name}'@'%'")

@@ -50,6 +50,8 @@ _DISCONNECTED = {
     4031,  # disconnected by the server for inactivity
 }
 _DUPLICATE_ENTRY = 1062
+_UNKNOWN_DATABASE = 1049
+_NO_SUCH_TABLE = 1146
 _ACCESS_DENIED = {1044, 1045}
 
 _DB_NAME = re.compile(r"[A-Za-z0-9_$]{1,64}")
@@ -144,12 +146,19 @@ class MysqlUserStore:
         except pymysql.err.MySQLError as exc:
             raise self._translate(exc, "cannot connect") from exc
         try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    f"CREATE DATABASE IF NOT EXISTS `{t.database}`"
-                    " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                )
-            conn.select_db(t.database)
+            try:
+                conn.select_db(t.database)
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != _UNKNOWN_DATABASE:
+                    raise
+                # only now: a user granted rights on an existing database may lack CREATE
+                with conn.cursor() as cur:
+                    cur.execute(
+                        f"CREATE DATABASE IF NOT EXISTS `{t.database}`"
+                        " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                    )
+                conn.select_db(t.database)
+                log.info("users store=mysql created database %s", t.database)
         except pymysql.err.MySQLError as exc:
             conn.close()
             raise self._translate(exc, f"cannot use database {t.database}") from exc
@@ -216,7 +225,26 @@ class MysqlUserStore:
             ) from exc
 
     def _migrate(self) -> None:
+        def installed(cur: pymysql.cursors.Cursor) -> int:
+            try:
+                cur.execute("SELECT COALESCE(MAX(version), 0) FROM users_schema")
+            except pymysql.err.ProgrammingError as exc:
+                if exc.args[0] == _NO_SUCH_TABLE:
+                    return 0
+                raise
+            row = cur.fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise BackendUnavailable(
+                    f"the user database has schema version {current}, newer than this "
+                    f"krakenstream ({SCHEMA_VERSION}); upgrade krakenstream"
+                )
+            return current
+
         def migrate(cur: pymysql.cursors.Cursor) -> None:
+            # up to date: touch nothing, so a user without DDL rights can run the daemon
+            if installed(cur) == SCHEMA_VERSION:
+                return
             # serialise upgrades between processes; released below or when the session ends
             lock = f"krakenstream.users.schema.{self.target.database}"
             cur.execute("SELECT GET_LOCK(%s, %s)", (lock, SCHEMA_LOCK_TIMEOUT))
@@ -231,14 +259,7 @@ class MysqlUserStore:
                     " version INT NOT NULL PRIMARY KEY, applied_at DATETIME(6) NOT NULL"
                     ") ENGINE=InnoDB"
                 )
-                cur.execute("SELECT COALESCE(MAX(version), 0) FROM users_schema")
-                row = cur.fetchone()
-                current = int(row[0]) if row else 0
-                if current > SCHEMA_VERSION:
-                    raise BackendUnavailable(
-                        f"the user database has schema version {current}, newer than this "
-                        f"krakenstream ({SCHEMA_VERSION}); upgrade krakenstream"
-                    )
+                current = installed(cur)  # again: another process may have just done it
                 for version, statements in MIGRATIONS:
                     if version <= current:
                         continue
