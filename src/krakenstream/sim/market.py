@@ -24,7 +24,7 @@ import math
 import random
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -225,8 +225,7 @@ class PairBook:
         self.bids.set(max(1, mid - half), self._new_qty())
         self.asks.set(mid + half, self._new_qty())
         for side in (self.bids, self.asks):
-            while len(side) < START_LEVELS and self._extend(side):
-                pass
+            self._fill(side, START_LEVELS)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -272,13 +271,31 @@ class PairBook:
                 pass
             while len(side) > MAX_LEVELS:
                 self._set(side, side.price_at(-1), 0)
+        return self._net_step()
+
+    def apply(self, bids: Iterable[Level] = (), asks: Iterable[Level] = ()) -> Step:
+        """Set levels by hand (qty 0 deletes), for scripted scenarios and tests.
+
+        Raises ValueError (and changes nothing) if the result would be crossed."""
+        self._touched = ({}, {})
+        for price, qty in bids:
+            self._set(self.bids, price, qty)
+        for price, qty in asks:
+            self._set(self.asks, price, qty)
+        if self.bids.keys and self.asks.keys and -self.bids.keys[0] >= self.asks.keys[0]:
+            for side, touched in zip((self.bids, self.asks), self._touched, strict=True):
+                for price, old in touched.items():
+                    side.set(price, old)
+            raise ValueError(f"{self.symbol}: those levels would cross the book")
+        return self._net_step()
+
+    def _net_step(self) -> Step:
+        bq, aq = self.bids.qty, self.asks.qty
         tb, ta = self._touched
         return Step(
             self.spec.symbol,
-            [(p, old, self.bids.qty.get(p, 0)) for p, old in tb.items()
-             if old != self.bids.qty.get(p, 0)],
-            [(p, old, self.asks.qty.get(p, 0)) for p, old in ta.items()
-             if old != self.asks.qty.get(p, 0)],
+            [(p, old, bq.get(p, 0)) for p, old in tb.items() if old != bq.get(p, 0)],
+            [(p, old, aq.get(p, 0)) for p, old in ta.items() if old != aq.get(p, 0)],
             self.checksum(),
         )
 
@@ -351,6 +368,19 @@ class PairBook:
         if rng.random() < 0.7:
             self._insert(other, 0)
 
+    def _fill(self, side: _Side, count: int) -> None:
+        """Grow a fresh side to ``count`` levels (the fast path of :meth:`_extend`)."""
+        keys, qty, sign = side.keys, side.qty, side.sign
+        expo, new_qty, gap = self._rng.expovariate, self._new_qty, self._gap
+        key = keys[-1]
+        for n in range(len(keys), count):
+            key += 1 + int(expo(1.0 / max(0.05, gap * (0.15 + 0.85 * min(1.0, n / 300)))))
+            price = sign * key
+            if price <= 0 or price >= _MAX_SCALED:
+                break
+            keys.append(key)
+            qty[price] = new_qty()
+
     def _extend(self, side: _Side) -> bool:
         """A new level behind the deepest one; False when a bid would reach zero."""
         n = len(side)
@@ -365,24 +395,38 @@ class PairBook:
 
 
 class Market:
-    """Every pair's book, all driven from one seeded generator (deterministic for a seed)."""
+    """Every pair's book, each with its own seeded generator (deterministic for a seed).
+
+    A pair's book is built the first time it is asked for: a server listing a thousand
+    synthetic pairs starts at once and pays only for the pairs somebody subscribes to.
+    """
 
     def __init__(self, specs: Iterable[PairSpec], seed: int | str | None = None) -> None:
         self.specs: dict[str, PairSpec] = {}
         for spec in specs:
             self.specs.setdefault(spec.symbol, spec)
-        self.books: dict[str, PairBook] = {}
+        self._books: dict[str, PairBook] = {}
         self._seed = seed
-        for symbol, spec in self.specs.items():
-            # one generator per pair: a pair's walk does not depend on which others step
-            rng = random.Random(f"{seed}:{symbol}") if seed is not None else random.Random()
-            self.books[symbol] = PairBook(spec, rng)
 
     def __contains__(self, symbol: object) -> bool:
-        return symbol in self.books
+        return symbol in self.specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.specs)
+
+    def book(self, symbol: str) -> PairBook:
+        """The pair's book (KeyError for an unknown pair)."""
+        book = self._books.get(symbol)
+        if book is None:
+            spec = self.specs[symbol]
+            # one generator per pair: a pair's walk does not depend on which others step
+            seed = self._seed
+            rng = random.Random(f"{seed}:{symbol}") if seed is not None else random.Random()
+            book = self._books[symbol] = PairBook(spec, rng)
+        return book
 
     def step(self, symbol: str) -> Step:
-        return self.books[symbol].step()
+        return self.book(symbol).step()
 
     def precision(self, symbol: str) -> Precision:
         return self.specs[symbol].precision

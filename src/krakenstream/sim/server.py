@@ -199,7 +199,7 @@ class SimServer:
         """Every symbol this server serves."""
         if self.recording is not None:
             return sorted(self.recording.frames)
-        return list(self.market.books)
+        return list(self.market)
 
     async def start(self) -> None:
         if self.replay_path is not None:
@@ -260,10 +260,9 @@ class SimServer:
         """The sim's own top ``depth`` levels as scaled ints, best first: ``(bids, asks)``.
 
         Compare a client's book with this after :meth:`pause` (nothing moves then)."""
-        book = self.market.books.get(symbol)
-        if book is None or self.recording is not None:
+        if symbol not in self.market or self.recording is not None:
             raise NotFound(f"the simulator has no live book for {symbol}")
-        return book.top(depth)
+        return self.market.book(symbol).top(depth)
 
     def precision(self, symbol: str) -> Precision:
         if self.recording is not None and symbol in self.recording.precisions:
@@ -560,7 +559,7 @@ class SimServer:
         rec = self.recording
         for symbol in symbols:
             if type(symbol) is not str or not (
-                symbol in self.market.books if rec is None else symbol in rec.frames
+                symbol in self.market if rec is None else symbol in rec.frames
             ):
                 self._error(conn, method, req_id, f"Currency pair not supported {symbol}",
                             time_in, symbol=symbol)
@@ -594,9 +593,9 @@ class SimServer:
             conn.replays[symbol] = asyncio.create_task(self._replay(conn, symbol))
             return
         if self.quirks:
-            stream = BookStream(self.market.books[symbol], depth, conn.rng)
+            stream = BookStream(self.market.book(symbol), depth, conn.rng)
         else:
-            stream = BookStream(self.market.books[symbol], depth, conn.rng,
+            stream = BookStream(self.market.book(symbol), depth, conn.rng,
                                 extra_rate=0.0, duplicate_rate=0.0)
         frame = stream.snapshot(iso_now())
         if snapshot:

@@ -1,0 +1,263 @@
+"""The simulator's pure market: frames rebuilt by the real core verify, at every depth."""
+
+from __future__ import annotations
+
+import random
+import re
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from krakenstream.core.book import Verdict
+from krakenstream.core.session import BookSession
+from krakenstream.errors import InvalidPair
+from krakenstream.sim.market import (
+    DEFAULT_PAIRS,
+    MIN_LEVELS,
+    BookStream,
+    Market,
+    PairBook,
+    guess_spec,
+    synthetic_specs,
+)
+
+DEPTHS = (10, 25, 100, 500, 1000)
+TS = "2026-01-02T03:04:05.123456Z"
+# several precisions: 1/8, 9/2, 7/8, 5/8 (a BTC quote), and a synthetic 8/2
+SYMBOLS = ("BTC/USD", "PEPE/USD", "DOGE/USD", "ETH/BTC", "SYN0008/USD")
+
+
+def _market(seed: int = 11) -> Market:
+    return Market([*DEFAULT_PAIRS, *synthetic_specs(10, seed)], seed=seed)
+
+
+def _session(market: Market, symbol: str, depth: int) -> BookSession:
+    session = BookSession(precisions={symbol: market.precision(symbol)})
+    session.receive(orjson.dumps({
+        "method": "subscribe", "req_id": 1, "success": True,
+        "result": {"channel": "book", "depth": depth, "snapshot": True, "symbol": symbol},
+    }))
+    return session
+
+
+def _feed(session: BookSession, frame: dict[str, Any]) -> Verdict:
+    _, results = session.receive(orjson.dumps(frame))
+    assert len(results) == 1
+    return results[0].verdict
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_every_frame_verifies_at_every_depth_and_the_book_matches(symbol: str) -> None:
+    market = _market()
+    book = market.book(symbol)
+    # all five depths watch the same pair at once, as five subscribers would
+    streams = {
+        d: BookStream(book, d, random.Random(d), extra_rate=0.2, duplicate_rate=0.2)
+        for d in DEPTHS
+    }
+    sessions = {d: _session(market, symbol, d) for d in DEPTHS}
+    for d in DEPTHS:
+        assert _feed(sessions[d], streams[d].snapshot(TS)) is Verdict.VERIFIED
+    updates = dict.fromkeys(DEPTHS, 0)
+    for _ in range(400):
+        step = market.step(symbol)
+        for d in DEPTHS:
+            frame = streams[d].update(step, TS)
+            if frame is not None:
+                updates[d] += 1
+                assert _feed(sessions[d], frame) is Verdict.VERIFIED, (symbol, d)
+    for d in DEPTHS:
+        assert updates[d] > 300  # the touch moves on nearly every step
+        bids, asks = book.top(d)
+        ours = sessions[d].books[symbol]
+        assert len(bids) == len(asks) == d
+        assert (ours.bids(), ours.asks()) == (bids, asks)
+        assert ours.verified_frames == updates[d] + 1
+
+
+def _side_levels(frame: dict[str, Any], side: str) -> list[tuple[float, float]]:
+    return [(lv["price"], lv["qty"]) for lv in frame["data"][0][side]]
+
+
+def test_quirks_appear_a_level_beyond_the_depth_and_a_price_twice() -> None:
+    market = _market()
+    book = market.book("ETH/USD")
+    stream = BookStream(book, 10, random.Random(3), extra_rate=0.3, duplicate_rate=0.3)
+    stream.snapshot(TS)
+    beyond = twice = 0
+    for _ in range(300):
+        step = market.step("ETH/USD")
+        frame = stream.update(step, TS)
+        if frame is None:
+            continue
+        bids, asks = book.top(10)
+        # beyond the view: worse than the 10th level (lower bids, higher asks)
+        for side, sign, worst in (("bids", -1, bids[-1][0] / 100), ("asks", 1, asks[-1][0] / 100)):
+            levels = _side_levels(frame, side)
+            prices = [p for p, _ in levels]
+            twice += len(prices) != len(set(prices))
+            beyond += any(q > 0 and sign * (p - worst) > 0 for p, q in levels)
+    assert beyond > 10
+    assert twice > 10
+
+
+def _script(book: PairBook, depth: int) -> tuple[BookStream, BookSession, Market]:
+    market = Market([book.spec])
+    stream = BookStream(book, depth, random.Random(0), extra_rate=0.0, duplicate_rate=0.0)
+    session = _session(market, book.symbol, depth)
+    assert _feed(session, stream.snapshot(TS)) is Verdict.VERIFIED
+    return stream, session, market
+
+
+def test_a_delete_in_the_view_sends_zero_and_republishes_the_level_entering_at_the_edge() -> None:
+    book = PairBook(guess_spec("BTC/USD"), random.Random(5))
+    stream, session, _ = _script(book, 10)
+    third = book.asks.price_at(2)
+    eleventh = book.asks.price_at(10)
+    frame = stream.update(book.apply(asks=[(third, 0)]), TS)
+    assert frame is not None
+    asks = frame["data"][0]["asks"]
+    assert {"price": third / 10, "qty": 0.0} in asks
+    assert {"price": eleventh / 10, "qty": book.asks.qty[eleventh] / 10**8} in asks
+    assert frame["data"][0]["bids"] == []
+    assert _feed(session, frame) is Verdict.VERIFIED
+
+
+def test_an_insert_in_the_view_does_not_send_the_level_it_pushes_out() -> None:
+    book = PairBook(guess_spec("BTC/USD"), random.Random(5))
+    stream, session, _ = _script(book, 10)
+    tenth = book.bids.price_at(9)
+    first, second = book.bids.price_at(0), book.bids.price_at(1)
+    assert first - second >= 2, "the scenario needs room between the two best bids"
+    new = first - 1
+    frame = stream.update(book.apply(bids=[(new, 12345)]), TS)
+    assert frame is not None
+    assert frame["data"][0]["bids"] == [{"price": new / 10, "qty": 12345 / 10**8}]
+    assert all(lv["price"] != tenth / 10 for lv in frame["data"][0]["bids"])
+    assert _feed(session, frame) is Verdict.VERIFIED
+    assert session.books["BTC/USD"].bids()[-1][0] == book.bids.price_at(9)
+
+
+def test_changes_beyond_the_view_send_nothing() -> None:
+    book = PairBook(guess_spec("ETH/USD"), random.Random(9))
+    stream, _, _ = _script(book, 25)
+    deep = book.asks.price_at(200)
+    assert stream.update(book.apply(asks=[(deep, 0)]), TS) is None
+
+
+def test_apply_refuses_to_cross_and_leaves_the_book_alone() -> None:
+    book = PairBook(guess_spec("ETH/USD"), random.Random(9))
+    before = book.top(20)
+    with pytest.raises(ValueError, match="cross"):
+        book.apply(bids=[(book.asks.price_at(0), 5)])
+    assert book.top(20) == before
+
+
+def test_the_walk_stays_deep_positive_uncrossed_and_moves() -> None:
+    market = _market()
+    for symbol in ("PEPE/USD", "ETH/BTC", "BTC/USD"):
+        book = market.book(symbol)
+        start_mid = book.bids.price_at(0) + book.asks.price_at(0)
+        mids = set()
+        for _ in range(2000):
+            market.step(symbol)
+            best_bid, best_ask = book.bids.price_at(0), book.asks.price_at(0)
+            assert best_bid < best_ask
+            mids.add(best_bid + best_ask)
+        for side in (book.bids, book.asks):
+            assert MIN_LEVELS <= len(side)
+            assert side.keys == sorted(side.keys)
+            assert len(set(side.keys)) == len(side.keys) == len(side.qty)
+            assert all(p > 0 and q > 0 for p, q in side.qty.items())
+        assert len(mids) > 20, f"{symbol}: the mid hardly moved"
+        assert start_mid in mids or len(mids) > 20
+
+
+def test_the_same_seed_gives_the_same_frames() -> None:
+    def frames(seed: int) -> list[bytes]:
+        market = _market(seed)
+        stream = BookStream(market.book("SOL/USD"), 100, random.Random(seed))
+        out = [orjson.dumps(stream.snapshot(TS))]
+        for _ in range(50):
+            frame = stream.update(market.step("SOL/USD"), TS)
+            if frame is not None:
+                out.append(orjson.dumps(frame))
+        return out
+
+    assert frames(4) == frames(4)
+    assert frames(4) != frames(5)
+
+
+def test_numbers_are_bare_json_numbers_exact_at_the_pair_precision() -> None:
+    market = _market()
+    for symbol in SYMBOLS:
+        prec = market.precision(symbol)
+        text = orjson.dumps(BookStream(market.book(symbol), 1000, random.Random()).snapshot(TS))
+        decoded = orjson.loads(text)["data"][0]
+        for lv in decoded["bids"] + decoded["asks"]:
+            for key, places in (("price", prec.price), ("qty", prec.qty)):
+                value = Decimal(repr(lv[key]))
+                assert value == value.quantize(Decimal(1).scaleb(-places)), (symbol, lv)
+        # no string numbers, and no padded trailing zeros such as 0.10
+        assert b'"price":"' not in text
+        assert not re.search(rb'"(price|qty)":\d+\.\d*[1-9]0+[,}]', text)
+
+
+def test_timestamps_are_passed_through() -> None:
+    market = _market()
+    stream = BookStream(market.book("ETH/USD"), 10, random.Random())
+    assert stream.snapshot(TS)["data"][0]["timestamp"] == TS
+    frame = None
+    while frame is None:
+        frame = stream.update(market.step("ETH/USD"), TS)
+    assert frame["data"][0]["timestamp"] == TS
+
+
+def test_default_precisions_are_kraken_s() -> None:
+    precisions = {s.symbol: (s.price_precision, s.qty_precision) for s in DEFAULT_PAIRS}
+    assert precisions["BTC/USD"] == (1, 8)
+    assert precisions["ETH/USD"] == (2, 8)
+    assert precisions["SOL/USD"] == (2, 8)
+    assert precisions["DOGE/USD"] == (7, 8)
+    assert precisions["PEPE/USD"] == (9, 2)
+    assert precisions["XRP/USD"] == (5, 8)
+    assert precisions["ADA/USD"] == (6, 8)
+    assert precisions["LTC/USD"] == (2, 8)
+    assert precisions["ETH/BTC"] == (5, 8)
+
+
+def test_guessed_and_synthetic_specs() -> None:
+    assert guess_spec("BTC/USD") is DEFAULT_PAIRS[0]
+    atom = guess_spec("ATOM/USD")
+    # about six significant digits, as Kraken's precisions give
+    assert atom.qty_precision == 8 and 10**4 <= atom.price * 10**atom.price_precision < 10**7
+    shib = guess_spec("SHIB/USD")
+    assert shib.qty_precision == 2 and shib.price_precision >= 9
+    unknown = guess_spec("ZZZ/EUR")
+    assert unknown == guess_spec("ZZZ/EUR")  # stable
+    for bad in ("BTCUSD", "btc/usd", "BTC/USD/EUR", ""):
+        with pytest.raises(InvalidPair):
+            guess_spec(bad)
+    specs = synthetic_specs(25, seed=1)
+    assert [s.symbol for s in specs[:2]] == ["SYN0001/USD", "SYN0002/USD"]
+    assert len({s.symbol for s in specs}) == 25
+    assert len({(s.price_precision, s.qty_precision) for s in specs}) >= 8
+    market = Market(specs, seed=1)
+    for spec in specs:
+        book = market.book(spec.symbol)
+        assert len(book.bids) >= 1000 and len(book.asks) >= 1000, spec
+
+
+def test_instrument_data_describes_every_pair() -> None:
+    market = _market()
+    data = market.instrument_data()
+    pairs = {p["symbol"]: p for p in data["pairs"]}
+    assert set(pairs) == set(market.specs)
+    pepe = pairs["PEPE/USD"]
+    assert (pepe["price_precision"], pepe["qty_precision"]) == (9, 2)
+    assert pepe["price_increment"] == 1e-09 and pepe["qty_increment"] == 0.01
+    assert pairs["BTC/USD"]["price_increment"] == 0.1
+    assert {"base", "quote", "status"} <= set(pepe)
+    assert {"BTC", "USD", "PEPE"} <= {a["id"] for a in data["assets"]}
