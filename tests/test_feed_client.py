@@ -174,7 +174,13 @@ async def test_add_and_remove_pairs_while_running(sim: SimServer) -> None:
         assert "BTC/USD" not in client.status() and client.book("BTC/USD") is None
         await until(lambda: "BTC/USD" not in sim.subscriptions(), 2.0, "BTC/USD unsubscribed")
         assert sim.subscriptions() == {"ETH/USD": 1, "SOL/USD": 1}
+        # removed and added back before the unsubscribe went out: cycled to a fresh snapshot
+        await client.remove_pairs(["SOL/USD"])
+        await client.add_pairs(["SOL/USD"])
+        async with asyncio.timeout(2):
+            await client.wait_live(["SOL/USD"])
         assert client.connection_status().reconnects == 0
+        assert sim.subscriptions() == {"ETH/USD": 1, "SOL/USD": 1}
         await assert_books_match(client, sim, ["ETH/USD", "SOL/USD"], 10)
 
 

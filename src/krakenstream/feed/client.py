@@ -335,7 +335,12 @@ class FeedClient:
             if st is None:
                 self._pairs[p] = PairStatus(p, since=self._clock())
             if conn is not None:
-                conn.sub(p).refused = False
+                sub = conn.sub(p)
+                sub.refused = False
+                if st is None and sub.state in (_Sub.ACTIVE, _Sub.PENDING):
+                    # removed and added back before its unsubscribe went out: its book was
+                    # dropped, so only a fresh snapshot can bring it back
+                    sub.resync = True
         if conn is not None:
             conn.wake.set()
         self._notify()
@@ -509,6 +514,8 @@ class FeedClient:
             ws, self.queue_size, BookSession(default_depth=self.depth), loop.time()
         )
         self._conn = conn
+        if self._stop.is_set():
+            conn.ended.set()
         tasks = [
             asyncio.create_task(self._guard(conn, self._read(conn)), name="kms-feed-reader"),
             asyncio.create_task(self._guard(conn, self._process(conn)), name="kms-feed-proc"),
@@ -585,7 +592,15 @@ class FeedClient:
     async def _process(self, conn: _Connection) -> None:
         queue, handle = conn.queue, self._handle
         while True:
-            handle(conn, await queue.get())
+            frame = await queue.get()
+            try:
+                handle(conn, frame)
+            except Exception:
+                # a bug, not bad input (the core never raises on input); a book may be half
+                # applied, so every book is rebuilt from fresh snapshots on a new connection
+                self._conn_status.bad_frames += 1
+                log.exception("feed failed to process a frame; reconnecting to resync all")
+                raise _Ended(Reason.PROTOCOL, "internal error while processing a frame") from None
 
     def _handle(self, conn: _Connection, text: str | bytes) -> None:
         event, results = conn.session.receive(text)
@@ -679,8 +694,9 @@ class FeedClient:
             return
         if ack.symbol is not None and ack.symbol in req.pending:
             symbols = [ack.symbol]
-        elif ack.symbol is None or not ack.success:
-            # an error that names no symbol of ours (depth, symbol field...) is for them all
+        elif ack.symbol is None:
+            # an answer that names no symbol (e.g. "Symbol field must be an array") is for
+            # every symbol of the request still waiting
             symbols = sorted(req.pending)
         else:
             log.debug("feed ack for a symbol not in its request req_id=%s", ack.req_id)
