@@ -238,18 +238,22 @@ async def test_kafka_buffers_while_the_broker_is_down(kafka_broker: Broker) -> N
 async def test_kafka_buffer_keeps_the_newest_when_full(kafka_broker: Broker) -> None:
     """A broker down from the start does not stop the daemon; a full buffer drops the oldest."""
     kafka_broker.stop()
-    async with kafka_bus(kafka_broker, buffer_size=5) as bus:
+    bus = kafka_bus(kafka_broker, buffer_size=5)
+    async with bus, bus.subscribe("analysis") as sub:
         sent = [snap("SOL/EUR", seq) for seq in range(8)]
         for s in sent:
             await bus.publish(s)
         stats = bus.stats()
         assert (stats.published, stats.dropped, stats.buffered) == (0, 3, 5)
-        assert await wait_until(lambda: bus.stats().errors >= 1, 5)  # it tried, and goes on
+        assert await wait_until(lambda: bus.stats().errors >= 2, 5)  # both tried, and go on
         assert not await bus.healthy()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await sub.get_batch(timeout=0.3) == []
+        assert loop.time() - started < 1.0
 
         kafka_broker.start()
-        async with bus.subscribe("analysis") as sub:
-            got = await collect(sub, 5, within=20)
-            assert got == sent[3:]
-        assert await wait_until(lambda: bus.stats().published == 5, 5), bus.stats()
+        got = await collect(sub, 5, within=20)
+        assert got == sent[3:]
+        assert bus.stats().published == 5
         assert await bus.healthy()

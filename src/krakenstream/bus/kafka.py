@@ -251,6 +251,21 @@ class KafkaBus:
             self._counters.dropped += 1
 
     async def _run(self) -> None:
+        """The sender, kept alive: a bug in one round is logged and the round retried."""
+        while not self._give_up.is_set():
+            try:
+                await self._drain()
+                return
+            except Exception:
+                log.exception("Kafka sender failed; restarting it")
+                self._counters.errors += 1
+                self._buffer.extendleft(reversed(self._inflight))
+                self._inflight = []
+                self._trim()
+                await self._drop_producer()
+                await self._sleep(self._backoff[1])
+
+    async def _drain(self) -> None:
         delays = _backoff(*self._backoff)
         while not self._give_up.is_set():
             if self._producer is None:
@@ -394,6 +409,8 @@ class KafkaSubscription:
         #: a group join can wait a whole session timeout for the other members to rejoin
         self._start_timeout = start_timeout or max(10.0, 2 * settings.session_timeout_ms / 1000)
         self._consumer: AIOKafkaConsumer | None = None
+        #: a (re)connection in progress, awaited by start() and, in slices, by get_batch()
+        self._connecting: asyncio.Task[AIOKafkaConsumer] | None = None
         self._started = False
         self._retry_at = 0.0
         #: next offset per partition of what get_batch returned and commit() has not stored
@@ -411,7 +428,7 @@ class KafkaSubscription:
         if self._started:
             return
         self._started = True
-        await self._reconnect()
+        await self._ensure_consumer(self._start_timeout)
 
     async def close(self) -> None:
         """Leave the group (its partitions go to the other members at once)."""
@@ -429,15 +446,9 @@ class KafkaSubscription:
             raise ValueError("max_items must be at least 1")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
-        if self._consumer is None:
-            wait = self._retry_at - loop.time()
-            if wait > 0:
-                await asyncio.sleep(min(wait, max(0.0, timeout)))
-                return []
-            if not await self._reconnect():
-                return []
-        consumer = self._consumer
-        assert consumer is not None
+        consumer = await self._ensure_consumer(max(0.0, timeout))
+        if consumer is None:
+            return []
         remaining_ms = max(0, int((deadline - loop.time()) * 1000))
         try:
             records = await consumer.getmany(timeout_ms=remaining_ms, max_records=max_items)
@@ -518,21 +529,41 @@ class KafkaSubscription:
             return None
 
     async def _drop_consumer(self) -> None:
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+            await asyncio.wait({connecting})
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await _stop_quietly(consumer, self._start_timeout)
 
-    async def _reconnect(self) -> bool:
+    async def _ensure_consumer(self, wait: float) -> AIOKafkaConsumer | None:
+        """The consumer, (re)connecting in the background with backoff; waits at most
+        ``wait`` s for a connection in progress, so ``get_batch`` keeps its timeout."""
+        if self._consumer is not None:
+            return self._consumer
         loop = asyncio.get_running_loop()
+        if self._connecting is None:
+            pause = self._retry_at - loop.time()
+            if pause > 0:
+                await asyncio.sleep(min(pause, wait))
+                return None
+            self._connecting = asyncio.create_task(
+                self._connect(), name=f"kms-kafka-connect-{self._group}"
+            )
+        done, _ = await asyncio.wait({self._connecting}, timeout=wait)
+        if not done:
+            return None
+        task, self._connecting = self._connecting, None
         try:
-            self._consumer = await self._connect()
+            self._consumer = task.result()
         except BackendUnavailable as exc:
             self._counters.errors += 1
             log.warning("Kafka subscription (group %s) not connected: %s", self._group, exc)
             self._retry_at = loop.time() + next(self._delays)
-            return False
+            return None
         self._delays = _backoff(*self._backoff_limits)
-        return True
+        return self._consumer
 
     async def _connect(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -556,6 +587,9 @@ class KafkaSubscription:
             raise BackendUnavailable(
                 f"Kafka at {s.bootstrap}: consumer did not start: {exc!r}"
             ) from exc
+        except asyncio.CancelledError:
+            await _stop_quietly(consumer, self._start_timeout)
+            raise
         return consumer
 
     @staticmethod
