@@ -7,6 +7,7 @@ Timeouts are short (heartbeat 1 s, backoff from 10 ms) so the whole file runs in
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -336,3 +337,29 @@ def test_from_settings_takes_every_kraken_key() -> None:
             c.subscribe_pacing, c.queue_size) == (
         "ws://127.0.0.1:9/v2", ("ETH/USD",), 25, 2.5, 3, 0.1, 77)
     assert FeedClient.from_settings(k, pairs=["BTC/USD"]).pairs == ("BTC/USD",)
+
+
+async def test_a_storm_of_faults_ends_with_every_book_exact(sim: SimServer) -> None:
+    """Drops, corrupt checksums and stalls at random for 3 s; then the books must converge
+    to the simulator's exactly, with no bad frame and no reconnect left hanging."""
+    rng = random.Random(2024)
+    kinds: list[Any] = ["drop", "corrupt", "corrupt", "corrupt", "stall"]
+    injected: dict[str, int] = {}
+    async with FeedClient(DEFAULTS, url=sim.url, **FAST) as client:
+        async with asyncio.timeout(5):
+            await client.wait_live()
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            kind = rng.choice(kinds)
+            await sim.fault(kind, symbol=rng.choice(DEFAULTS), seconds=rng.uniform(0.2, 1.2))
+            injected[kind] = injected.get(kind, 0) + 1
+            await asyncio.sleep(rng.uniform(0.05, 0.3))
+        async with asyncio.timeout(5):
+            await client.wait_live()
+        await assert_books_match(client, sim, DEFAULTS, 10)
+        status = client.status()
+        conn = client.connection_status()
+        assert conn.bad_frames == 0 and conn.overflows == 0
+        assert conn.reconnects >= 1 and sum(st.resyncs for st in status.values()) >= 1
+        assert all(st.resyncs == st.mismatches + st.crossed for st in status.values())
+        assert sim.subscriptions() == dict.fromkeys(DEFAULTS, 1)
