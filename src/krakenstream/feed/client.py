@@ -675,14 +675,19 @@ class FeedClient:
         conn.wake.set()
 
     def _on_ack(self, conn: _Connection, ack: SubscriptionAck) -> None:
-        req = conn.requests.get(ack.req_id) if ack.req_id is not None else None
-        if req is None:
-            # not ours (a recording's own acks, or a late answer): only the symbol tells
-            if ack.symbol is not None and ack.symbol in conn.subs and ack.channel == "book":
-                method = ack.method
-                self._apply_ack(conn, method, ack.symbol, ack)
+        req_id = ack.req_id
+        req = None if req_id is None else conn.requests.get(req_id)
+        if req_id is None or req is None:
+            # not an answer to anything pending: without its request the method cannot be
+            # trusted, so only a success for a symbol we are subscribing is taken
+            sub = conn.subs.get(ack.symbol or "")
+            if ack.success and ack.channel == "book" and sub is not None \
+                    and sub.state is _Sub.PENDING:
+                sub.state = _Sub.ACTIVE
+                conn.wake.set()
             else:
-                log.debug("feed unmatched ack req_id=%s symbol=%s", ack.req_id, ack.symbol)
+                log.info("feed ignored an unmatched answer req_id=%s symbol=%s error=%r",
+                         req_id, ack.symbol, ack.error)
             return
         if req.channel != "book":  # the instrument subscription
             if not ack.success:
@@ -690,7 +695,7 @@ class FeedClient:
                     "feed instrument subscription refused error=%r "
                     "(precisions will be inferred from checksums)", ack.error,
                 )
-            conn.requests.pop(ack.req_id, None)  # type: ignore[arg-type]
+            del conn.requests[req_id]
             return
         if ack.symbol is not None and ack.symbol in req.pending:
             symbols = [ack.symbol]
@@ -699,13 +704,14 @@ class FeedClient:
             # every symbol of the request still waiting
             symbols = sorted(req.pending)
         else:
-            log.debug("feed ack for a symbol not in its request req_id=%s", ack.req_id)
+            log.info("feed ignored an answer for a symbol not in its request req_id=%s "
+                     "symbol=%s", req_id, ack.symbol)
             return
         for symbol in symbols:
             req.pending.discard(symbol)
             self._apply_ack(conn, req.method, symbol, ack)
         if not req.pending:
-            conn.requests.pop(ack.req_id, None)  # type: ignore[arg-type]
+            del conn.requests[req_id]
 
     def _apply_ack(self, conn: _Connection, method: str, symbol: str, ack: SubscriptionAck) -> None:
         sub = conn.sub(symbol)
