@@ -1,0 +1,73 @@
+"""The Kafka bus with no broker at all (a closed loopback port): it must never raise, never
+block the publisher, keep its buffer bounded and close in bounded time. The behaviour with a
+real broker is in the contract suite (test_bus_contract.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from itertools import islice
+
+from conftest import free_port
+from krakenstream.bus.kafka import KafkaBus, _backoff
+from krakenstream.config import KafkaSettings
+from test_bus_support import snap, wait_until
+
+
+def nowhere(buffer_size: int = 10_000) -> KafkaSettings:
+    """Settings pointing at a loopback port nobody listens on."""
+    return replace(
+        KafkaSettings(), bootstrap=f"127.0.0.1:{free_port()}", buffer_size=buffer_size
+    )
+
+
+async def test_buffer_keeps_the_newest_and_close_counts_the_rest_as_dropped() -> None:
+    bus = KafkaBus(nowhere(buffer_size=4))  # not started: nothing is sent anywhere
+    for seq in range(10):
+        await bus.publish(snap("BTC/USD", seq))
+    stats = bus.stats()
+    assert (stats.published, stats.dropped, stats.buffered) == (0, 6, 4)
+    await bus.close()
+    stats = bus.stats()
+    assert (stats.published, stats.dropped, stats.buffered) == (0, 10, 0)
+
+
+async def test_an_unreachable_broker_is_retried_and_close_is_bounded() -> None:
+    loop = asyncio.get_running_loop()
+    bus = KafkaBus(nowhere(), close_timeout=0.3, request_timeout=1.0, backoff_max=0.2)
+    await bus.start()
+    started = loop.time()
+    for seq in range(100):
+        await bus.publish(snap("ETH/USD", seq))
+    assert loop.time() - started < 0.5
+    assert await wait_until(lambda: bus.stats().errors >= 3, 5)  # retrying, not crashing
+    assert not await bus.healthy()
+    assert bus.stats().buffered == 100
+
+    started = loop.time()
+    await bus.close()
+    assert loop.time() - started < 0.3 + 1.0 + 1.0
+    assert bus.stats().dropped == 100
+    await bus.publish(snap("ETH/USD", 100))  # after close: counted, not raised
+    assert bus.stats().dropped == 101
+
+
+async def test_a_subscription_without_broker_returns_empty_within_its_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    bus = KafkaBus(nowhere())
+    async with bus.subscribe("analysis") as sub:
+        assert sub.group == "analysis"
+        for _ in range(3):
+            started = loop.time()
+            assert await sub.get_batch(timeout=0.2) == []
+            assert loop.time() - started < 1.0
+        await sub.commit()  # nothing read, nothing to commit: a no-op, not an error
+    assert bus.stats().errors >= 1
+    await bus.close()
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    delays = list(islice(_backoff(0.2, 5.0), 50))
+    assert all(0.0 <= d <= 5.0 for d in delays)
+    assert all(d <= 0.2 for d in delays[:1])
+    assert max(delays[10:]) > 0.2  # grows past the initial delay
