@@ -149,6 +149,21 @@ async def test_stall_marks_everything_stale_then_reconnects(sim: SimServer) -> N
         await assert_books_match(client, sim, pairs, 10)
 
 
+async def test_a_quiet_market_is_not_stale(sim: SimServer) -> None:
+    """No book update for twice the heartbeat timeout: heartbeats (and pongs) keep it live."""
+    async with FeedClient(["BTC/USD", "ETH/USD"], url=sim.url, **FAST) as client:
+        async with asyncio.timeout(5):
+            await client.wait_live()
+        await sim.pause()
+        frames = {p: st.frames for p, st in client.status().items()}
+        await asyncio.sleep(2.0)
+        after = client.status()
+        assert all(st.state is PairState.LIVE for st in after.values())
+        assert {p: st.frames for p, st in after.items()} == frames  # nothing moved
+        assert client.connection_status().reconnects == 0
+        await assert_books_match(client, sim, ["BTC/USD", "ETH/USD"], 10)
+
+
 async def test_unknown_pair_reports_the_exchanges_error(sim: SimServer) -> None:
     async with FeedClient(["BTC/USD", "NOPE/USD"], url=sim.url, **FAST) as client:
         await until(lambda: client.status()["NOPE/USD"].state is PairState.ERROR, 3.0,
