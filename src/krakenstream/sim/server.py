@@ -203,7 +203,7 @@ class SimServer:
 
     async def start(self) -> None:
         if self.replay_path is not None:
-            self.recording = load_recording(self.replay_path)
+            self.recording = await asyncio.to_thread(load_recording, self.replay_path)
         try:
             self._server = await serve(
                 self._serve_connection,

@@ -1,0 +1,81 @@
+"""``kms sim`` as a real process: prints its URL, answers, exits 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from websockets.sync.client import connect
+
+from conftest import free_port
+
+KMS = str(Path(sys.executable).parent / "kms")
+
+
+def _first_line(proc: subprocess.Popen[str], within: float = 10.0) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(within):
+            raise AssertionError("kms sim printed nothing")
+    return proc.stdout.readline().strip()
+
+
+@pytest.fixture
+def sim_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [KMS, "sim", "--port", str(port), "--seed", "1", "--rate", "20",
+         "--pairs", "ATOM/USD", "--synthetic", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+
+
+def test_kms_sim_serves_then_exits_cleanly_on_sigterm(
+    sim_process: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, port = sim_process
+    url = _first_line(proc)
+    assert url == f"ws://127.0.0.1:{port}/v2"
+    with connect(url, open_timeout=5) as ws:
+        status = orjson.loads(ws.recv(timeout=5))
+        assert status["data"][0]["system"] == "online"
+        ws.send(orjson.dumps({"method": "subscribe", "req_id": 1, "params": {
+            "channel": "book", "symbol": ["ATOM/USD", "SYN0002/USD"], "depth": 10}}).decode())
+        frames = [orjson.loads(ws.recv(timeout=5)) for _ in range(6)]
+        assert [f.get("success") for f in frames if "req_id" in f] == [True, True]
+        assert any(f.get("channel") == "book" for f in frames)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_kms_sim_refuses_a_busy_port_in_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([KMS, "sim", "--port", str(port)],
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "cannot listen on 127.0.0.1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_kms_sim_refuses_a_missing_recording(tmp_path: Path) -> None:
+    done = subprocess.run([KMS, "sim", "--replay", str(tmp_path / "nope.jsonl")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "no such recording" in done.stderr
