@@ -14,7 +14,9 @@ from .common import errors_handled, fail, settings, verbose
 
 
 def record(
-    pairs: Annotated[list[str], typer.Argument(help="Pairs to record, e.g. BTC/USD ETH/USD.")],
+    pairs: Annotated[
+        list[str], typer.Argument(metavar="PAIR", help="Pairs to record, e.g. BTC/USD ETH/USD.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write (replaced).")],
     url: Annotated[
         str | None, typer.Option("--url", help="Feed URL (default: kraken.url).")

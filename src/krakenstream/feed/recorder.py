@@ -140,10 +140,12 @@ async def record(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     started = loop.time()
+    # built first: a bad URL is refused before the file is touched
+    client = FeedClient.from_settings(
+        settings, pairs=wanted, give_up_after=RECORD_GIVE_UP_AFTER
+    )
     with Recorder(out) as rec:
-        client = FeedClient.from_settings(
-            settings, pairs=wanted, on_frame=rec.write, give_up_after=RECORD_GIVE_UP_AFTER
-        )
+        client.on_frame = rec.write
         with _signals_set(stop, enabled=handle_signals):
             await client.start()
             stopping = asyncio.create_task(stop.wait(), name="kms-record-stop")
