@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
 from krakenstream.errors import InputError, NotFound
 from krakenstream.sim import server as sim_server
+from krakenstream.sim.market import DEFAULT_PAIRS, BookStream, Market
 from krakenstream.sim.server import SimServer
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -441,3 +443,44 @@ async def test_replay_of_a_bad_file_is_refused(tmp_path: Path) -> None:
         await SimServer(replay=bad).start()
     with pytest.raises(InputError, match="cannot read"):
         await SimServer(replay=tmp_path / "absent.jsonl").start()
+
+
+def _write_recording(path: Path, symbols: list[str], frames_each: int) -> None:
+    """A recording made by the market itself: an instrument frame, then interleaved pairs."""
+    market = Market(DEFAULT_PAIRS, seed=5)
+    streams = {s: BookStream(market.book(s), 10, random.Random(s)) for s in symbols}
+    lines = [orjson.dumps({"channel": "instrument", "type": "snapshot",
+                           "data": market.instrument_data()})]
+    lines += [orjson.dumps(st.snapshot(None)) for st in streams.values()]
+    n = 0
+    while n < frames_each * len(symbols):
+        for symbol, stream in streams.items():
+            ts = f"2026-01-01T00:00:{n // 1000:02d}.{n % 1000:03d}000Z"
+            frame = stream.update(market.step(symbol), ts)
+            if frame is not None:
+                lines.append(orjson.dumps(frame))
+                n += 1
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+async def test_replay_of_a_long_file_at_full_speed_keeps_pace_with_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sim_server, "REPLAY_BACKLOG", 40)
+    monkeypatch.setattr(sim_server, "OUT_QUEUE_LIMIT", 100)
+    path = tmp_path / "two-pairs.jsonl"
+    await asyncio.to_thread(_write_recording, path, ["ETH/USD", "PEPE/USD"], 600)
+    async with SimServer(replay=path, speed=0, heartbeat_interval=0.25) as sim:
+        assert sim.symbols == ["ETH/USD", "PEPE/USD"]
+        assert sim.precision("PEPE/USD").qty == 2
+        async with open_ws(sim.url) as ws:
+            peer = Peer(ws)
+            await peer.send("subscribe", {"channel": "instrument"})
+            await peer.until(lambda f: f.get("channel") == "instrument")
+            await peer.subscribe_book(["ETH/USD", "PEPE/USD"], 10)
+            await peer.until(is_heartbeat, within=10)
+    assert sim.stats.slow_consumers == 0
+    assert len(peer.verdicts) == _book_lines(path) > 1200
+    for symbol in ("ETH/USD", "PEPE/USD"):
+        assert peer.count(symbol, Verdict.VERIFIED) > 500
+    assert {v for _, v in peer.verdicts} == {Verdict.VERIFIED}

@@ -207,7 +207,10 @@ class _Side:
 class PairBook:
     """One pair's full book and its random walk. All randomness comes from ``rng``."""
 
-    __slots__ = ("spec", "bids", "asks", "pscale", "qscale", "_gap", "_lot", "_rng", "_touched")
+    __slots__ = (
+        "spec", "bids", "asks", "pscale", "qscale", "_gap", "_lot", "_rng", "_touched",
+        "_start_mid",
+    )
 
     def __init__(self, spec: PairSpec, rng: random.Random) -> None:
         self.spec = spec
@@ -217,6 +220,7 @@ class PairBook:
         self.asks = _Side(1)
         self._rng = rng
         mid = max(2, round(spec.price * self.pscale))
+        self._start_mid = mid
         #: the mean distance between deep levels, in ticks: about 3% of the price per side
         self._gap: float = max(0.3, mid * 2.5e-5)
         self._lot: float = max(1.0, spec.lot * self.qscale)
@@ -262,7 +266,7 @@ class PairBook:
             elif r < 0.92:
                 self._insert(side, idx)
             else:
-                self._sweep(side)
+                self._sweep(self._sweep_side())
         spread = self.asks.keys[0] - (-self.bids.keys[0])
         if spread > 4 * self._gap + 2:
             self._insert(self.bids if rng.random() < 0.5 else self.asks, 0)
@@ -353,6 +357,14 @@ class PairBook:
         price = side.sign * key
         if price > 0:
             self._set(side, price, self._new_qty())
+
+    def _sweep_side(self) -> _Side:
+        """The side a market order takes: a fair coin, leaning back towards the starting
+        price the further the mid has wandered (so a long run keeps its book deep)."""
+        mid = (self.asks.keys[0] - self.bids.keys[0]) / 2
+        lean = max(-0.4, min(0.4, (self._start_mid - mid) / (self._start_mid * 0.05)))
+        # taking the asks lifts the price
+        return self.asks if self._rng.random() < 0.5 + lean else self.bids
 
     def _sweep(self, side: _Side) -> None:
         """A market order through the first levels of ``side``; the other side follows."""

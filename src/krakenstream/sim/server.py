@@ -55,6 +55,8 @@ API_VERSION = "v2"
 VERSION = "2.0.10"
 #: frames queued for one connection before it counts as a slow consumer and is cut off
 OUT_QUEUE_LIMIT = 50_000
+#: a replay waits while this many frames are queued for its connection
+REPLAY_BACKLOG = 1000
 #: close code when the server shuts down or goes into maintenance ("going away")
 GOING_AWAY = 1001
 
@@ -94,7 +96,7 @@ class _Conn:
     """One client connection: its subscriptions and its outbound queue."""
 
     __slots__ = (
-        "id", "ws", "rng", "out", "wake", "busy", "writer", "streams", "depths", "replays",
+        "id", "ws", "rng", "out", "wake", "room", "busy", "writer", "streams", "depths", "replays",
         "instrument", "corrupt", "stalled_until", "last_sent",
     )
 
@@ -104,6 +106,8 @@ class _Conn:
         self.rng = rng
         self.out: deque[bytes | _Close] = deque()
         self.wake = asyncio.Event()
+        #: set while the queue has room for a replay to add frames
+        self.room = asyncio.Event()
         #: the writer holds a frame it has not finished sending
         self.busy = False
         self.writer: asyncio.Task[None] | None = None
@@ -387,9 +391,8 @@ class SimServer:
         log.info("sim maintenance over")
 
     def _broadcast_status(self, system: str) -> None:
-        frame = self._status_frame(0, system)
         for conn in list(self._conns.values()):
-            self._push(conn, frame.replace(b'"connection_id":0', b'"connection_id":%d' % conn.id))
+            self._push(conn, self._status_frame(conn.id, system))
 
     async def _fault_loop(self) -> None:
         rng = self._fault_rng
@@ -479,11 +482,12 @@ class SimServer:
                     await asyncio.sleep(delay)
                     continue
                 item = out.popleft()
+                if len(out) < REPLAY_BACKLOG // 2:
+                    conn.room.set()
                 conn.busy = True
-                if type(item) is _Close:
+                if isinstance(item, _Close):
                     await ws.close(item.code, item.reason)
                     return
-                assert isinstance(item, bytes)
                 await ws.send(item, text=True)
                 conn.busy = False
                 conn.last_sent = loop.time()
@@ -755,8 +759,11 @@ class SimServer:
         for delay, line in self.recording.frames[symbol]:
             if delay > 0 and speed > 0:
                 await asyncio.sleep(delay / speed)
-            elif conn.out and len(conn.out) > 1000:
-                await asyncio.sleep(0)  # as fast as possible, but let the writer run
+            if len(conn.out) >= REPLAY_BACKLOG:
+                # as fast as the client reads, never faster: a long file at speed 0 must
+                # not overflow the queue and get the client cut off as a slow consumer
+                conn.room.clear()
+                await conn.room.wait()
             if not self._flowing.is_set():
                 await self._flowing.wait()
             if symbol in conn.corrupt and b'"update"' in line:
