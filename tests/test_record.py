@@ -109,10 +109,16 @@ async def test_unreachable_url_is_one_line_and_a_hint(tmp_path: Path, kms_home: 
     assert err_lines[1].startswith("hint:") and len(err_lines) == 2
 
 
-async def test_bad_depth_is_refused_before_connecting(tmp_path: Path, kms_home: Path) -> None:
+async def test_bad_depth_or_url_is_refused_before_the_file_is_touched(
+    tmp_path: Path, kms_home: Path
+) -> None:
     code, _, stderr = await kms("record", "BTC/USD", "--out", str(tmp_path / "x.jsonl"),
                                 "--url", "ws://127.0.0.1:9/v2", "--depth", "20")
     assert code == 1 and "20 is not one of 10, 25, 100, 500, 1000" in stderr
+    assert not (tmp_path / "x.jsonl").exists()
+    code, _, stderr = await kms("record", "BTC/USD", "--out", str(tmp_path / "x.jsonl"),
+                                "--url", "http://127.0.0.1:9/v2")
+    assert code == 1 and "is not a WebSocket URL" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "x.jsonl").exists()
 
 
