@@ -37,7 +37,8 @@ class Scripted:
             async for raw in ws:
                 req = orjson.loads(raw)
                 self.requests.append((time.monotonic(), req))
-                for frame in self.answer(req) or self.default(req):
+                frames = self.answer(req)
+                for frame in self.default(req) if frames is None else frames:
                     await ws.send(orjson.dumps(frame).decode())
 
     def default(self, req: dict[str, Any]) -> list[dict[str, Any]]:
@@ -157,3 +158,99 @@ async def test_unsubscribe_error_that_says_subscribe_is_matched_by_req_id(
 async def test_quiet_line_gets_an_application_ping(server: Scripted) -> None:
     async with FeedClient(["A/USD"], url=server.url, heartbeat_timeout=0.4):
         await until(lambda: any(r.get("method") == "ping" for _, r in server.requests), 1.0)
+
+
+async def test_a_missing_ack_ends_the_connection(server: Scripted) -> None:
+    def silent(req: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return [] if req.get("params", {}).get("channel") == "book" else None
+
+    server.answer = silent  # acks the instrument only
+    async with FeedClient(["A/USD"], url=server.url, ack_timeout=0.3, heartbeat_timeout=5.0,
+                          backoff_initial=0.01, backoff_max=0.05) as client:
+        await until(lambda: client.connection_status().reconnects >= 1, 3.0)
+        assert "no answer to subscribe" in (client.connection_status().last_error or "")
+
+
+async def test_already_subscribed_is_cycled_for_a_fresh_snapshot(server: Scripted) -> None:
+    answered: list[str] = []
+
+    def already_once(req: dict[str, Any]) -> list[dict[str, Any]] | None:
+        params = req.get("params", {})
+        if req.get("method") == "subscribe" and params.get("channel") == "book" \
+                and not answered:
+            answered.append("x")
+            return [{"method": "subscribe", "req_id": req["req_id"], "success": False,
+                     "error": "Already subscribed", "symbol": "A/USD"}]
+        return None
+
+    server.answer = already_once
+    async with FeedClient(["A/USD"], url=server.url, heartbeat_timeout=1.0) as client:
+        await until(lambda: len(server.book_requests()) == 2)
+        methods = [r["method"] for _, r in server.requests if r.get("method") != "ping"]
+        assert methods[-3:] == ["subscribe", "unsubscribe", "subscribe"]
+        st = client.status()["A/USD"]
+        assert st.state is PairState.RESYNCING and st.resyncs == 1
+
+
+async def test_hooks_state_change_errors_are_logged_frame_errors_stop_the_client(
+    server: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    def bad_hook(_ev: object) -> None:
+        raise RuntimeError("hook bug")
+
+    def refuse_c(req: dict[str, Any]) -> list[dict[str, Any]] | None:
+        if "C/USD" not in req.get("params", {}).get("symbol", []):
+            return None
+        return [{"method": "subscribe", "req_id": req["req_id"], "success": False,
+                 "error": "nope", "symbol": "C/USD"}]
+
+    server.answer = refuse_c
+    async with FeedClient(["A/USD"], url=server.url, on_state_change=bad_hook,
+                          heartbeat_timeout=1.0) as client:
+        await client.add_pairs(["C/USD"])
+        await until(lambda: client.status()["C/USD"].state is PairState.ERROR)
+        await asyncio.sleep(0.05)
+        assert client.connection_status().connected  # the hook's error changed nothing
+    assert "on_state_change hook failed" in caplog.text
+
+    def bad_frame_hook(_text: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    server.answer = lambda req: None
+    client = FeedClient(["A/USD"], url=server.url, on_frame=bad_frame_hook,
+                        heartbeat_timeout=1.0)
+    with pytest.raises(OSError, match="No space left"):
+        async with asyncio.timeout(3):
+            await client.run()
+    await client.stop()  # idempotent after the end, raises nothing more
+
+
+async def test_a_precision_change_resyncs_the_pair(
+    server: Scripted, shared_recording: Any
+) -> None:
+    lines = [ln for ln in shared_recording.read_text().splitlines() if ln.strip()]
+    instrument = orjson.loads(lines[0])
+    books = [orjson.loads(ln) for ln in lines if '"book"' in ln[:20]][:20]
+    changed = orjson.loads(lines[0])
+    changed["type"] = "update"
+    changed["data"]["pairs"][0]["price_precision"] = 2
+
+    def script(req: dict[str, Any]) -> list[dict[str, Any]] | None:
+        params = req.get("params", {})
+        if params.get("channel") == "instrument":
+            return [{"method": "subscribe", "req_id": req["req_id"], "success": True,
+                     "result": {"channel": "instrument"}}, instrument]
+        if req.get("method") == "subscribe" and params.get("channel") == "book" \
+                and len(server.book_requests()) == 1:
+            return [{"method": "subscribe", "req_id": req["req_id"], "success": True,
+                     "result": {"channel": "book", "depth": 10, "symbol": "BTC/USD"}},
+                    *books, changed]
+        return None
+
+    server.answer = script
+    async with FeedClient(["BTC/USD"], url=server.url, heartbeat_timeout=1.0) as client:
+        await until(lambda: len(server.book_requests("unsubscribe")) == 1)
+        st = client.status()["BTC/USD"]
+        assert st.frames == 20 and st.mismatches == 0 and st.resyncs == 1
+        assert st.state is PairState.RESYNCING and client.book("BTC/USD") is None
+        await until(lambda: len(server.book_requests()) == 2)
