@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
@@ -261,3 +263,46 @@ def test_instrument_data_describes_every_pair() -> None:
     assert pairs["BTC/USD"]["price_increment"] == 0.1
     assert {"base", "quote", "status"} <= set(pepe)
     assert {"BTC", "USD", "PEPE"} <= {a["id"] for a in data["assets"]}
+
+
+_OP = st.tuples(
+    st.sampled_from(["bids", "asks"]),
+    st.integers(min_value=0, max_value=40),  # around the depth-10 and depth-25 edges
+    st.sampled_from(["delete", "change", "insert"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.lists(_OP, min_size=1, max_size=8), min_size=1, max_size=25),
+       seed=st.integers(0, 1000))
+def test_any_edits_around_the_view_edges_verify(
+    steps: list[list[tuple[str, int, str]]], seed: int
+) -> None:
+    """Hand-made edits (many in one frame, at and beyond the edges) keep every view exact."""
+    book = PairBook(guess_spec("ETH/USD"), random.Random(seed))
+    market = Market([book.spec])
+    views = {d: BookStream(book, d, random.Random(seed + d)) for d in (10, 25)}
+    sessions = {d: _session(market, "ETH/USD", d) for d in views}
+    for d, view in views.items():
+        assert _feed(sessions[d], view.snapshot(TS)) is Verdict.VERIFIED
+    rng = random.Random(seed)
+    for ops in steps:
+        edits: dict[str, dict[int, int]] = {"bids": {}, "asks": {}}
+        for side_name, idx, kind in ops:
+            side = book.bids if side_name == "bids" else book.asks
+            price = side.price_at(idx)
+            if kind == "delete":
+                edits[side_name][price] = 0
+            elif kind == "change":
+                edits[side_name][price] = rng.randint(1, 10**9)
+            elif idx > 0 and abs(side.price_at(idx) - side.price_at(idx - 1)) > 1:
+                # strictly between two levels, so it can never cross the book
+                edits[side_name][(side.price_at(idx) + side.price_at(idx - 1)) // 2] = 7
+        step = book.apply(list(edits["bids"].items()), list(edits["asks"].items()))
+        for d, view in views.items():
+            frame = view.update(step, TS)
+            if frame is not None:
+                assert _feed(sessions[d], frame) is Verdict.VERIFIED
+    for d in views:
+        ours = sessions[d].books["ETH/USD"]
+        assert (ours.bids(), ours.asks()) == book.top(d)
