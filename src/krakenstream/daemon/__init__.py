@@ -1,0 +1,1 @@
+"""The daemon: the orderbook, analysis and gateway roles, wired together or apart."""

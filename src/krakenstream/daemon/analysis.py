@@ -1,0 +1,120 @@
+"""The analysis role: snapshots from the bus into the history store, exactly once in effect.
+
+Batches are taken from the bus, written to the store, and only then committed, so a crash
+between the two redelivers the batch (at-least-once) and the store's (pair, ts) key makes the
+second write a no-op. A store that is down is retried with capped backoff, holding the batch:
+nothing is committed that was not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..bus.base import BusSubscription, SnapshotBus
+from ..core.snapshot import Snapshot
+from ..errors import BackendUnavailable
+from ..store.base import HistoryStore
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalysisStats:
+    batches: int = 0
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    store_errors: int = 0
+
+
+class AnalysisRole:
+    """Consume a bus group and write history. ``await start()`` / ``await stop()``."""
+
+    def __init__(
+        self,
+        bus: SnapshotBus,
+        store: HistoryStore,
+        *,
+        group: str,
+        metrics: Metrics | None = None,
+        batch_size: int = 500,
+        poll_timeout: float = 0.5,
+        retry_max: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.group = group
+        self.metrics = metrics or Metrics()
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.retry_max = retry_max
+        self._clock = clock
+        self._sub: BusSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.stats = AnalysisStats()
+
+    async def start(self) -> None:
+        self._sub = self.bus.subscribe(self.group)
+        await self._sub.start()
+        self._task = asyncio.create_task(self._run(), name="kms-analysis")
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop consuming. With ``drain``, first store what the bus still holds for us."""
+        if self._task is None:
+            return
+        if drain:
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10.0)
+            except TimeoutError:
+                log.warning("analysis drain timed out; stopping with snapshots unconsumed")
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        if self._sub is not None:
+            await self._sub.close()
+            self._sub = None
+
+    async def _run(self) -> None:
+        assert self._sub is not None
+        sub = self._sub
+        while True:
+            batch = await sub.get_batch(self.batch_size, timeout=self.poll_timeout)
+            if not batch:
+                if self._stopping.is_set():
+                    return  # drained
+                continue
+            await self._store(batch)
+            await sub.commit()
+
+    async def _store(self, batch: list[Snapshot]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                stored = await self.store.add(batch)
+                break
+            except BackendUnavailable as exc:
+                self.stats.store_errors += 1
+                self.metrics.store_errors.inc()
+                log.warning("history store unavailable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max, delay * 2)
+        now = self._clock()
+        self.stats.batches += 1
+        self.stats.received += len(batch)
+        self.stats.stored += stored
+        self.stats.duplicates += len(batch) - stored
+        self.metrics.snapshots_stored.inc(stored)
+        self.metrics.snapshots_duplicate.inc(len(batch) - stored)
+        for snap in batch:
+            self.metrics.publish_to_store.observe(max(0.0, now - snap.ts / 1000))

@@ -1,0 +1,68 @@
+"""Prometheus metrics of one daemon, in a registry of its own.
+
+A registry per daemon (not the process-global default) so several daemons, or many tests,
+can live in one process without colliding. The gateway serves it at ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """Every metric the roles update. Names are prefixed ``kms_``."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        # feed (exported from the feed client's counters at scrape time: see set_feed)
+        self.feed_frames = Gauge("kms_feed_frames", "Book frames received", ["pair"], registry=r)
+        self.feed_mismatches = Gauge(
+            "kms_feed_checksum_mismatches", "Book frames whose checksum did not match",
+            ["pair"], registry=r)
+        self.feed_resyncs = Gauge("kms_feed_resyncs", "Resubscriptions after a void book",
+                                  ["pair"], registry=r)
+        self.feed_reconnects = Gauge("kms_feed_reconnects", "Reconnections of the feed",
+                                     registry=r)
+        self.feed_live = Gauge("kms_feed_pair_live", "1 if the pair's book is live, else 0",
+                               ["pair"], registry=r)
+        # orderbook role
+        self.snapshots_published = Counter(
+            "kms_snapshots_published", "Snapshots handed to the bus", ["pair"], registry=r)
+        self.snapshots_skipped = Counter(
+            "kms_snapshots_skipped",
+            "Ticks with no snapshot because the pair's book was not live", ["pair"], registry=r)
+        self.tick_lag = Histogram(
+            "kms_tick_lag_seconds", "How late a publish tick ran after its wall-clock second",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0), registry=r)
+        # analysis role
+        self.snapshots_stored = Counter(
+            "kms_snapshots_stored", "Snapshots newly written to history", registry=r)
+        self.snapshots_duplicate = Counter(
+            "kms_snapshots_duplicate", "Snapshots received again and stored once", registry=r)
+        self.store_errors = Counter(
+            "kms_store_errors", "History writes that failed (retried)", registry=r)
+        self.publish_to_store = Histogram(
+            "kms_publish_to_store_seconds", "From a snapshot's tick to its history write",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r)
+        # bus
+        self.bus_dropped = Gauge("kms_bus_dropped", "Snapshots the bus dropped", registry=r)
+        self.bus_published = Gauge("kms_bus_published", "Snapshots the bus delivered to the "
+                                   "broker (Kafka) or to its queues (memory)", registry=r)
+        # gateway
+        self.http_requests = Counter(
+            "kms_http_requests", "HTTP requests by route and status",
+            ["method", "route", "status"], registry=r)
+        self.http_duration = Histogram(
+            "kms_http_request_seconds", "HTTP request duration by route", ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r)
+        self.ws_clients = Gauge("kms_ws_clients", "Open WebSocket stream clients", registry=r)
+        self.ws_cut_off = Counter("kms_ws_cut_off", "WebSocket clients cut off for being slow",
+                                  registry=r)
+        self.logins_failed = Gauge("kms_logins_failed", "Failed logins", registry=r)
+        self.logins_throttled = Gauge("kms_logins_throttled", "Logins refused by the throttle",
+                                      registry=r)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

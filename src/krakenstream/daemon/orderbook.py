@@ -1,0 +1,223 @@
+"""The orderbook role: live books from the feed, one snapshot per pair per tick onto the bus.
+
+Ticks are aligned to wall-clock multiples of ``snapshot_interval`` (``:00.000``, ``:01.000``,
+...), computed afresh from the clock at every tick, so there is no drift over hours. At each
+tick every tracked pair whose book is live, verified and not crossed publishes a snapshot,
+also when nothing changed; a pair that is stale, resyncing, connecting or in error publishes
+nothing, and its next snapshot carries ``gap_before=True`` so history never pretends to be
+continuous. A tick that runs late by more than an interval skips the missed ticks and marks
+every pair's next snapshot as following a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..bus.base import SnapshotBus
+from ..config import KrakenSettings, parse_shard
+from ..core.book import OrderBook
+from ..core.snapshot import Snapshot
+from ..errors import Conflict, InvalidPair, NotFound
+from ..feed.client import FeedClient, check_pair
+from ..feed.status import ConnectionStatus, FeedEvent, PairStatus
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def owns_pair(pair: str, shard: str) -> bool:
+    """Whether this process's shard (``"INDEX/COUNT"``, empty = all) owns ``pair``.
+
+    A stable hash (CRC32 of the pair name), so every process agrees without talking.
+    """
+    if not shard:
+        return True
+    index, count = parse_shard(shard)
+    return zlib.crc32(pair.encode()) % count == index
+
+
+def normalize_pair(text: str) -> str:
+    """``eth-usd``, ``ETH/USD``, ``eth%2Fusd`` (decoded by the router) → ``ETH/USD``."""
+    pair = text.strip().upper().replace("-", "/")
+    try:
+        return check_pair(pair)
+    except InvalidPair:
+        raise InvalidPair(f"{text!r} is not a pair like ETH/USD or ETH-USD") from None
+
+
+@dataclass
+class _PairTicks:
+    seq: int = 0
+    gap: bool = True  # the first snapshot after start follows a gap
+    published: int = 0
+    skipped: int = 0
+    last: Snapshot | None = None
+
+
+@dataclass
+class OrderbookStats:
+    ticks: int = 0
+    late_ticks: int = 0
+    published: int = 0
+    skipped: int = 0
+
+
+class OrderbookRole:
+    """Runs the feed client and the publish ticker. ``await start()`` / ``await stop()``."""
+
+    def __init__(
+        self,
+        kraken: KrakenSettings,
+        bus: SnapshotBus,
+        *,
+        metrics: Metrics | None = None,
+        pairs: Iterable[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        feed: FeedClient | None = None,
+    ) -> None:
+        self.settings = kraken
+        self.bus = bus
+        self.metrics = metrics or Metrics()
+        self.interval = kraken.snapshot_interval
+        self._clock = clock
+        wanted = list(kraken.pairs if pairs is None else pairs)
+        mine = [p for p in wanted if owns_pair(p, kraken.shard)]
+        self.feed = feed or FeedClient.from_settings(
+            kraken, pairs=mine, on_state_change=self._on_state_change
+        )
+        self._ticks: dict[str, _PairTicks] = {p: _PairTicks() for p in mine}
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[FeedEvent], None]] = []
+        self.stats = OrderbookStats()
+
+    # -- the gateway's view ----------------------------------------------------------------
+
+    @property
+    def pairs(self) -> tuple[str, ...]:
+        return self.feed.pairs
+
+    def status(self) -> dict[str, PairStatus]:
+        return self.feed.status()
+
+    def connection(self) -> ConnectionStatus:
+        return self.feed.connection_status()
+
+    def book(self, pair: str) -> OrderBook | None:
+        """The live book (verified, not crossed), or None: read it without awaiting."""
+        return self.feed.book(pair)
+
+    def last_snapshot(self, pair: str) -> Snapshot | None:
+        t = self._ticks.get(pair)
+        return None if t is None else t.last
+
+    def add_listener(self, fn: Callable[[FeedEvent], None]) -> None:
+        """Call ``fn(event)`` on every pair state change (the gateway's WebSocket uses it)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[FeedEvent], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    async def track(self, pair: str) -> None:
+        """Start tracking a pair (raises Conflict if it is already tracked)."""
+        pair = normalize_pair(pair)
+        if pair in self.feed.pairs:
+            raise Conflict(f"{pair} is already tracked")
+        self._ticks.setdefault(pair, _PairTicks())
+        await self.feed.add_pairs([pair])
+        log.info("pair tracked pair=%s", pair)
+
+    async def untrack(self, pair: str) -> None:
+        pair = normalize_pair(pair)
+        if pair not in self.feed.pairs:
+            raise NotFound(f"{pair} is not tracked")
+        await self.feed.remove_pairs([pair])
+        self._ticks.pop(pair, None)
+        log.info("pair untracked pair=%s", pair)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.feed.start()
+        self._task = asyncio.create_task(self._ticker(), name="kms-orderbook-ticker")
+
+    async def stop(self) -> None:
+        """Stop ticking and stop the feed. Snapshots already published stay on the bus."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.feed.stop()
+
+    def _on_state_change(self, event: FeedEvent) -> None:
+        log.info("feed state pair=%s old=%s new=%s reason=%r", event.pair, event.old.value,
+                 event.new.value, event.reason)
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:  # a listener must never break the feed
+                log.exception("state listener failed")
+
+    def next_tick(self, now: float) -> float:
+        """The next wall-clock multiple of the interval strictly after ``now``."""
+        return (math.floor(now / self.interval) + 1) * self.interval
+
+    async def _ticker(self) -> None:
+        tick = self.next_tick(self._clock())
+        while True:
+            await asyncio.sleep(max(0.0, tick - self._clock()))
+            # the loop sleeps on the monotonic clock: a wake-up a hair early is on time
+            now = max(self._clock(), tick)
+            if now - tick >= self.interval:
+                # the process stalled past whole ticks: they are gone, say so in the history
+                self.stats.late_ticks += 1
+                log.warning("publish tick late by %.3f s: marking a gap", now - tick)
+                for t in self._ticks.values():
+                    t.gap = True
+                tick = math.floor(now / self.interval) * self.interval
+            self.metrics.tick_lag.observe(now - tick)
+            await self.publish_tick(round(tick * 1000))
+            tick += self.interval
+
+    async def publish_tick(self, ts_ms: int) -> int:
+        """Publish one snapshot per live pair stamped ``ts_ms``; returns how many."""
+        self.stats.ticks += 1
+        published = 0
+        for pair in self.feed.pairs:
+            t = self._ticks.setdefault(pair, _PairTicks())
+            book = self.feed.book(pair)
+            if book is None:
+                t.gap = True
+                t.skipped += 1
+                self.stats.skipped += 1
+                self.metrics.snapshots_skipped.labels(pair).inc()
+                continue
+            t.seq += 1
+            snap = Snapshot.from_book(book, ts=ts_ms, seq=t.seq, gap_before=t.gap)
+            t.gap = False
+            t.last = snap
+            t.published += 1
+            await self.bus.publish(snap)
+            published += 1
+            self.metrics.snapshots_published.labels(pair).inc()
+        self.stats.published += published
+        return published
+
+    def export_metrics(self) -> None:
+        """Copy the feed's counters into the gauges (called at scrape time)."""
+        m = self.metrics
+        for pair, st in self.feed.status().items():
+            m.feed_frames.labels(pair).set(st.frames)
+            m.feed_mismatches.labels(pair).set(st.mismatches)
+            m.feed_resyncs.labels(pair).set(st.resyncs)
+            m.feed_live.labels(pair).set(1 if st.state.value == "live" else 0)
+        m.feed_reconnects.set(self.feed.connection_status().reconnects)

@@ -1,0 +1,111 @@
+"""What one daemon process runs: its roles and the backends they share, built from settings.
+
+``Services`` is the one object the gateway is given. Which parts exist depends on the roles
+this process runs: ``orderbook`` is None in a process without the orderbook role (the gateway
+then serves live books from the latest snapshot on the bus), ``analysis`` is None without the
+analysis role; ``auth`` and ``store`` exist whenever the gateway role runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..bus import make_bus
+from ..bus.base import SnapshotBus
+from ..config import ROLES, Settings
+from ..errors import ConfigError
+from ..store import open_store
+from ..store.base import HistoryStore
+from ..users import open_auth
+from ..users.service import AuthService
+from .analysis import AnalysisRole
+from .metrics import Metrics
+from .orderbook import OrderbookRole
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    roles: tuple[str, ...]
+    metrics: Metrics
+    bus: SnapshotBus
+    store: HistoryStore | None = None
+    auth: AuthService | None = None
+    orderbook: OrderbookRole | None = None
+    analysis: AnalysisRole | None = None
+    started_at: float = field(default_factory=time.time)
+
+    async def close(self) -> None:
+        """Stop the roles and close the backends, draining in data-flow order.
+
+        The orderbook stops publishing first, then the bus flushes what it holds, then the
+        analysis role stores what reached it, then the stores close.
+        """
+        if self.orderbook is not None:
+            await self.orderbook.stop()
+        if self.analysis is not None:
+            await self.analysis.stop(drain=True)
+        await self.bus.close()
+        if self.store is not None:
+            await self.store.close()
+        if self.auth is not None:
+            await self.auth.close()
+
+
+def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for role in roles:
+        if role not in ROLES:
+            raise ConfigError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+        if role not in out:
+            out.append(role)
+    if not out:
+        raise ConfigError("no role to run", hint=f"roles: {', '.join(ROLES)}")
+    return tuple(out)
+
+
+async def build_services(
+    settings: Settings,
+    roles: Sequence[str] | None = None,
+    *,
+    metrics: Metrics | None = None,
+    start: bool = True,
+) -> Services:
+    """Open the backends the roles need and (with ``start``) start the roles.
+
+    On any failure what was opened is closed again before the error propagates.
+    """
+    chosen = check_roles(settings.daemon.roles if roles is None else roles)
+    metrics = metrics or Metrics()
+    bus = make_bus(settings)
+    services = Services(settings=settings, roles=chosen, metrics=metrics, bus=bus)
+    try:
+        await bus.start()
+        if "analysis" in chosen or "gateway" in chosen:
+            services.store = open_store(settings)
+            await services.store.open()
+        if "gateway" in chosen:
+            services.auth = await open_auth(settings)
+        if "analysis" in chosen:
+            assert services.store is not None
+            services.analysis = AnalysisRole(
+                bus, services.store, group=settings.kafka.group, metrics=metrics
+            )
+            if start:
+                await services.analysis.start()
+        if "orderbook" in chosen:
+            services.orderbook = OrderbookRole(settings.kraken, bus, metrics=metrics)
+            if start:
+                await services.orderbook.start()
+    except BaseException:
+        await services.close()
+        raise
+    log.info("services up roles=%s bus=%s store=%s users=%s", ",".join(chosen),
+             settings.bus.backend, settings.store.backend if services.store else "-",
+             settings.users.backend if services.auth else "-")
+    return services
