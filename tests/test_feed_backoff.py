@@ -7,6 +7,7 @@ from itertools import islice
 
 import pytest
 
+from krakenstream.errors import InputError
 from krakenstream.feed.backoff import (
     MAINTENANCE_DELAY,
     BackoffPolicy,
@@ -35,9 +36,9 @@ def test_backoff_generator_is_reproducible_with_a_seed() -> None:
 
 
 def test_backoff_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         next(backoff(-1.0, 10.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         BackoffPolicy(initial=1.0, maximum=10.0, factor=0.5)
 
 

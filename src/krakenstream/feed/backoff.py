@@ -17,6 +17,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..errors import InputError
+
 #: the least wait between attempts while the exchange says ``maintenance``
 MAINTENANCE_DELAY = 5.0
 #: immediate retries after a plain drop before backing off
@@ -45,7 +47,7 @@ def backoff(
     reached every delay is drawn from ``[0, maximum]``.
     """
     if initial < 0 or maximum < 0 or factor < 1:
-        raise ValueError("backoff needs initial >= 0, maximum >= 0 and factor >= 1")
+        raise InputError("backoff needs initial >= 0, maximum >= 0 and factor >= 1")
     draw = (rng or random.Random()).uniform
     ceiling = initial
     while True:
@@ -66,9 +68,9 @@ class BackoffPolicy:
 
     def __post_init__(self) -> None:
         if self.initial < 0 or self.maximum < 0 or self.factor < 1:
-            raise ValueError("backoff needs initial >= 0, maximum >= 0 and factor >= 1")
+            raise InputError("backoff needs initial >= 0, maximum >= 0 and factor >= 1")
         if self.immediate_retries < 0 or self.maintenance_delay < 0:
-            raise ValueError("immediate_retries and maintenance_delay must be >= 0")
+            raise InputError("immediate_retries and maintenance_delay must be >= 0")
 
 
 def exponential_ceiling(policy: BackoffPolicy, attempt: int) -> float:

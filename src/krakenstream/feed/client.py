@@ -200,11 +200,11 @@ class FeedClient:
         self.url = url
         self.depth = check_depth(depth)
         if heartbeat_timeout <= 0 or ack_timeout <= 0 or open_timeout <= 0:
-            raise ValueError("heartbeat_timeout, ack_timeout and open_timeout must be > 0")
+            raise InputError("heartbeat_timeout, ack_timeout and open_timeout must be > 0")
         if subscribe_batch < 1 or queue_size < 1 or event_queue_size < 1:
-            raise ValueError("subscribe_batch, queue_size and event_queue_size must be >= 1")
+            raise InputError("subscribe_batch, queue_size and event_queue_size must be >= 1")
         if give_up_after is not None and give_up_after < 1:
-            raise ValueError("give_up_after must be None (never) or >= 1")
+            raise InputError("give_up_after must be None (never) or >= 1")
         self.heartbeat_timeout = heartbeat_timeout
         self.subscribe_batch = subscribe_batch
         self.subscribe_pacing = max(0.0, subscribe_pacing)
