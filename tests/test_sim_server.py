@@ -246,6 +246,26 @@ async def test_fault_drop_closes_the_connection(sim: SimServer, peer: Peer) -> N
         assert orjson.loads(await ws.recv())["channel"] == "status"
 
 
+async def test_fault_drop_with_a_code_closes_cleanly_and_only_that_connection(
+    sim: SimServer, peer: Peer
+) -> None:
+    await peer.subscribe_book(["ETH/USD"], 10)
+    async with open_ws(sim.url) as ws:
+        other = Peer(ws)
+        status = await other.recv()
+        other_id = status["data"][0]["connection_id"]
+        assert other_id in sim.connection_ids() and len(sim.connection_ids()) == 2
+        await other.subscribe_book(["ETH/USD"], 10)
+        assert await sim.fault("drop", code=1011, connection=other_id) == 1
+        with pytest.raises(ConnectionClosed) as info:
+            await other.until(lambda f: False)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+    await peer.until(is_book)  # the first connection is untouched
+    assert len(sim.connection_ids()) == 1
+    with pytest.raises(NotFound):
+        await sim.fault("drop", connection=12345)
+
+
 async def test_fault_corrupt_breaks_one_frame_of_one_symbol(sim: SimServer, peer: Peer) -> None:
     await peer.subscribe_book(["ETH/USD", "BTC/USD"], 10)
     for _ in range(10):

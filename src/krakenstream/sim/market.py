@@ -315,7 +315,7 @@ class PairBook:
 
     def _new_qty(self) -> int:
         rng = self._rng
-        q: float = self._lot * rng.lognormvariate(0.0, 1.1)
+        q: float = self._lot * math.exp(rng.gauss(0.0, 1.1))  # log-normal sizes
         if rng.random() < 0.2:
             # round lots: people type 0.5, 2, 1000
             q = _round_sig(q, 1)

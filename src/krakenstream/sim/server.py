@@ -55,6 +55,8 @@ API_VERSION = "v2"
 VERSION = "2.0.10"
 #: frames queued for one connection before it counts as a slow consumer and is cut off
 OUT_QUEUE_LIMIT = 50_000
+#: market ticks a second; each subscribed pair steps on a tick with probability rate / TICK_HZ
+TICK_HZ = 50.0
 #: a replay waits while this many frames are queued for its connection
 REPLAY_BACKLOG = 1000
 #: close code when the server shuts down or goes into maintenance ("going away")
@@ -179,6 +181,7 @@ class SimServer:
         self.recording: Recording | None = None
         self._rng = random.Random(f"{seed}:server") if seed is not None else random.Random()
         self._fault_rng = random.Random(f"{seed}:faults") if seed is not None else random.Random()
+        self._tick_rng = random.Random(f"{seed}:ticks") if seed is not None else random.Random()
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._conns: dict[int, _Conn] = {}
@@ -275,6 +278,10 @@ class SimServer:
             raise NotFound(f"the simulator does not list {symbol}")
         return self.market.precision(symbol)
 
+    def connection_ids(self) -> list[int]:
+        """The ``connection_id`` of each open connection (as in its status frame)."""
+        return list(self._conns)
+
     def subscriptions(self) -> dict[str, int]:
         """How many connections are subscribed to each symbol's book now."""
         out: dict[str, int] = {}
@@ -324,13 +331,16 @@ class SimServer:
         symbol: str | None = None,
         seconds: float = 2.0,
         close: bool = False,
+        code: int | None = None,
         connection: int | None = None,
     ) -> int:
         """Inject a fault into every connection (or the one with ``connection`` id).
 
         ``symbol`` picks the pair to corrupt (default: one the connection is subscribed to);
         ``seconds`` is how long a stall or maintenance lasts; ``close`` makes maintenance
-        also close the connections. Returns how many connections it touched."""
+        also close the connections; ``code`` makes a drop a clean close with that code
+        (1001, 1011...) instead of an aborted TCP connection. Returns how many connections
+        it touched."""
         if kind not in FAULT_KINDS:
             raise InputError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
         if connection is not None:
@@ -339,11 +349,11 @@ class SimServer:
             targets = [self._conns[connection]]
         else:
             targets = list(self._conns.values())
-        return self._fault(kind, targets, symbol, seconds, close)
+        return self._fault(kind, targets, symbol, seconds, close, code)
 
     def _fault(
         self, kind: FaultKind, targets: list[_Conn], symbol: str | None, seconds: float,
-        close: bool,
+        close: bool, code: int | None = None,
     ) -> int:
         self.stats.faults[kind] += 1
         now = asyncio.get_running_loop().time()
@@ -353,7 +363,13 @@ class SimServer:
             return len(self._conns)
         for conn in targets:
             if kind == "drop":
-                conn.ws.transport.abort()
+                if code is None:
+                    conn.ws.transport.abort()
+                else:
+                    # close now: what was queued is lost, as on a real cut
+                    conn.out.clear()
+                    conn.stalled_until = 0.0
+                    self._push(conn, _Close(code, "dropped by the simulator"))
                 touched += 1
             elif kind == "corrupt":
                 sym = symbol
@@ -620,18 +636,25 @@ class SimServer:
     def _on_control_fault(self, conn: _Conn, req_id: Any, params: Any, time_in: str) -> None:
         """``{"method":"x-sim-fault","params":{"kind":"drop"}}``: a fault from another
         process. ``scope`` is ``others`` (default: every connection but this one), ``self``
-        or ``all``; ``symbol``, ``seconds`` and ``close`` as in :meth:`SimServer.fault`."""
+        or ``all``; ``symbol``, ``seconds``, ``close`` and ``code`` as in
+        :meth:`SimServer.fault`."""
         params = params if type(params) is dict else {}
         kind = params.get("kind")
         scope = params.get("scope", "others")
         seconds = params.get("seconds", 2.0)
         symbol = params.get("symbol")
-        if kind not in FAULT_KINDS or scope not in ("others", "self", "all") or not (
-            type(seconds) in (int, float) and 0 <= seconds <= 3600
-        ) or not (symbol is None or type(symbol) is str):
+        code = params.get("code")
+        valid = (
+            kind in FAULT_KINDS
+            and scope in ("others", "self", "all")
+            and type(seconds) in (int, float) and 0 <= seconds <= 3600
+            and (symbol is None or type(symbol) is str)
+            and (code is None or (type(code) is int and 1000 <= code <= 4999))
+        )
+        if not valid:
             self._error(conn, "x-sim-fault", req_id,
                         f"bad fault: kind one of {', '.join(FAULT_KINDS)}, scope one of "
-                        "others/self/all, seconds 0..3600", time_in)
+                        "others/self/all, seconds 0..3600, code 1000..4999", time_in)
             return
         if scope == "self":
             targets = [conn]
@@ -641,7 +664,8 @@ class SimServer:
             targets = [c for c in self._conns.values() if c is not conn]
         self._answer(conn, {"method": "x-sim-fault", "result": {"kind": kind, "scope": scope},
                             "success": True}, req_id, time_in)
-        self._fault(kind, targets, symbol, float(seconds), bool(params.get("close", False)))
+        self._fault(kind, targets, symbol, float(seconds), bool(params.get("close", False)),
+                    code)
 
     def _on_control_book(self, conn: _Conn, req_id: Any, params: Any, time_in: str) -> None:
         """``{"method":"x-sim-book","params":{"symbol":"ETH/USD","depth":10}}``: the sim's
@@ -697,34 +721,42 @@ class SimServer:
                              "data": self._instrument_data})
 
     async def _market_loop(self) -> None:
-        """Step every subscribed pair ``rate`` times a second; never tries to catch up."""
+        """Tick ``TICK_HZ`` times a second; never tries to catch up after falling behind."""
         loop = asyncio.get_running_loop()
-        period = 1.0 / self.rate
+        tick_hz = max(TICK_HZ, self.rate)
+        period = 1.0 / tick_hz
+        per_tick = self.rate / tick_hz
         next_at = loop.time()
-        lagging = False
+        warned_at = -1e9
         while True:
             next_at += period
             if self._flowing.is_set():
-                self._step_all()
+                self._step_all(per_tick)
             delay = next_at - loop.time()
             if delay < 0:
-                if not lagging:
-                    log.warning("sim market loop behind by %.3fs: rate is capped by CPU", -delay)
-                lagging = True
+                if loop.time() - warned_at > 10.0:
+                    warned_at = loop.time()
+                    log.warning("sim market loop fell %.3fs behind (CPU busy); not catching up",
+                                -delay)
                 next_at = loop.time()
                 delay = 0
             await asyncio.sleep(delay)
 
-    def _step_all(self) -> None:
-        """One market tick: each subscribed pair steps once, each subscriber gets its frame.
+    def _step_all(self, per_tick: float) -> None:
+        """One market tick: each subscribed pair steps with probability ``per_tick`` (so
+        updates arrive at ``rate`` a second on average, at irregular times, and the load is
+        spread over the ticks), each subscriber gets its own frame for each step.
 
         Synchronous on purpose: no subscription can change in the middle of a tick."""
         ts = iso_now()
         dumps = orjson.dumps
         market = self.market
         push = self._push
+        chance = self._tick_rng.random
         frames = 0
         for symbol, subs in self._subs.items():
+            if per_tick < 1.0 and chance() >= per_tick:
+                continue
             step = market.step(symbol)
             for conn, stream in subs.values():
                 corrupt = bool(conn.corrupt) and symbol in conn.corrupt
