@@ -18,7 +18,7 @@ import pytest
 
 from conftest import free_port
 from krakenstream.config import KrakenSettings
-from krakenstream.errors import BackendUnavailable, InputError, InvalidPair
+from krakenstream.errors import BackendUnavailable, FeedError, InputError, InvalidPair
 from krakenstream.feed import FeedClient, FeedEvent, PairState
 from krakenstream.sim.server import SimServer
 
@@ -175,6 +175,10 @@ async def test_unknown_pair_reports_the_exchanges_error(sim: SimServer) -> None:
         assert st["NOPE/USD"].to_dict()["state"] == "error"
         assert st["BTC/USD"].state is PairState.LIVE and st["BTC/USD"].error is None
         assert client.book("NOPE/USD") is None
+        with pytest.raises(FeedError, match="NOPE/USD: Currency pair not supported NOPE/USD"):
+            await client.wait_live(["BTC/USD", "NOPE/USD"])
+    with pytest.raises(FeedError, match="stopped"):
+        await client.wait_live()
 
 
 async def test_add_and_remove_pairs_while_running(sim: SimServer) -> None:

@@ -47,7 +47,7 @@ from ..config import VALID_DEPTHS, KrakenSettings
 from ..core.book import OrderBook, Verdict
 from ..core.events import BadFrame, Instrument, Pong, Status, SubscriptionAck
 from ..core.session import BookResult, BookSession
-from ..errors import BackendUnavailable, ConfigError, InputError, InvalidPair
+from ..errors import BackendUnavailable, ConfigError, FeedError, InputError, InvalidPair
 from .backoff import BackoffPolicy, Reason, ReconnectSchedule
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
@@ -305,14 +305,24 @@ class FeedClient:
 
     async def wait_live(self, pairs: Iterable[str] | None = None) -> None:
         """Wait until every given pair (default: every tracked pair not in ``error``) is
-        ``live``. Bound it with ``asyncio.timeout(...)``."""
+        ``live``. Bound it with ``asyncio.timeout(...)``.
+
+        Raises :class:`~krakenstream.errors.FeedError` if a pair asked for by name is in
+        ``error`` (with the exchange's message), or if the client stops meanwhile.
+        """
         wanted = None if pairs is None else list(pairs)
 
         def done() -> bool:
+            if self._finished:
+                raise FeedError("the feed client stopped before the books were live")
             if wanted is None:
                 return all(
                     st.state in (PairState.LIVE, PairState.ERROR) for st in self._pairs.values()
                 )
+            for p in wanted:
+                st = self._pairs.get(p)
+                if st is not None and st.state is PairState.ERROR:
+                    raise FeedError(f"{p}: {st.error}")
             return all(
                 (st := self._pairs.get(p)) is not None and st.state is PairState.LIVE
                 for p in wanted
