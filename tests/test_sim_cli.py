@@ -15,6 +15,8 @@ import pytest
 from websockets.sync.client import connect
 
 from conftest import free_port
+from krakenstream.core.book import Verdict
+from krakenstream.core.session import BookSession
 
 KMS = str(Path(sys.executable).parent / "kms")
 
@@ -79,3 +81,29 @@ def test_kms_sim_refuses_a_missing_recording(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "no such recording" in done.stderr
+
+
+def test_kms_sim_replays_a_recording(shared_recording: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [KMS, "sim", "--port", str(port), "--replay", str(shared_recording), "--speed", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = _first_line(proc)
+        session = BookSession()
+        verdicts: list[Verdict] = []
+        with connect(url, open_timeout=5) as ws:
+            ws.send('{"method":"subscribe","params":{"channel":"instrument"}}')
+            ws.send('{"method":"subscribe","req_id":1,"params":{"channel":"book",'
+                    '"symbol":["BTC/USD"],"depth":10}}')
+            while len(verdicts) < 510:
+                _, results = session.receive(ws.recv(timeout=5))
+                verdicts.extend(r.verdict for r in results)
+        assert verdicts == [Verdict.VERIFIED] * 510
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -1,16 +1,17 @@
 """The simulated exchange on the wire: Kraken WebSocket v2 over ``websockets`` on loopback.
 
 Only scheme, host and port differ from Kraken's URL (the path is ``/v2``), so the feed client
-runs its real code path against it. One market loop steps every subscribed pair at ``rate``
-frames a second and hands each subscriber its own frame (see :class:`~.market.BookStream`);
-one writer task per connection drains that connection's bounded outbound queue. A client that
-cannot keep up (the queue is full) is disconnected, as an exchange would: a book with holes
-must never be served.
+runs its real code path against it. One market loop steps every subscribed pair ``rate`` times
+a second on average (at irregular times) and hands each subscriber its own frame (see
+:class:`~.market.BookStream`); one writer task per connection drains that connection's bounded
+outbound queue. A client that cannot keep up (the queue is full) is disconnected, as an
+exchange would: a book with holes must never be served.
 
 Faults, on command (:meth:`SimServer.fault`, or the private ``x-sim-fault`` method over the
 socket) or at random with a seed (``fault_rate``):
 
-- ``drop``: the TCP connection is aborted, no close frame;
+- ``drop``: the TCP connection is aborted, no close frame (or, given a ``code``, closed
+  cleanly with it: 1001, 1011...);
 - ``corrupt``: one update of one symbol carries a wrong checksum;
 - ``stall``: nothing at all (frames, heartbeats) for some seconds; frames are held, then sent;
 - ``maintenance``: ``status`` says ``maintenance``, the market stops for some seconds
@@ -18,6 +19,12 @@ socket) or at random with a seed (``fault_rate``):
 
 With ``replay`` it serves a recorded file instead of the random market: each subscribed
 symbol's book frames, as recorded, paced by their timestamps (``speed`` times faster).
+
+Two private methods, which Kraken does not have, let another process drive the simulator:
+``{"method":"x-sim-fault","params":{"kind":"drop"}}`` (also ``symbol``, ``seconds``, ``close``,
+``code``, and ``scope``: ``others`` by default, ``self`` or ``all``) and
+``{"method":"x-sim-book","params":{"symbol":"ETH/USD","depth":10}}``, which answers with the
+simulator's own book as scaled integers.
 """
 
 from __future__ import annotations
@@ -209,6 +216,9 @@ class SimServer:
         return list(self.market)
 
     async def start(self) -> None:
+        """Listen (``port`` 0 picks a free one; :attr:`port` and :attr:`url` then tell it)."""
+        if self._server is not None:
+            raise InputError("the simulator is already running")
         if self.replay_path is not None:
             self.recording = await asyncio.to_thread(load_recording, self.replay_path)
         try:
@@ -272,10 +282,12 @@ class SimServer:
         return self.market.book(symbol).top(depth)
 
     def precision(self, symbol: str) -> Precision:
-        if self.recording is not None and symbol in self.recording.precisions:
-            return self.recording.precisions[symbol]
-        if symbol not in self.market.specs:
+        """The pair's price and qty precision, as its instrument frame gives them."""
+        known = self.market.specs if self.recording is None else self.recording.precisions
+        if symbol not in known:
             raise NotFound(f"the simulator does not list {symbol}")
+        if self.recording is not None:
+            return self.recording.precisions[symbol]
         return self.market.precision(symbol)
 
     def connection_ids(self) -> list[int]:
