@@ -12,6 +12,7 @@ import sys
 import typer
 
 from .commands import common, record, replay, sim
+from .commands.daemon import daemon_app
 
 app = typer.Typer(
     name="kms",
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.callback()(common.root_options)
 app.command("replay")(replay.replay)
+app.add_typer(daemon_app, name="daemon")
 app.command("record")(record.record)
 app.command("sim")(sim.sim)
 

@@ -57,6 +57,14 @@ def root_options(
     _options.verbose = verbose or env_flag("KMS_VERBOSE")
 
 
+def child_env() -> dict[str, str]:
+    """The environment for a kms child process: ours, plus ``--config`` as KMS_CONFIG."""
+    env = dict(os.environ)
+    if _options.config is not None:
+        env["KMS_CONFIG"] = str(_options.config.expanduser().resolve())
+    return env
+
+
 def verbose() -> bool:
     return _options.verbose
 

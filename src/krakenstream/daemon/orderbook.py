@@ -159,8 +159,7 @@ class OrderbookRole:
         await self.feed.stop()
 
     def _on_state_change(self, event: FeedEvent) -> None:
-        log.info("feed state pair=%s old=%s new=%s reason=%r", event.pair, event.old.value,
-                 event.new.value, event.reason)
+        # the feed client logs the change itself; here it only fans out
         for fn in list(self._listeners):
             try:
                 fn(event)

@@ -1,0 +1,186 @@
+"""``kms daemon run|start|stop|status``: the local daemon in the foreground or background."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from ..config import Settings, server_url
+from .common import child_env, errors_handled, fail, out_console, settings
+
+daemon_app = typer.Typer(help="Run, start, stop and inspect the local daemon.",
+                         no_args_is_help=True)
+
+RolesOpt = Annotated[
+    str | None,
+    typer.Option("--roles", help="Comma-separated roles: orderbook,analysis,gateway "
+                 "(default: daemon.roles)."),
+]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Gateway port (gateway.port).")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="Gateway address (gateway.host).")]
+PairsOpt = Annotated[
+    str | None, typer.Option("--pairs", help="Comma-separated pairs (kraken.pairs).")
+]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Kraken WebSocket URL (kraken.url).")]
+
+
+def _overrides(roles: str | None, host: str | None, port: int | None, pairs: str | None,
+               url: str | None) -> dict[str, Any]:
+    return {"daemon.roles": roles, "gateway.host": host, "gateway.port": port,
+            "kraken.pairs": pairs, "kraken.url": url}
+
+
+@daemon_app.command("run")
+def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
+        pairs: PairsOpt = None, url: UrlOpt = None) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT (then drain and exit 0)."""
+    from ..daemon.app import Daemon, setup_logging
+
+    with errors_handled():
+        s = settings(_overrides(roles, host, port, pairs, url))
+        setup_logging(s.daemon.log_level)
+        daemon = Daemon(s)
+        asyncio.run(daemon.run())
+
+
+@daemon_app.command("start")
+def start(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
+          pairs: PairsOpt = None, url: UrlOpt = None,
+          wait: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 30.0,
+          ) -> None:
+    """Start the daemon in the background (pid and log files in the state directory)."""
+    from ..daemon.app import read_pid
+
+    with errors_handled():
+        s = settings(_overrides(roles, host, port, pairs, url))
+        s.paths.ensure()
+        pid = read_pid(s.paths.pid_file)
+        if pid is not None:
+            raise fail(f"a daemon is already running (pid {pid})", "kms daemon status")
+        cmd = [sys.executable, "-m", "krakenstream", "daemon", "run"]
+        for flag, value in (("--roles", roles), ("--host", host), ("--port", port),
+                            ("--pairs", pairs), ("--url", url)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        log_file = s.paths.log_file
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=child_env())
+        gateway = "gateway" in s.daemon.roles if roles is None else "gateway" in roles
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise fail(f"the daemon exited at once (status {proc.returncode}): "
+                           f"{_last_line(log_file)}", f"see {log_file}")
+            if not gateway and read_pid(s.paths.pid_file) == proc.pid:
+                break
+            if gateway and _healthy(server_url(s)):
+                break
+            time.sleep(0.1)
+        else:
+            raise fail(f"the daemon did not answer within {wait:g} s", f"see {log_file}")
+        out_console.print(f"daemon started (pid {proc.pid})"
+                          + (f", gateway {server_url(s)}" if gateway else "")
+                          + f"; log: {log_file}")
+
+
+@daemon_app.command("stop")
+def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exit.")] = 20.0,
+         ) -> None:
+    """Stop the background daemon (SIGTERM: it drains, then exits)."""
+    from ..daemon.app import read_pid
+
+    with errors_handled():
+        s = settings()
+        pid = read_pid(s.paths.pid_file)
+        if pid is None:
+            raise fail("no daemon is running", "kms daemon start")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if read_pid(s.paths.pid_file) is None:
+                out_console.print(f"daemon stopped (pid {pid})")
+                return
+            time.sleep(0.1)
+        raise fail(f"the daemon (pid {pid}) did not stop within {wait:g} s",
+                   f"kill -9 {pid} if it is stuck; see {s.paths.log_file}")
+
+
+@daemon_app.command("status")
+def status(json_out: Annotated[bool, typer.Option("--json", help="Print the health JSON.")]
+           = False) -> None:
+    """Is the daemon running, and how are its feeds, bus and store?"""
+    from ..daemon.app import read_pid
+
+    with errors_handled():
+        s = settings()
+        pid = read_pid(s.paths.pid_file)
+        url = server_url(s)
+        health = _health(url)
+        if json_out:
+            import orjson
+
+            typer.echo(orjson.dumps({"pid": pid, "url": url, "health": health},
+                                    option=orjson.OPT_INDENT_2).decode())
+            if pid is None and health is None:
+                raise typer.Exit(1)
+            return
+        if pid is None and health is None:
+            raise fail(f"no daemon is running here, and none answers at {url}",
+                       "kms daemon start")
+        out_console.print(_format_status(pid, url, health, s))
+
+
+def _format_status(pid: int | None, url: str, health: dict[str, Any] | None,
+                   s: Settings) -> str:
+    lines = [f"daemon: {'pid ' + str(pid) if pid else 'not running here'}; gateway {url}: "
+             + ("up" if health else "not answering")]
+    if health:
+        lines.append(f"status: {health.get('status')}; roles: "
+                     f"{', '.join(health.get('roles') or [])}")
+        feed = health.get("feed") or {}
+        for pair, st in sorted((feed.get("pairs") or {}).items()):
+            lines.append(f"  {pair:12s} {st.get('state', '?'):10s} frames={st.get('frames')} "
+                         f"mismatches={st.get('mismatches')} resyncs={st.get('resyncs')}")
+        for part in ("bus", "store", "users"):
+            info = health.get(part)
+            if isinstance(info, dict):
+                ok = "ok" if info.get("healthy") else "DOWN"
+                lines.append(f"{part}: {info.get('backend')} {ok}")
+    return "\n".join(lines)
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    try:
+        r = httpx.get(url + "/health", timeout=2.0)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    try:
+        data = r.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _healthy(url: str) -> bool:
+    return _health(url) is not None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+

@@ -1,0 +1,212 @@
+"""One daemon process: its roles, the gateway's HTTP server, signals, and the state lock.
+
+``Daemon.run()`` runs in the foreground until SIGTERM/SIGINT, then drains in data-flow order
+(stop publishing, flush the bus, store what arrived, close the stores) and returns. A second
+daemon on the same state directory is refused: the pid file is held with an exclusive
+``flock`` for the daemon's whole life, so a crashed daemon never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from ..config import Settings
+from ..errors import KmsError
+from .services import Services, build_services, check_roles
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class DaemonError(KmsError):
+    """The daemon cannot start (already running, port taken...)."""
+
+
+def setup_logging(level: str, stream: IO[str] | None = None) -> None:
+    """One line per event, to stderr (``kms daemon start`` points stderr at the log file)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # libraries that are chatty at INFO
+    for name in ("aiokafka", "websockets", "uvicorn.access", "kafka"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+class StateLock:
+    """An exclusive lock on ``<state dir>/daemon.pid``, holding the daemon's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open for the daemon's life
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.seek(0)
+            other = fh.read().strip() or "?"
+            fh.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise DaemonError(
+                    f"a daemon is already running on {self.path.parent} (pid {other})",
+                    hint="kms daemon stop, or give this one its own KMS_HOME / --home",
+                ) from None
+            raise
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        self._fh.close()
+        self._fh = None
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in a pid file if that process holds the lock, else None."""
+    try:
+        with open(path) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                text = fh.read().strip()
+                return int(text) if text.isdigit() else None
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return None  # nobody holds it: a leftover file
+    except FileNotFoundError:
+        return None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the gateway's socket ourselves so a taken port is a clear error, not an exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise DaemonError(
+                f"port {port} on {host} is already in use",
+                hint="stop what uses it, or set gateway.port / KMS_GATEWAY_PORT",
+            ) from None
+        raise DaemonError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Daemon:
+    def __init__(self, settings: Settings, roles: Sequence[str] | None = None) -> None:
+        self.settings = settings
+        self.roles = check_roles(settings.daemon.roles if roles is None else roles)
+        self.services: Services | None = None
+        self._stop = asyncio.Event()
+        self.port: int | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, on_ready: Callable[[Daemon], Any] | None = None) -> None:
+        s = self.settings
+        s.paths.ensure()
+        lock = StateLock(s.paths.pid_file)
+        lock.acquire()
+        sock: socket.socket | None = None
+        server: Any = None
+        server_task: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.request_stop)
+                    installed.append(sig)
+            if "gateway" in self.roles:
+                sock = bind_socket(s.gateway.host, s.gateway.port)
+                self.port = sock.getsockname()[1]
+            self.services = await build_services(s, self.roles)
+            if sock is not None:
+                server = _make_server(self.services)
+                server_task = asyncio.create_task(server.serve(sockets=[sock]),
+                                                  name="kms-gateway")
+                for _ in range(3000):  # up to 30 s for the app's startup
+                    if server.started or server_task.done():
+                        break
+                    await asyncio.sleep(0.01)
+                if server_task.done():
+                    server_task.result()  # raises what stopped it
+                if not server.started:
+                    raise DaemonError("the gateway did not start within 30 s")
+            log.info("daemon ready pid=%d roles=%s gateway=%s", os.getpid(),
+                     ",".join(self.roles),
+                     f"http://{s.gateway.host}:{self.port}" if self.port else "-")
+            if on_ready is not None:
+                on_ready(self)
+            await self._stop.wait()
+            log.info("daemon stopping: draining")
+        finally:
+            if server is not None:
+                server.should_exit = True
+                if server_task is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(server_task, timeout=10)
+            if self.services is not None:
+                await self.services.close()
+            if sock is not None:
+                sock.close()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            lock.release()
+            log.info("daemon stopped")
+
+
+def _make_server(services: Services) -> Any:
+    """A uvicorn server for the gateway app; signals stay ours, logging stays ours."""
+    import uvicorn
+
+    from .gateway import create_app
+
+    class Server(uvicorn.Server):
+        """uvicorn would take SIGTERM/SIGINT for itself; the daemon handles them."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def install_signal_handlers(self) -> None:  # older uvicorn versions
+            return None
+
+    config = uvicorn.Config(
+        create_app(services),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        ws_ping_interval=20,
+    )
+    return Server(config)
