@@ -149,12 +149,16 @@ def test_changes_beyond_the_view_send_nothing() -> None:
     assert stream.update(book.apply(asks=[(deep, 0)]), TS) is None
 
 
-def test_apply_refuses_to_cross_and_leaves_the_book_alone() -> None:
+def test_apply_refuses_to_cross_or_empty_and_leaves_the_book_alone() -> None:
     book = PairBook(guess_spec("ETH/USD"), random.Random(9))
     before = book.top(20)
     with pytest.raises(ValueError, match="cross"):
         book.apply(bids=[(book.asks.price_at(0), 5)])
     assert book.top(20) == before
+    with pytest.raises(ValueError, match="empty"):
+        book.apply(asks=[(p, 0) for p, _ in book.asks.top(5000)])
+    assert book.top(20) == before
+    assert len(book.asks) >= MIN_LEVELS
 
 
 def test_the_walk_stays_deep_positive_uncrossed_and_moves() -> None:

@@ -339,7 +339,9 @@ async def test_control_methods_over_the_socket(sim: SimServer, peer: Peer) -> No
     async with open_ws(sim.url) as ws:
         control = Peer(ws)
         await control.recv()
-        await sim.pause()
+        rid = await control.send("x-sim-pause", {"paused": True})
+        ack = await control.until(lambda f: f.get("req_id") == rid)
+        assert ack["success"] is True and sim.paused
         await peer.until(is_heartbeat)
         rid = await control.send("x-sim-book", {"symbol": "LTC/USD", "depth": 25})
         answer = await control.until(lambda f: f.get("req_id") == rid)
@@ -350,6 +352,11 @@ async def test_control_methods_over_the_socket(sim: SimServer, peer: Peer) -> No
         book = peer.session.books["LTC/USD"]
         assert (book.bids(), book.asks()) == (bids, asks)
         assert (result["price_precision"], result["qty_precision"]) == (2, 8)
+
+        rid = await control.send("x-sim-pause", {"paused": False})
+        await control.until(lambda f: f.get("req_id") == rid)
+        assert not sim.paused
+        await peer.until(is_book)
 
         rid = await control.send("x-sim-fault", {"kind": "nonsense"})
         err = await control.until(lambda f: f.get("req_id") == rid)

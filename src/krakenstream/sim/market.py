@@ -280,17 +280,21 @@ class PairBook:
     def apply(self, bids: Iterable[Level] = (), asks: Iterable[Level] = ()) -> Step:
         """Set levels by hand (qty 0 deletes), for scripted scenarios and tests.
 
-        Raises ValueError (and changes nothing) if the result would be crossed."""
+        Raises ValueError (and changes nothing) if the result would be crossed or a side
+        empty: the walk needs a touch on both sides."""
         self._touched = ({}, {})
         for price, qty in bids:
             self._set(self.bids, price, qty)
         for price, qty in asks:
             self._set(self.asks, price, qty)
-        if self.bids.keys and self.asks.keys and -self.bids.keys[0] >= self.asks.keys[0]:
+        bk, ak = self.bids.keys, self.asks.keys
+        problem = ("would leave a side empty" if not bk or not ak
+                   else "would cross the book" if -bk[0] >= ak[0] else None)
+        if problem is not None:
             for side, touched in zip((self.bids, self.asks), self._touched, strict=True):
                 for price, old in touched.items():
                     side.set(price, old)
-            raise ValueError(f"{self.symbol}: those levels would cross the book")
+            raise ValueError(f"{self.symbol}: those levels {problem}")
         return self._net_step()
 
     def _net_step(self) -> Step:

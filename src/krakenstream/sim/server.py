@@ -24,7 +24,8 @@ Two private methods, which Kraken does not have, let another process drive the s
 ``{"method":"x-sim-fault","params":{"kind":"drop"}}`` (also ``symbol``, ``seconds``, ``close``,
 ``code``, and ``scope``: ``others`` by default, ``self`` or ``all``) and
 ``{"method":"x-sim-book","params":{"symbol":"ETH/USD","depth":10}}``, which answers with the
-simulator's own book as scaled integers.
+simulator's own book as scaled integers, and ``{"method":"x-sim-pause","params":{"paused":
+true}}`` (``false`` to resume), so that a test in another process can compare books.
 """
 
 from __future__ import annotations
@@ -551,6 +552,8 @@ class SimServer:
             self._on_control_fault(conn, req_id, params, time_in)
         elif method == "x-sim-book":
             self._on_control_book(conn, req_id, params, time_in)
+        elif method == "x-sim-pause":
+            self._on_control_pause(conn, req_id, params, time_in)
         else:
             self._error(conn, method if type(method) is str else None, req_id,
                         f"Unsupported method {method}", time_in)
@@ -698,6 +701,22 @@ class SimServer:
             "qty_precision": prec.qty, "paused": self._paused,
             "bids": [list(lv) for lv in bids], "asks": [list(lv) for lv in asks],
         }}, req_id, time_in)
+
+    def _on_control_pause(self, conn: _Conn, req_id: Any, params: Any, time_in: str) -> None:
+        """``{"method":"x-sim-pause","params":{"paused":true}}``: freeze (or thaw) the market
+        from another process; heartbeats go on. Frames already queued are still sent."""
+        params = params if type(params) is dict else {}
+        paused = params.get("paused", True)
+        if type(paused) is not bool:
+            self._error(conn, "x-sim-pause", req_id, "bad request: paused is a boolean", time_in)
+            return
+        self._paused = paused
+        if paused:
+            self._flowing.clear()
+        elif not self._maintenance:
+            self._flowing.set()
+        self._answer(conn, {"method": "x-sim-pause", "result": {"paused": paused},
+                            "success": True}, req_id, time_in)
 
     def _answer(self, conn: _Conn, body: dict[str, Any], req_id: Any, time_in: str) -> None:
         if req_id is not None:
