@@ -313,13 +313,17 @@ class SimServer:
 
     async def pause(self, drain_within: float = 2.0) -> None:
         """Stop market updates (heartbeats go on) and wait until queued frames are sent."""
-        self._paused = True
-        self._flowing.clear()
+        self._set_paused(True)
         await self.drain(drain_within)
 
     async def resume(self) -> None:
-        self._paused = False
-        if not self._maintenance:
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        if paused:
+            self._flowing.clear()
+        elif not self._maintenance:
             self._flowing.set()
 
     async def drain(self, within: float = 2.0) -> bool:
@@ -710,11 +714,7 @@ class SimServer:
         if type(paused) is not bool:
             self._error(conn, "x-sim-pause", req_id, "bad request: paused is a boolean", time_in)
             return
-        self._paused = paused
-        if paused:
-            self._flowing.clear()
-        elif not self._maintenance:
-            self._flowing.set()
+        self._set_paused(paused)
         self._answer(conn, {"method": "x-sim-pause", "result": {"paused": paused},
                             "success": True}, req_id, time_in)
 
