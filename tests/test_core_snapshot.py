@@ -72,3 +72,22 @@ def test_malformed_records_raise_value_error(bad: bytes) -> None:
 def test_iso_ms() -> None:
     assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
     assert iso_ms(1_690_730_998_343) == "2023-07-30T15:29:58.343Z"
+
+
+def test_csv_row_from_stored_dict_equals_csv_row() -> None:
+    import orjson
+
+    from krakenstream.core.snapshot import csv_row_from_dict
+
+    s = Snapshot.from_book(guide_book(), ts=1_690_730_999_000, seq=7, gap_before=True)
+    assert csv_row_from_dict(orjson.loads(s.to_json())) == s.csv_row()
+    empty = Snapshot("A/B", 0, None, 1, 2, 2, (), (), 0)
+    assert csv_row_from_dict(empty.to_dict()) == empty.csv_row()
+
+
+@given(st.integers(0, 12), st.integers(-(10**30), 10**30))
+def test_parse_fixed_inverts_format_scaled(precision: int, n: int) -> None:
+    from krakenstream.core.numbers import format_scaled
+    from krakenstream.core.snapshot import parse_fixed
+
+    assert parse_fixed(format_scaled(n, precision), precision) == n
