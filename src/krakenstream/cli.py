@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from .commands import common, record, replay, sim
+from .commands import accounts, common, demo, history, pairs, record, replay, sim, stream
 from .commands.daemon import daemon_app
 
 app = typer.Typer(
@@ -25,6 +25,17 @@ app.command("replay")(replay.replay)
 app.add_typer(daemon_app, name="daemon")
 app.command("record")(record.record)
 app.command("sim")(sim.sim)
+app.command("register")(accounts.register)
+app.command("login")(accounts.login)
+app.command("logout")(accounts.logout)
+app.command("whoami")(accounts.whoami)
+app.command("latest")(history.latest)
+app.command("history")(history.history)
+app.command("pairs")(pairs.pairs)
+app.command("track")(pairs.track)
+app.command("untrack")(pairs.untrack)
+app.command("stream")(stream.stream)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

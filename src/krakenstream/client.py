@@ -1,0 +1,531 @@
+"""The HTTP client of a krakenstream daemon's gateway, local or remote; the CLI speaks only this.
+
+One method per endpoint of the gateway's contract (``notes/HTTP_API.md``). This module is the
+boundary where transport failures and HTTP error answers become our own errors, so callers
+handle one exception tree (:mod:`krakenstream.errors`) and print the gateway's own message:
+
+    401/403 → AuthError (hint ``kms login``)     404 → NotFound       409 → Conflict
+    413/422 → InputError                         429 → Throttled(retry_after)
+    503 → BackendUnavailable                     no connection → BackendUnavailable
+
+History is streamed, never held whole: :meth:`KmsClient.history` parses NDJSON one line at a
+time and :meth:`KmsClient.history_raw` hands the body on chunk by chunk, so a 10,000-snapshot
+export costs one chunk of memory. :meth:`KmsClient.stream` follows the live snapshots of
+several pairs over WebSockets (one connection per pair) and reconnects with capped, jittered
+backoff when the daemon goes away, saying so with a :class:`Reconnecting` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from . import __version__
+from .errors import (
+    AuthError,
+    BackendUnavailable,
+    Conflict,
+    InputError,
+    KmsError,
+    NotFound,
+    Throttled,
+)
+from .feed.backoff import backoff
+
+log = logging.getLogger(__name__)
+
+_USER_AGENT = f"krakenstream-cli/{__version__}"
+
+#: seconds to connect and between two reads of an answer
+DEFAULT_TIMEOUT = 10.0
+#: events buffered between the WebSocket readers and the consumer of :meth:`KmsClient.stream`;
+#: when full the readers wait (the gateway then holds the backlog, and cuts us off with 1013 if
+#: we stay behind, after which we reconnect): memory stays bounded on both sides
+STREAM_QUEUE = 256
+#: the largest WebSocket message accepted (a 1000-level snapshot is about 60 kB)
+MAX_MESSAGE = 4 * 2**20
+
+HistoryFormat = Literal["json", "ndjson", "csv"]
+Order = Literal["desc", "asc"]
+
+_STATUS_ERRORS: dict[int, type[KmsError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: NotFound,
+    409: Conflict,
+    413: InputError,
+    422: InputError,
+    503: BackendUnavailable,
+}
+
+#: WebSocket close codes of the gateway that mean "do not come back with the same request"
+WS_BAD_TOKEN = 4401
+WS_BAD_PAIR = 4404
+WS_TOO_SLOW = 1013
+WS_GOING_AWAY = 1001
+
+
+# -- stream events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEvent:
+    """A new snapshot of ``pair`` (``data`` is ``Snapshot.to_dict()``)."""
+
+    pair: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """The daemon's feed changed state for ``pair`` (live, resyncing, stale, error...)."""
+
+    pair: str
+    state: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The WebSocket for ``pair`` is open (first time or after a reconnect)."""
+
+    pair: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """The WebSocket for ``pair`` is down; the next attempt is ``delay`` seconds away."""
+
+    pair: str
+    reason: str
+    delay: float
+    attempt: int
+
+
+StreamEvent = SnapshotEvent | StatusEvent | Connected | Reconnecting
+
+
+def parse_stream_message(pair: str, message: str | bytes) -> StreamEvent | None:
+    """One gateway WebSocket message as an event, or None if it is not one we know.
+
+    Unknown message types are skipped, not fatal: a newer gateway may send more kinds.
+    """
+    try:
+        obj = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("type")
+    if kind == "snapshot" and isinstance(obj.get("data"), dict):
+        data: dict[str, Any] = obj["data"]
+        return SnapshotEvent(str(data.get("pair") or pair), data)
+    if kind == "status" and isinstance(obj.get("state"), str):
+        reason = obj.get("reason")
+        return StatusEvent(
+            str(obj.get("pair") or pair), obj["state"], reason if isinstance(reason, str) else None
+        )
+    return None
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _error_body(body: bytes) -> tuple[str | None, str | None]:
+    """The gateway's ``{"error", "hint"}``; tolerates FastAPI's ``{"detail": ...}`` too."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:200] or None), None
+    if not isinstance(obj, dict):
+        return None, None
+    message = obj.get("error") or obj.get("message")
+    if message is None and "detail" in obj:
+        detail = obj["detail"]
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            message = detail[0].get("msg")
+        else:
+            message = detail
+    hint = obj.get("hint")
+    return (str(message) if message else None), (str(hint) if hint else None)
+
+
+def _retry_after(headers: Mapping[str, str]) -> int:
+    value = headers.get("retry-after", "")
+    try:
+        return max(1, int(float(value)))
+    except ValueError:
+        return 1
+
+
+def error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, url: str
+) -> KmsError:
+    """The error an HTTP error answer stands for, carrying the gateway's own sentence."""
+    message, hint = _error_body(body)
+    if status == 429:
+        return Throttled(message or "too many attempts", retry_after=_retry_after(headers))
+    cls = _STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls(message or f"the daemon answered {status} for {url}", hint=hint)
+    if status >= 500:
+        return KmsError(
+            f"the daemon failed on {url} ({status}): {message or 'no details'}",
+            hint=hint or "see the daemon's log",
+        )
+    return KmsError(f"unexpected answer {status} from {url}: {message or 'no details'}",
+                    hint=hint)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def quote_pair(pair: str) -> str:
+    """A pair as one path segment: ``ETH/USD`` → ``ETH%2FUSD``."""
+    return quote(pair.strip(), safe="")
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+class KmsClient:
+    """A daemon's gateway at ``base_url``; ``token`` authenticates the calls that need it.
+
+    Synchronous (httpx) for request/answer calls; :meth:`stream` is asynchronous. Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InputError(
+                f"not a daemon URL: {base_url!r}", hint="give http://HOST:PORT, e.g. "
+                "http://127.0.0.1:3000"
+            )
+        self.base_url = base_url.strip().rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KmsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def start_hint(self) -> str:
+        if _is_loopback(self.base_url):
+            return "kms daemon start"
+        return "is a daemon running there? check --server or KMS_SERVER"
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def unreachable(self, exc: BaseException) -> BackendUnavailable:
+        """A transport failure as the one error the CLI shows for it."""
+        if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+            message = f"cannot reach the daemon at {self.base_url}"
+        elif isinstance(exc, httpx.TimeoutException | TimeoutError):
+            message = f"the daemon at {self.base_url} did not answer within {self.timeout:g} s"
+        else:
+            message = f"the connection to the daemon at {self.base_url} failed: {exc}"
+        return BackendUnavailable(message, hint=self.start_hint)
+
+    def _check(self, resp: httpx.Response) -> None:
+        if resp.status_code >= 400:
+            raise error_from_response(
+                resp.status_code, resp.headers, resp.content, f"{resp.request.method} "
+                f"{resp.request.url.raw_path.decode('ascii', 'replace').split('?')[0]}"
+            )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        try:
+            resp = self._http.request(
+                method, path, json=json, params=_params(params), headers=self._auth_headers()
+            )
+        except httpx.TransportError as exc:
+            raise self.unreachable(exc) from exc
+        self._check(resp)
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
+            raise KmsError(
+                f"the daemon at {self.base_url} sent a malformed answer to {method} {path}"
+            ) from exc
+
+    @contextmanager
+    def _stream(self, path: str, params: Mapping[str, Any]) -> Iterator[httpx.Response]:
+        """An answer whose body is read as it arrives; transport failures mapped throughout."""
+        try:
+            with self._http.stream(
+                "GET", path, params=_params(params), headers=self._auth_headers()
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._check(resp)
+                yield resp
+        except httpx.TransportError as exc:
+            raise self.unreachable(exc) from exc
+
+    # -- users ------------------------------------------------------------------------------
+
+    def register(self, email: str, password: str) -> dict[str, Any]:
+        """Create an account: ``{"id", "email", "created_at"}``."""
+        out: dict[str, Any] = self._call(
+            "POST", "/api/users/register", json={"email": email, "password": password}
+        )
+        return out
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        """``{"token", "token_type", "expires_at"}``; the client keeps using the new token."""
+        out: dict[str, Any] = self._call(
+            "POST", "/api/users/login", json={"email": email, "password": password}
+        )
+        if not isinstance(out.get("token"), str):
+            raise KmsError(f"the daemon at {self.base_url} answered a login without a token")
+        self.token = out["token"]
+        return out
+
+    def me(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/api/users/me")
+        return out
+
+    # -- analysis ---------------------------------------------------------------------------
+
+    def latest(self, pair: str) -> dict[str, Any]:
+        """The newest stored snapshot of ``pair`` (``Snapshot.to_dict()``)."""
+        out: dict[str, Any] = self._call("GET", f"/api/analysis/latest/{quote_pair(pair)}")
+        return out
+
+    def history(
+        self,
+        pair: str,
+        *,
+        since: str | int | None = None,
+        until: str | int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> Iterator[dict[str, Any]]:
+        """Snapshots (``Snapshot.to_dict()``), parsed one NDJSON line at a time.
+
+        Nothing is sent until the first item is asked for; errors (an unknown pair, a bad
+        range) are raised then.
+        """
+        params = {"since": since, "until": until, "limit": limit, "order": order,
+                  "format": "ndjson"}
+        with self._stream(f"/api/analysis/history/{quote_pair(pair)}", params) as resp:
+            for line in resp.iter_lines():
+                if line.strip():
+                    item: dict[str, Any] = orjson.loads(line)
+                    yield item
+
+    def history_raw(
+        self,
+        pair: str,
+        *,
+        format: HistoryFormat,
+        since: str | int | None = None,
+        until: str | int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> Iterator[bytes]:
+        """The history body in ``format`` (csv, ndjson or json), chunk by chunk, as sent."""
+        params = {"since": since, "until": until, "limit": limit, "order": order,
+                  "format": format}
+        with self._stream(f"/api/analysis/history/{quote_pair(pair)}", params) as resp:
+            yield from resp.iter_bytes()
+
+    # -- order books and pairs --------------------------------------------------------------
+
+    def orderbook(self, pair: str, depth: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._call(
+            "GET", f"/api/orderbook/{quote_pair(pair)}", params={"depth": depth}
+        )
+        return out
+
+    def pairs(self) -> list[dict[str, Any]]:
+        """Tracked pairs with their feed state and counters."""
+        out = self._call("GET", "/api/pairs")
+        pairs = out.get("pairs") if isinstance(out, dict) else None
+        if not isinstance(pairs, list):
+            raise KmsError(f"the daemon at {self.base_url} sent a malformed pair list")
+        return pairs
+
+    def track(self, pair: str) -> dict[str, Any]:
+        """Start tracking ``pair``: ``{"pair", "state"}``."""
+        out: dict[str, Any] = self._call("POST", "/api/pairs", json={"pair": pair})
+        return out
+
+    def untrack(self, pair: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("DELETE", f"/api/pairs/{quote_pair(pair)}")
+        return out
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/health")
+        return out
+
+    # -- live stream ------------------------------------------------------------------------
+
+    def stream_url(self, pair: str) -> str:
+        scheme = "wss" if self.base_url.startswith("https:") else "ws"
+        return f"{scheme}{self.base_url[self.base_url.index(':'):]}/api/stream/{quote_pair(pair)}"
+
+    async def stream(
+        self,
+        pairs: Sequence[str],
+        *,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+        queue_size: int = STREAM_QUEUE,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Live events of ``pairs``, one WebSocket each, until the caller stops iterating.
+
+        Failing to connect the first time raises :class:`BackendUnavailable`; once connected,
+        a lost connection (the daemon restarting) is retried for ever with capped jittered
+        backoff, announced by a :class:`Reconnecting` event per attempt. A rejected token or
+        a malformed pair raises (:class:`AuthError`, :class:`InputError`): retrying would
+        not help.
+        """
+        queue: asyncio.Queue[StreamEvent | BaseException] = asyncio.Queue(queue_size)
+        tasks = [
+            asyncio.create_task(
+                self._pump(pair, queue, backoff_initial, backoff_max), name=f"kms-stream-{pair}"
+            )
+            for pair in pairs
+        ]
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _pump(
+        self,
+        pair: str,
+        queue: asyncio.Queue[StreamEvent | BaseException],
+        backoff_initial: float,
+        backoff_max: float,
+    ) -> None:
+        try:
+            await self._follow(pair, queue, backoff_initial, backoff_max)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the consumer, who raises it
+            await queue.put(exc)
+
+    async def _follow(
+        self,
+        pair: str,
+        queue: asyncio.Queue[StreamEvent | BaseException],
+        backoff_initial: float,
+        backoff_max: float,
+    ) -> None:
+        url = self.stream_url(pair)
+        headers = self._auth_headers()
+        delays = backoff(backoff_initial, backoff_max)
+        connected_once = False
+        attempt = 0
+        while True:
+            try:
+                async with ws_connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=self.timeout,
+                    max_size=MAX_MESSAGE,
+                    user_agent_header=_USER_AGENT,
+                ) as ws:
+                    connected_once, attempt = True, 0
+                    delays = backoff(backoff_initial, backoff_max)
+                    await queue.put(Connected(pair))
+                    async for message in ws:
+                        event = parse_stream_message(pair, message)
+                        if event is None:
+                            log.debug("stream %s: skipped an unknown message", pair)
+                        else:
+                            await queue.put(event)
+                reason = "the daemon closed the stream"
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status != 503:
+                    raise error_from_response(
+                        status, exc.response.headers, bytes(exc.response.body or b""), url
+                    ) from exc
+                reason = "the daemon is not ready (503)"
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else 1006
+                why = exc.rcvd.reason if exc.rcvd is not None else ""
+                if code == WS_BAD_TOKEN:
+                    raise AuthError(why or "the daemon rejected the token") from exc
+                if code == WS_BAD_PAIR:
+                    raise InputError(why or f"the daemon refused the pair {pair!r}") from exc
+                if code == WS_TOO_SLOW:
+                    reason = "this terminal fell behind; the daemon cut the stream"
+                elif code == WS_GOING_AWAY:
+                    reason = "the daemon is shutting down"
+                else:
+                    reason = f"the connection dropped ({code})"
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                if not connected_once:
+                    raise self.unreachable(exc) from exc
+                reason = "connection refused" if isinstance(
+                    exc, ConnectionRefusedError) else f"{type(exc).__name__}: {exc}"
+            attempt += 1
+            delay = next(delays)
+            await queue.put(Reconnecting(pair, reason, delay, attempt))
+            await asyncio.sleep(delay)
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Query parameters without the unset ones."""
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if v is not None}

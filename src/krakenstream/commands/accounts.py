@@ -1,0 +1,134 @@
+"""``kms register``, ``kms login``, ``kms logout``, ``kms whoami``: accounts on a daemon.
+
+Also the two things every client command shares: which daemon to talk to (``--server``, else
+``KMS_SERVER``, else the local daemon's address from the settings) and the client for it,
+carrying the token from the credentials file when the call needs one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..client import KmsClient
+from ..config import server_url
+from ..credentials import Credential, CredentialsFile, server_key
+from ..errors import InputError
+from .common import errors_handled, out_console, settings
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="URL",
+        help="Daemon's gateway URL (default: KMS_SERVER, else the local daemon).",
+        show_default=False,
+    ),
+]
+EmailOption = Annotated[
+    str | None, typer.Option("--email", help="Account email (prompted for if not given).")
+]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+]
+
+
+def resolve_server(server: str | None) -> str:
+    """``--server``, else ``KMS_SERVER``, else the local daemon's gateway address."""
+    if server is not None:
+        return server_key(server)
+    return server_key(server_url(settings()))
+
+
+def credentials() -> CredentialsFile:
+    return CredentialsFile.from_settings(settings())
+
+
+def open_client(server: str | None, *, auth: bool = True) -> KmsClient:
+    """A client for the chosen daemon; with ``auth``, carrying the stored token (raises
+    AuthError, hint ``kms login``, if there is none or it expired)."""
+    url = resolve_server(server)
+    token = credentials().require(url).token if auth else None
+    return KmsClient(url, token)
+
+
+def _read_password(from_stdin: bool, *, confirm: bool) -> str:
+    if from_stdin:
+        line = typer.get_text_stream("stdin").readline()
+        text = line.rstrip("\r\n")
+        if not text:
+            raise InputError("no password on stdin", hint="echo \"$PASSWORD\" | kms login "
+                             "--email EMAIL --password-stdin")
+        return text
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    return password
+
+
+def _email(email: str | None) -> str:
+    if email is None:
+        email = typer.prompt("Email")
+    email = email.strip()
+    if not email:
+        raise InputError("an email is needed")
+    return email
+
+
+def register(
+    email: EmailOption = None,
+    password_stdin: PasswordStdinOption = False,
+    server: ServerOption = None,
+) -> None:
+    """Create an account on the daemon (the password is asked twice, hidden)."""
+    with errors_handled():
+        url = resolve_server(server)
+        email = _email(email)
+        password = _read_password(password_stdin, confirm=True)
+        with KmsClient(url) as client:
+            user = client.register(email, password)
+        out_console.print(f"registered {user.get('email', email)} on {url}")
+        out_console.print(f"[dim]next:[/] kms login --email {user.get('email', email)}")
+
+
+def login(
+    email: EmailOption = None,
+    password_stdin: PasswordStdinOption = False,
+    server: ServerOption = None,
+) -> None:
+    """Log in and keep the token in the credentials file (mode 0600), filed by server."""
+    with errors_handled():
+        url = resolve_server(server)
+        email = _email(email)
+        password = _read_password(password_stdin, confirm=False)
+        with KmsClient(url) as client:
+            answer = client.login(email, password)
+        expires = answer.get("expires_at")
+        credentials().save(
+            url,
+            Credential(email=email, token=answer["token"],
+                       expires_at=expires if isinstance(expires, str) else None),
+        )
+        until = f" until {expires}" if expires else ""
+        out_console.print(f"logged in to {url} as {email}{until}")
+
+
+def logout(server: ServerOption = None) -> None:
+    """Forget the token kept for the daemon."""
+    with errors_handled():
+        url = resolve_server(server)
+        if credentials().remove(url):
+            out_console.print(f"logged out of {url}")
+        else:
+            out_console.print(f"not logged in to {url}")
+
+
+def whoami(server: ServerOption = None) -> None:
+    """Show who the stored token belongs to, as the daemon sees it."""
+    with errors_handled():
+        url = resolve_server(server)
+        cred = credentials().require(url)
+        with KmsClient(url, cred.token) as client:
+            user = client.me()
+        until = f" (session until {cred.expires_at})" if cred.expires_at else ""
+        out_console.print(f"{user.get('email', cred.email)} on {url}{until}")
