@@ -1,0 +1,168 @@
+"""The orderbook and analysis roles against the simulator: aligned ticks, gaps made visible,
+sharding, and the analysis role's store-then-commit with a store that fails."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from krakenstream.bus.memory import MemoryBus
+from krakenstream.config import load_settings
+from krakenstream.core.snapshot import Snapshot
+from krakenstream.daemon.analysis import AnalysisRole
+from krakenstream.daemon.orderbook import OrderbookRole, normalize_pair, owns_pair
+from krakenstream.errors import BackendUnavailable, Conflict, InvalidPair, NotFound
+from krakenstream.sim.server import SimServer
+from krakenstream.store.sqlite import SQLiteHistoryStore
+
+PAIRS = ["ETH/USD", "BTC/USD"]
+
+
+def kraken(url: str, interval: float = 0.2, **extra: str):  # type: ignore[no-untyped-def]
+    env = {"KMS_KRAKEN_URL": url, "KMS_KRAKEN_PAIRS": ",".join(PAIRS),
+           "KMS_KRAKEN_SNAPSHOT_INTERVAL": str(interval), "KMS_KRAKEN_HEARTBEAT_TIMEOUT": "1",
+           "KMS_KRAKEN_BACKOFF_INITIAL": "0.05", **extra}
+    return load_settings(env=env).kraken
+
+
+async def drain(sub, n_min: int, within: float) -> list[Snapshot]:  # type: ignore[no-untyped-def]
+    out: list[Snapshot] = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and len(out) < n_min:
+        out += await sub.get_batch(100, timeout=0.2)
+    return out
+
+
+def test_pair_names_and_sharding() -> None:
+    assert normalize_pair("eth-usd") == "ETH/USD" == normalize_pair(" ETH/USD ")
+    for bad in ("ETHUSD", "ETH/USD/X", "", "E TH/USD"):
+        try:
+            normalize_pair(bad)
+        except InvalidPair:
+            continue
+        raise AssertionError(bad)
+    pairs = [f"P{i}/USD" for i in range(200)]
+    halves = [{p for p in pairs if owns_pair(p, f"{i}/2")} for i in range(2)]
+    assert halves[0] | halves[1] == set(pairs) and not halves[0] & halves[1]
+    assert 60 < len(halves[0]) < 140  # roughly even
+    assert all(owns_pair(p, "") for p in pairs)
+
+
+async def test_ticks_are_aligned_and_continuous() -> None:
+    async with SimServer(pairs=PAIRS, seed=5, rate=20) as sim:
+        bus = MemoryBus()
+        await bus.start()
+        sub = bus.subscribe("t")
+        await sub.start()
+        role = OrderbookRole(kraken(sim.url), bus)
+        await role.start()
+        try:
+            snaps = await drain(sub, 2 * 8, within=6)
+        finally:
+            await role.stop()
+            await bus.close()
+    for pair in PAIRS:
+        mine = [s for s in snaps if s.pair == pair]
+        assert len(mine) >= 8
+        assert all(s.ts % 200 == 0 for s in mine), "ticks on wall-clock multiples"
+        assert [s.seq for s in mine] == list(range(1, len(mine) + 1))
+        assert [b.ts - a.ts for a, b in zip(mine, mine[1:], strict=False)] == [200] * (
+            len(mine) - 1)
+        assert mine[0].gap_before and not any(s.gap_before for s in mine[1:])
+        # published when nothing changed too: ticks keep coming at the interval
+
+
+async def test_stale_pair_publishes_nothing_then_marks_the_gap() -> None:
+    sim = SimServer(pairs=PAIRS, seed=6, rate=20)
+    await sim.start()
+    port = sim.port
+    bus = MemoryBus()
+    await bus.start()
+    sub = bus.subscribe("t")
+    await sub.start()
+    role = OrderbookRole(kraken(sim.url), bus)
+    await role.start()
+    try:
+        await asyncio.wait_for(role.feed.wait_live(), 10)
+        before = await drain(sub, 4, within=3)
+        await sim.stop()  # the exchange goes away: the books are stale, nothing is published
+        await asyncio.sleep(1.5)
+        sim = SimServer(pairs=PAIRS, seed=6, rate=20, port=port)
+        await sim.start()
+        await asyncio.wait_for(role.feed.wait_live(), 10)
+        snaps = before + await drain(sub, 2 * 12, within=4)
+    finally:
+        await role.stop()
+        await bus.close()
+        await sim.stop()
+    assert role.stats.skipped >= 2 * 4, "ticks while stale publish nothing"
+    for pair in PAIRS:
+        mine = sorted((s for s in snaps if s.pair == pair), key=lambda s: s.ts)
+        after = [s for s in mine if s.gap_before]
+        assert after, f"{pair}: the snapshot after the outage says a gap came before it"
+        holes = [b.ts - a.ts for a, b in zip(mine, mine[1:], strict=False) if b.gap_before]
+        assert holes and all(h >= 1000 for h in holes), holes
+
+
+async def test_track_and_untrack_while_running() -> None:
+    async with SimServer(pairs=[*PAIRS, "SOL/USD"], seed=7, rate=20) as sim:
+        bus = MemoryBus()
+        await bus.start()
+        role = OrderbookRole(kraken(sim.url), bus)
+        await role.start()
+        try:
+            await role.track("sol-usd")
+            await asyncio.wait_for(role.feed.wait_live(["SOL/USD"]), 10)
+            assert role.book("SOL/USD") is not None
+            for call, exc in ((role.track("SOL/USD"), Conflict),
+                              (role.untrack("XRP/USD"), NotFound)):
+                try:
+                    await call
+                except exc:
+                    continue
+                raise AssertionError(exc)
+            await role.untrack("SOL/USD")
+            assert "SOL/USD" not in role.pairs
+        finally:
+            await role.stop()
+            await bus.close()
+
+
+class FlakyStore(SQLiteHistoryStore):
+    """A real SQLite store whose first writes fail as if the disk were gone."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    async def add(self, snaps: Sequence[Snapshot]) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BackendUnavailable("store down (test)")
+        return await super().add(snaps)
+
+
+async def test_analysis_commits_only_after_storing(tmp_path: Path) -> None:
+    bus = MemoryBus()
+    await bus.start()
+    store = FlakyStore(tmp_path / "h.sqlite3", failures=3)
+    await store.open()
+    role = AnalysisRole(bus, store, group="g", poll_timeout=0.1)
+    await role.start()
+    snaps = [Snapshot("A/B", 1000 * i, None, i, 1, 1, ((10, 1),), ((11, 1),), 0)
+             for i in range(1, 6)]
+    for s in snaps:
+        await bus.publish(s)
+    await bus.publish(snaps[0])  # a redelivery: stored once
+    for _ in range(200):  # up to 10 s
+        if await store.count("A/B") >= 5:
+            break
+        await asyncio.sleep(0.05)
+    await role.stop()
+    await bus.close()
+    assert await store.count("A/B") == 5
+    assert role.stats.store_errors == 3
+    assert role.stats.stored == 5 and role.stats.duplicates == 1
+    await store.close()
