@@ -1,0 +1,132 @@
+"""``kms daemon`` as real processes on loopback: run, refuse a second one, drain on SIGTERM,
+start/status/stop in the background, a taken port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, port_open
+
+KMS = [sys.executable, "-m", "krakenstream"]
+
+
+@pytest.fixture(scope="module")
+def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("sim") / "sim.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*KMS, "sim", "--port", str(port), "--pairs", "ETH/USD,BTC/USD",
+                                 "--seed", "3"], stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(100):
+        if port_open("127.0.0.1", port, 0.1):
+            break
+        time.sleep(0.05)
+    yield f"ws://127.0.0.1:{port}/v2"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def env_for(home: Path, sim_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KMS_")}
+    env.update({"KMS_HOME": str(home), "KMS_KRAKEN_URL": sim_url,
+                "KMS_KRAKEN_PAIRS": "ETH/USD,BTC/USD", "KMS_KRAKEN_SNAPSHOT_INTERVAL": "0.5",
+                "KMS_AUTH_BCRYPT_COST": "4", **extra})
+    return env
+
+
+def stored_rows(home: Path) -> int:
+    db = home / "history.sqlite3"
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM snapshots").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+def wait_for(predicate, within: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_run_refuses_a_second_daemon_and_drains_on_sigterm(tmp_path: Path, sim_url: str) -> None:
+    env = env_for(tmp_path, sim_url)
+    proc = subprocess.Popen([*KMS, "daemon", "run", "--roles", "orderbook,analysis"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: stored_rows(tmp_path) >= 4, 15), "snapshots are stored"
+        second = subprocess.run([*KMS, "daemon", "run", "--roles", "orderbook,analysis"],
+                                env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert "a daemon is already running" in second.stderr
+        assert "Traceback" not in second.stderr + second.stdout
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "daemon stopping: draining" in err and "daemon stopped" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "daemon.pid").exists()
+
+
+def test_start_status_stop(tmp_path: Path, sim_url: str) -> None:
+    env = env_for(tmp_path, sim_url)
+
+    def kms(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*KMS, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    r = kms("daemon", "start", "--roles", "orderbook,analysis")
+    assert r.returncode == 0, r.stderr
+    assert "daemon started" in r.stdout and (tmp_path / "daemon.log").exists()
+    r = kms("daemon", "start", "--roles", "orderbook,analysis")
+    assert r.returncode == 1 and "already running" in r.stderr
+    r = kms("daemon", "status")
+    assert r.returncode == 0 and "pid" in r.stdout
+    assert wait_for(lambda: stored_rows(tmp_path) >= 2, 15)
+    r = kms("daemon", "stop")
+    assert r.returncode == 0 and "daemon stopped" in r.stdout, r.stderr
+    r = kms("daemon", "stop")
+    assert r.returncode == 1 and "no daemon is running" in r.stderr
+    assert "kms daemon start" in r.stderr
+    r = kms("daemon", "status")
+    assert r.returncode == 1 and "no daemon is running" in r.stderr
+
+
+def test_a_taken_port_is_one_clear_line(tmp_path: Path, sim_url: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([*KMS, "daemon", "run", "--port", str(port)],
+                           env=env_for(tmp_path, sim_url), capture_output=True, text=True,
+                           timeout=30)
+    assert r.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_config_is_one_clear_line(tmp_path: Path, sim_url: str) -> None:
+    env = env_for(tmp_path, sim_url, KMS_KRAKEN_DEPHT="10")
+    r = subprocess.run([*KMS, "daemon", "run"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and "KMS_KRAKEN_DEPHT" in r.stderr and "Traceback" not in r.stderr
