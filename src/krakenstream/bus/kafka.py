@@ -384,6 +384,13 @@ class KafkaBus:
 async def _stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, grace: float) -> None:
     try:
         await asyncio.wait_for(client.stop(), grace)
+    except asyncio.CancelledError:
+        # aiokafka's stop() can let the cancellation of its own fetch task escape (seen when
+        # the broker is gone); only a cancellation of *this* task may propagate
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("stopping a Kafka client leaked a cancellation", exc_info=True)
     except Exception:  # a client that fails to stop is abandoned, not fatal
         log.debug("stopping a Kafka client failed", exc_info=True)
 
