@@ -1,0 +1,312 @@
+"""The gateway's HTTP plumbing: errors as JSON, request observation, body limit, parameters.
+
+Everything here is shared by every route, so it lives apart from the routes themselves:
+
+* :data:`ERROR_TABLE`, the one place where our exceptions become HTTP statuses and codes
+  (the contract in ``notes/HTTP_API.md``), and the handlers that render every error, FastAPI's
+  own validation errors and unknown routes included, as ``{"error", "code", "hint"?}``;
+* :class:`ObserveMiddleware`, a pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs
+  a task and a memory stream per request) that counts and times each request by route
+  template, writes the one log line per request, and turns a bug into a logged 500;
+* :class:`BodyLimitMiddleware`, which refuses bodies over ``gateway.max_body_bytes`` with a
+  JSON 413, by ``Content-Length`` before reading and by counting a streamed body as it comes
+  (Starlette's own limiter answers in plain text, which the contract does not allow);
+* :func:`parse_time` for ``since``/``until`` and :class:`RedactTokens` for uvicorn's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import (
+    AuthError,
+    BackendUnavailable,
+    Conflict,
+    FeedError,
+    InputError,
+    KmsError,
+    NotFound,
+    Throttled,
+)
+from .metrics import Metrics
+
+log = logging.getLogger("krakenstream.gateway")
+
+#: scope key under which the auth dependency leaves the caller's user id for the log line
+USER_KEY = "kms.user_id"
+#: route label of requests that matched no route (keeps the metric's label set bounded)
+UNMATCHED = "unmatched"
+
+
+class PayloadTooLarge(StarletteHTTPException):
+    """A request body over the limit. An HTTPException so FastAPI's body reader lets it
+    through as it is (it turns any other exception raised while reading into a 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+#: KmsError subclass → (status, code), most specific first: the first match wins, so
+#: Throttled (an AuthError) must come before AuthError.
+ERROR_TABLE: tuple[tuple[type[KmsError], int, str], ...] = (
+    (Throttled, 429, "throttled"),
+    (AuthError, 401, "unauthorized"),
+    (InputError, 422, "invalid"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (BackendUnavailable, 503, "unavailable"),
+    (FeedError, 503, "unavailable"),
+)
+
+#: HTTP statuses raised by the framework itself (routing, body limit) → code
+_STATUS_CODES = {401: "unauthorized", 404: "not_found", 405: "invalid", 413: "too_large",
+                 422: "invalid", 429: "throttled", 503: "unavailable"}
+
+
+def error_response(
+    status: int, code: str, message: str, *, hint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if hint:
+        body["hint"] = hint
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def classify(exc: KmsError) -> tuple[int, str]:
+    """The status and code of one of our errors (500 ``internal`` for one not in the table)."""
+    for cls, status, code in ERROR_TABLE:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "internal"
+
+
+def kms_error_response(exc: KmsError) -> Response:
+    status, code = classify(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 500:
+        log.error("unexpected %s: %s", type(exc).__name__, exc.message)
+        return error_response(500, "internal", "internal error")
+    return error_response(status, code, exc.message, hint=exc.hint, headers=headers)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as one line naming each field."""
+    parts: list[str] = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if err.get("type") == "json_invalid":
+            parts.append("the request body is not valid JSON")
+            continue
+        if loc == ["body"] and err.get("type") in ("model_attributes_type", "dict_type"):
+            parts.append("the request body must be a JSON object")
+            continue
+        field = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else "request")
+        parts.append(f"{field}: {err.get('msg', 'invalid')}")
+    return "; ".join(dict.fromkeys(parts)) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_kms_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, KmsError)
+        return kms_error_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(422, "invalid", validation_message(exc))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, "invalid")
+        if exc.status_code == 404:
+            message = f"no such route: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    app.add_exception_handler(KmsError, on_kms_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    label = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(label) if label else UNMATCHED
+
+
+class ObserveMiddleware:
+    """Counts, times and logs each request; a bug becomes a logged 500 JSON answer.
+
+    The log line holds the method, the path without its query string (a WebSocket token may
+    be there), the status, the duration and the user id once authenticated: never a header,
+    a token or a body.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+        close_code: int | None = None
+        started = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, started, close_code
+            t = message["type"]
+            if t == "http.response.start":
+                status = message["status"]
+                started = True
+            elif t == "websocket.accept":
+                status = 101
+            elif t == "websocket.close":
+                close_code = message.get("code", 1000)
+                if not status:
+                    status = 403  # closed before the handshake: the server answers 403
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception:
+            log.exception("request failed: %s %s", scope.get("method", "WS"), scope["path"])
+            if kind == "http" and not started:
+                await error_response(500, "internal", "internal error")(scope, receive, send)
+            status = 500
+        finally:
+            elapsed = time.perf_counter() - start
+            route = route_label(scope)
+            method = scope.get("method", "WS") if kind == "http" else "WS"
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_duration.labels(route).observe(elapsed)
+            user = scope.get(USER_KEY)
+            if kind == "http":
+                log.info("http method=%s path=%s status=%d ms=%.1f user=%s", method,
+                         scope["path"], status, elapsed * 1000, user if user else "-")
+            else:
+                log.info("ws path=%s status=%d close=%s ms=%.1f user=%s", scope["path"],
+                         status, close_code if close_code is not None else "-",
+                         elapsed * 1000, user if user else "-")
+
+
+class BodyLimitMiddleware:
+    """JSON 413 for a body over ``limit`` bytes, declared or streamed; nothing is buffered."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    break  # the server refuses a malformed length before we get here
+                if declared > limit:
+                    exc = PayloadTooLarge(limit)
+                    response = error_response(413, "too_large", str(exc.detail))
+                    await response(scope, receive, send)
+                    return
+                break
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_INT = re.compile(r"-?[0-9]{1,16}")
+
+
+def parse_time(name: str, text: str | None) -> int | None:
+    """``since``/``until``: epoch milliseconds, or ISO 8601 (``Z`` or an offset; a time
+    without either is taken as UTC), as epoch milliseconds."""
+    if text is None:
+        return None
+    value = text.strip()
+    if _INT.fullmatch(value):
+        return int(value)
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"{name}: expected ISO 8601 such as 2026-11-25T17:00:00Z or epoch milliseconds, "
+            f"got {text[:64]!r}"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _MS
+
+
+def iso(dt: datetime) -> str:
+    """A timezone-aware time as ISO 8601 UTC with milliseconds and a Z."""
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+_TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactTokens(logging.Filter):
+    """uvicorn logs a WebSocket's path with its query string, where a token may travel:
+    rewrite ``token=...`` to ``token=***`` before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot format is not ours to fix
+            return True
+        if "token=" in text.lower():
+            record.msg = _TOKEN_IN_TEXT.sub(r"\1***", text)
+            record.args = None
+        return True
+
+
+def redact_uvicorn_logs() -> None:
+    """Install :class:`RedactTokens` on uvicorn's loggers (once)."""
+    for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())

@@ -1,0 +1,222 @@
+"""The gateway's live side: one bus tap feeding WebSocket clients and the latest-snapshot cache.
+
+One background task reads a tap of the bus (``bus.subscribe(None)``) and, for each snapshot,
+remembers it as its pair's latest (the order book route answers from it when the orderbook
+role runs in another process) and hands it, encoded once, to every WebSocket client of that
+pair. Feed state changes reach the same clients when the orderbook role is in this process.
+
+Memory is bounded per client: each has a queue of at most ``backlog`` messages. A client that
+lets its queue fill (its socket is not draining) is cut off with close code 1013 and counted,
+never buffered further; the others are not held back by it. At shutdown every client is told
+1001 (going away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from ..bus.base import BusSubscription, SnapshotBus
+from ..core.snapshot import Snapshot
+from ..feed.status import FeedEvent
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: close codes (RFC 6455 and the contract's private ones)
+GOING_AWAY = 1001
+TOO_SLOW = 1013
+BAD_TOKEN = 4401
+BAD_PAIR = 4404
+
+#: snapshots taken from the tap per read, and how long one read waits (bounds stop latency)
+TAP_BATCH = 500
+TAP_WAIT = 0.5
+
+
+class StreamClient:
+    """One WebSocket client's bounded outbox; the route's send loop drains it."""
+
+    __slots__ = ("pair", "backlog", "items", "wake", "closed", "close_code", "close_reason")
+
+    def __init__(self, pair: str, backlog: int) -> None:
+        self.pair = pair
+        self.backlog = backlog
+        self.items: deque[str] = deque()
+        self.wake = asyncio.Event()
+        #: set once the client is to be closed (a send in progress is then abandoned)
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    def offer(self, message: str) -> bool:
+        """Queue a message; False (and the client is to be cut off) if its backlog is full."""
+        if self.close_code is not None:
+            return False
+        if len(self.items) >= self.backlog:
+            self.items.clear()
+            self.close(TOO_SLOW, f"too slow: more than {self.backlog} messages behind")
+            return False
+        self.items.append(message)
+        self.wake.set()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self.wake.set()
+        self.closed.set()
+
+    async def next(self) -> str | None:
+        """The next message to send, or None when the client is to be closed."""
+        while True:
+            if self.close_code is not None:
+                return None
+            if self.items:
+                return self.items.popleft()
+            self.wake.clear()
+            await self.wake.wait()
+
+
+class StreamHub:
+    """The bus tap, the per-pair latest snapshot, and the WebSocket clients by pair."""
+
+    def __init__(self, bus: SnapshotBus, metrics: Metrics, *, backlog: int) -> None:
+        self.bus = bus
+        self.metrics = metrics
+        self.backlog = backlog
+        #: pair → the newest snapshot seen on the bus since the gateway started
+        self.latest: dict[str, Snapshot] = {}
+        self._clients: dict[str, set[StreamClient]] = {}
+        #: set while no client is connected (shutdown waits on it)
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._sub: BusSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.cut_off = 0
+        self.sent = 0
+
+    @property
+    def client_count(self) -> int:
+        return sum(len(c) for c in self._clients.values())
+
+    async def start(self) -> None:
+        self._sub = self.bus.subscribe(None)
+        await self._sub.start()
+        self._task = asyncio.create_task(self._run(self._sub), name="kms-gateway-tap")
+
+    async def stop(self) -> None:
+        """Stop the tap and tell every client the server is going away."""
+        self.close_all(GOING_AWAY, "server shutting down")
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.close()
+            except Exception:  # closing at shutdown: say so, do not stop the shutdown
+                log.warning("gateway tap did not close cleanly", exc_info=True)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for clients in self._clients.values():
+            for client in clients:
+                client.close(code, reason)
+
+    async def drain(self, within: float) -> None:
+        """Wait (at most ``within`` s) for every client to be gone."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._empty.wait()
+
+    def add(self, pair: str) -> StreamClient:
+        client = StreamClient(pair, self.backlog)
+        self._clients.setdefault(pair, set()).add(client)
+        self._empty.clear()
+        self.metrics.ws_clients.inc()
+        return client
+
+    def remove(self, client: StreamClient) -> None:
+        clients = self._clients.get(client.pair)
+        if clients is None or client not in clients:
+            return
+        clients.discard(client)
+        if not clients:
+            del self._clients[client.pair]
+            if not self._clients:
+                self._empty.set()
+        self.metrics.ws_clients.dec()
+
+    def publish(self, pair: str, message: str) -> None:
+        """Offer one encoded message to every client of ``pair``; cut off the full ones."""
+        clients = self._clients.get(pair)
+        if not clients:
+            return
+        for client in list(clients):
+            if client.offer(message):
+                self.sent += 1
+            elif client.close_code == TOO_SLOW:
+                self.cut_off += 1
+                self.metrics.ws_cut_off.inc()
+                log.warning("ws client cut off pair=%s backlog=%d", pair, self.backlog)
+                self.remove(client)
+
+    def on_feed_event(self, event: FeedEvent) -> None:
+        """The orderbook role's state listener: a status message to the pair's clients."""
+        if event.pair not in self._clients:
+            return
+        message = orjson.dumps({"type": "status", "pair": event.pair,
+                                "state": event.new.value, "reason": event.reason})
+        self.publish(event.pair, message.decode())
+
+    async def _run(self, sub: BusSubscription) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            began = loop.time()
+            try:
+                batch = await sub.get_batch(TAP_BATCH, TAP_WAIT)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the bus promises not to raise; if it does, keep tapping
+                log.exception("gateway tap read failed")
+                await asyncio.sleep(TAP_WAIT)
+                continue
+            if not batch and loop.time() - began < TAP_WAIT / 2:
+                # a closed bus answers at once: wait here instead of spinning
+                await asyncio.sleep(TAP_WAIT)
+            for snap in batch:
+                self.latest[snap.pair] = snap
+                if snap.pair in self._clients:
+                    message = orjson.dumps({"type": "snapshot", "data": snap.to_dict()})
+                    self.publish(snap.pair, message.decode())
+
+
+async def send_until_closed(client: StreamClient, send: Callable[[str], Awaitable[None]]) -> None:
+    """Send the client's messages until it is to be closed.
+
+    A send waits while the client's socket is not draining (the server's flow control); if the
+    client is cut off or the server shuts down meanwhile, that send is abandoned at once (it
+    has written nothing yet) so the close can go out without waiting for a reader that may
+    never come back.
+    """
+    while (message := await client.next()) is not None:
+        sender = asyncio.ensure_future(send(message))
+        if not sender.done():
+            closer = asyncio.ensure_future(client.closed.wait())
+            try:
+                await asyncio.wait({sender, closer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closer.cancel()
+            if not sender.done():
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+                return
+        sender.result()  # a disconnect surfaces here
