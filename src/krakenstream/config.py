@@ -445,3 +445,29 @@ def server_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
 def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
     environ: Mapping[str, str] = os.environ if env is None else env
     return environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def child_environment(
+    settings: Mapping[str, str] | None = None,
+    *,
+    keep_kms: bool = True,
+    config_file: Path | None = None,
+) -> dict[str, str]:
+    """The environment for a kms child process (a background daemon, the demo's processes).
+
+    This process's environment, without the user's ``KMS_*`` variables unless ``keep_kms``,
+    with ``config_file`` passed on as ``KMS_CONFIG`` and ``settings`` (``KMS_*`` names) on
+    top. Lives here because this is the one module that reads the environment.
+    """
+    env = {k: v for k, v in os.environ.items() if keep_kms or not k.startswith("KMS_")}
+    if config_file is not None:
+        env["KMS_CONFIG"] = str(config_file.expanduser().resolve())
+    env.update(settings or {})
+    return env
+
+
+def set_home(path: Path) -> Path:
+    """Make ``path`` this process's ``KMS_HOME`` (``--home``); children inherit it."""
+    home = path.expanduser().resolve()
+    os.environ["KMS_HOME"] = str(home)
+    return home

@@ -7,7 +7,6 @@ and a non-zero exit; ``--verbose`` (or ``KMS_VERBOSE=1``) adds the traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..config import Settings, env_flag, load_settings
+from ..config import Settings, child_environment, env_flag, load_settings, set_home
 from ..errors import KmsError
 
 
@@ -51,18 +50,14 @@ def root_options(
 ) -> None:
     """krakenstream: exact, checksum-verified Kraken order books."""
     if home is not None:
-        # the config module reads KMS_HOME; set it for this process and its children
-        os.environ["KMS_HOME"] = str(home.expanduser().resolve())
+        set_home(home)  # for this process and the processes it starts
     _options.config = config
     _options.verbose = verbose or env_flag("KMS_VERBOSE")
 
 
 def child_env() -> dict[str, str]:
     """The environment for a kms child process: ours, plus ``--config`` as KMS_CONFIG."""
-    env = dict(os.environ)
-    if _options.config is not None:
-        env["KMS_CONFIG"] = str(_options.config.expanduser().resolve())
-    return env
+    return child_environment(config_file=_options.config)
 
 
 def verbose() -> bool:
