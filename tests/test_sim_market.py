@@ -83,12 +83,12 @@ def _side_levels(frame: dict[str, Any], side: str) -> list[tuple[float, float]]:
     return [(lv["price"], lv["qty"]) for lv in frame["data"][0][side]]
 
 
-def test_quirks_appear_a_level_beyond_the_depth_and_a_price_twice() -> None:
+def test_quirks_appear_levels_beyond_the_depth_and_a_price_twice() -> None:
     market = _market()
     book = market.book("ETH/USD")
     stream = BookStream(book, 10, random.Random(3), extra_rate=0.3, duplicate_rate=0.3)
     stream.snapshot(TS)
-    beyond = twice = 0
+    beyond = twice = deep_zero = 0
     for _ in range(300):
         step = market.step("ETH/USD")
         frame = stream.update(step, TS)
@@ -101,8 +101,10 @@ def test_quirks_appear_a_level_beyond_the_depth_and_a_price_twice() -> None:
             prices = [p for p, _ in levels]
             twice += len(prices) != len(set(prices))
             beyond += any(q > 0 and sign * (p - worst) > 0 for p, q in levels)
+            deep_zero += any(q == 0 and sign * (p - worst) > 0 for p, q in levels)
     assert beyond > 10
     assert twice > 10
+    assert deep_zero > 3
 
 
 def _script(book: PairBook, depth: int) -> tuple[BookStream, BookSession, Market]:

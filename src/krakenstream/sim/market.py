@@ -14,8 +14,9 @@ the update Kraken would send that subscriber: only levels that changed inside th
 level deleted inside the view as qty 0; a level that enters the view at its edge because one
 above was deleted republished with its qty; a level pushed out by an insert NOT sent (the
 client must truncate). Seeded quirks the client must cope with are mixed in: now and then an
-extra level beyond the depth, and now and then the same price twice in one frame (the later
-one stands). The checksum is always the one of the subscriber's view after the frame.
+extra level beyond the depth (or the deletion of a deep level it never had), and now and then
+the same price twice in one frame (the later one stands). The checksum is always the one of
+the subscriber's view after the frame.
 """
 
 from __future__ import annotations
@@ -552,8 +553,16 @@ class BookStream:
             return None
         rng = self.rng
         if rng.random() < self.extra_rate:
-            side, out = (book.bids, bids) if rng.random() < 0.5 else (book.asks, asks)
-            if len(side) > d:
+            # something beyond the view: the next level down, or a deep level's deletion
+            # (the client never had it: deleting an absent price is a no-op)
+            bid_side = rng.random() < 0.5
+            side, out = (book.bids, bids) if bid_side else (book.asks, asks)
+            edge = new_b if bid_side else new_a
+            deep_deletes = [p for p, old, new in (step.bids if bid_side else step.asks)
+                            if not new and edge is not None and side.sign * p > edge]
+            if deep_deletes and rng.random() < 0.5:
+                out.append((deep_deletes[0], 0))
+            elif len(side) > d:
                 p = side.price_at(d)
                 out.append((p, side.qty[p]))
         if rng.random() < self.duplicate_rate:
