@@ -194,6 +194,17 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def check_base_url(url: str) -> str:
+    """A daemon URL, ``http(s)://HOST:PORT[/prefix]`` without the trailing slash, or
+    :class:`InputError`."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(
+            f"not a daemon URL: {url!r}", hint="give http://HOST:PORT, e.g. http://127.0.0.1:3000"
+        )
+    return url.strip().rstrip("/")
+
+
 def quote_pair(pair: str) -> str:
     """A pair as one path segment: ``ETH/USD`` → ``ETH%2FUSD``."""
     return quote(pair.strip(), safe="")
@@ -217,13 +228,7 @@ class KmsClient:
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        parts = urlsplit(base_url.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InputError(
-                f"not a daemon URL: {base_url!r}", hint="give http://HOST:PORT, e.g. "
-                "http://127.0.0.1:3000"
-            )
-        self.base_url = base_url.strip().rstrip("/")
+        self.base_url = check_base_url(base_url)
         self.token = token
         self.timeout = timeout
         self._http = httpx.Client(

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..client import KmsClient
+from ..client import KmsClient, check_base_url
 from ..config import server_url
 from ..credentials import Credential, CredentialsFile, server_key
 from ..errors import InputError
@@ -37,9 +37,7 @@ PasswordStdinOption = Annotated[
 
 def resolve_server(server: str | None) -> str:
     """``--server``, else ``KMS_SERVER``, else the local daemon's gateway address."""
-    if server is not None:
-        return server_key(server)
-    return server_key(server_url(settings()))
+    return server_key(check_base_url(server if server is not None else server_url(settings())))
 
 
 def credentials() -> CredentialsFile:

@@ -40,7 +40,7 @@ START_TIMEOUT = 30.0
 #: seconds a child gets to exit after SIGTERM before SIGKILL
 STOP_GRACE = 10.0
 #: how the children are run: this interpreter, this package's CLI
-_KMS = [sys.executable, "-c", "from krakenstream.cli import main; main()"]
+_KMS = [sys.executable, "-m", "krakenstream"]
 
 
 def free_port() -> int:
