@@ -76,11 +76,17 @@ def test_kms_sim_refuses_a_busy_port_in_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_kms_sim_refuses_a_missing_recording(tmp_path: Path) -> None:
-    done = subprocess.run([KMS, "sim", "--replay", str(tmp_path / "nope.jsonl")],
+@pytest.mark.parametrize(("args", "message"), [
+    (["--replay", "/nonexistent/nope.jsonl"], "no such recording"),
+    (["--pairs", "ETH/USD,btc-usd"], "not a pair of the form BASE/QUOTE: 'btc-usd'"),
+    (["--rate", "0"], "--rate must be positive"),
+])
+def test_kms_sim_refuses_bad_options_in_one_line(args: list[str], message: str) -> None:
+    done = subprocess.run([KMS, "sim", "--port", "0", *args],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
-    assert "no such recording" in done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_kms_sim_replays_a_recording(shared_recording: Path) -> None:

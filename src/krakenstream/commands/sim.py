@@ -25,7 +25,7 @@ def sim(
                      "default list."),
     ] = None,
     synthetic: Annotated[
-        int, typer.Option("--synthetic", help="Add N synthetic pairs SYN0001/USD... .")
+        int, typer.Option("--synthetic", help="Add N synthetic pairs SYN0001/USD, SYN0002/USD...")
     ] = 0,
     rate: Annotated[
         float, typer.Option("--rate", help="Book updates a second per subscribed pair.")
