@@ -4,18 +4,25 @@ errors, stream messages become events, URLs are built right."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 
+from cli_support import PASSWORD, LiveDaemon, make_snapshots, prefill
 from conftest import free_port
 from krakenstream.client import (
+    Connected,
     KmsClient,
+    Reconnecting,
     SnapshotEvent,
     StatusEvent,
     error_from_response,
     parse_stream_message,
     quote_pair,
 )
+from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 from krakenstream.errors import (
     AuthError,
     BackendUnavailable,
@@ -28,8 +35,6 @@ from krakenstream.errors import (
 
 
 def body(message: str, code: str, hint: str | None = None) -> bytes:
-    import orjson
-
     obj = {"error": message, "code": code}
     if hint:
         obj["hint"] = hint
@@ -127,3 +132,162 @@ async def test_stream_refused_at_first_raises() -> None:
                     pass
         assert str(info.value) == f"cannot reach the daemon at {url}"
         assert info.value.hint == "kms daemon start"
+
+
+# -- against a real daemon --------------------------------------------------------------------
+
+HELD = "ADA/USD"  # untracked, with a full history written before the daemon starts
+N_HELD = 10_000
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
+    home = tmp_path_factory.mktemp("client-daemon")
+    prefill(home, make_snapshots(HELD, N_HELD, start_ms=1_764_000_000_000))
+    daemon = LiveDaemon(home)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def token(live: LiveDaemon) -> str:
+    return live.login("client@example.com")
+
+
+def test_users(live: LiveDaemon) -> None:
+    with KmsClient(live.url) as c:
+        user = c.register("Dora@Example.com", PASSWORD)
+        assert user["email"].lower() == "dora@example.com" and "id" in user
+        with pytest.raises(Conflict):
+            c.register("dora@example.com", PASSWORD)
+        with pytest.raises(InputError):
+            c.register("dora2@example.com", "x")
+        with pytest.raises(AuthError) as info:
+            c.login("dora@example.com", "not the password")
+        assert info.value.hint == "kms login"
+        with pytest.raises(AuthError):
+            c.me()  # no token yet
+        answer = c.login("dora@example.com", PASSWORD)
+        assert answer["token_type"] == "bearer" and answer["expires_at"].endswith("Z")
+        assert c.token == answer["token"]
+        assert c.me()["email"].lower() == "dora@example.com"
+
+
+def test_reads(live: LiveDaemon, token: str) -> None:
+    live.wait_snapshots("ETH/USD", token)
+    with KmsClient(live.url, token) as c:
+        health = c.health()
+        assert health["status"] in ("ok", "degraded") and "gateway" in health["roles"]
+        pairs = {p["pair"]: p for p in c.pairs()}
+        assert {"ETH/USD", "BTC/USD"} <= set(pairs)
+        latest = Snapshot.from_dict(c.latest("ETH/USD"))
+        assert latest.pair == "ETH/USD"
+        assert Snapshot.from_dict(c.latest("eth-usd")).pair == "ETH/USD"
+        book = c.orderbook("ETH/USD", depth=3)
+        assert book["pair"] == "ETH/USD" and len(book["bids"]) == 3 and len(book["asks"]) == 3
+        assert book["source"] in ("live", "snapshot")
+        with pytest.raises(NotFound) as info:
+            c.latest("DOGE/XYZ")
+        assert "DOGE/XYZ" in str(info.value)
+        with pytest.raises(InputError):
+            c.latest("NOSLASH")
+
+
+def test_history_is_streamed(live: LiveDaemon, token: str) -> None:
+    import tracemalloc
+
+    with KmsClient(live.url, token) as c:
+        tracemalloc.start()
+        try:
+            seqs = [s["seq"] for s in c.history(HELD, order="asc")]
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert seqs == list(range(1, N_HELD + 1))
+        # 10,000 decoded snapshots would take several MB; one chunk at a time stays small
+        assert peak < 2_000_000, peak
+        body = b"".join(c.history_raw(HELD, format="csv", limit=10))
+        rows = body.decode().splitlines()
+        assert rows[0].split(",") == CSV_COLUMNS and len(rows) == 11
+        doc = orjson.loads(b"".join(c.history_raw(HELD, format="json", limit=2)))
+        assert [s["seq"] for s in doc["snapshots"]] == [N_HELD, N_HELD - 1]
+        with pytest.raises(InputError):
+            list(c.history(HELD, since="not a time"))
+        with pytest.raises(NotFound):
+            list(c.history("DOGE/XYZ"))
+
+
+def test_track_untrack(live: LiveDaemon, token: str) -> None:
+    with KmsClient(live.url, token) as c:
+        assert c.track("LTC/USD")["pair"] == "LTC/USD"
+        with pytest.raises(Conflict):
+            c.track("LTC/USD")
+        assert "LTC/USD" in {p["pair"] for p in c.pairs()}
+        assert c.untrack("ltc-usd")["state"] == "untracked"
+        with pytest.raises(NotFound):
+            c.untrack("LTC/USD")
+        with pytest.raises(InputError):
+            c.track("not a pair")
+
+
+async def test_stream_two_pairs(live: LiveDaemon, token: str) -> None:
+    seen: dict[str, list[int]] = {"ETH/USD": [], "BTC/USD": []}
+    connected: set[str] = set()
+    with KmsClient(live.url, token) as c:
+        async with asyncio.timeout(10):
+            async for event in c.stream(["ETH/USD", "btc-usd"]):
+                if isinstance(event, Connected):
+                    connected.add(event.pair)
+                elif isinstance(event, SnapshotEvent):
+                    seen[event.pair].append(event.data["seq"])
+                if all(len(v) >= 2 for v in seen.values()):
+                    break
+    assert connected == {"ETH/USD", "btc-usd"}
+    for seqs in seen.values():
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_stream_refusals(live: LiveDaemon, token: str) -> None:
+    with KmsClient(live.url, "forged") as c, pytest.raises(AuthError) as info:
+        async with asyncio.timeout(10):
+            async for _ in c.stream(["ETH/USD"]):
+                pass
+    assert info.value.hint == "kms login"
+    with KmsClient(live.url, token) as c, pytest.raises(InputError):
+        async with asyncio.timeout(10):
+            async for _ in c.stream(["NOSLASH"]):
+                pass
+
+
+async def test_stream_survives_a_daemon_restart(tmp_path: Path) -> None:
+    live = LiveDaemon(tmp_path / "home", pairs=("ETH/USD",))
+    await asyncio.to_thread(live.start)
+    try:
+        token = await asyncio.to_thread(live.login, "restart@example.com")
+        events: list[object] = []
+        with KmsClient(live.url, token) as c:
+            async with asyncio.timeout(40):
+                stream = c.stream(["ETH/USD"], backoff_max=0.5)
+                async for event in stream:
+                    events.append(event)
+                    kinds = [type(e).__name__ for e in events]
+                    if isinstance(event, SnapshotEvent) and "Reconnecting" not in kinds:
+                        await asyncio.to_thread(live.stop_daemon)
+                    elif isinstance(event, Reconnecting) and kinds.count("Reconnecting") == 2:
+                        await asyncio.to_thread(live.start_daemon)
+                    elif isinstance(event, SnapshotEvent):
+                        break
+                await stream.aclose()
+    finally:
+        await asyncio.to_thread(live.stop)
+    kinds = [type(e).__name__ for e in events]
+    first_gap = kinds.index("Reconnecting")
+    assert kinds[:first_gap].count("SnapshotEvent") >= 1
+    assert kinds.count("Connected") == 2
+    assert kinds[-1] == "SnapshotEvent" and kinds.index("Connected", first_gap) < len(kinds) - 1
+    gaps = [e for e in events if isinstance(e, Reconnecting)]
+    assert [g.attempt for g in gaps] == list(range(1, len(gaps) + 1))
+    assert all(0 <= g.delay <= 0.5 for g in gaps)
