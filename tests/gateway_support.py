@@ -1,0 +1,124 @@
+"""Helpers of the gateway tests: a real stack (simulator, stores, bus) with the app in front,
+reached in-process through httpx's ASGI transport or over loopback through uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from conftest import free_port
+from krakenstream.config import Settings, load_settings
+from krakenstream.daemon.gateway import GatewayServer, create_app, make_server
+from krakenstream.daemon.services import Services, build_services
+
+EMAIL = "alice@example.com"
+PASSWORD = "correct horse battery"
+ROLES = ("orderbook", "analysis", "gateway")
+
+
+def settings_for(home: Path, sim_url: str | None = None, **env: str) -> Settings:
+    """Settings for one test: its own KMS_HOME, a fast snapshot tick, cheap bcrypt."""
+    base = {
+        "KMS_HOME": str(home),
+        "KMS_KRAKEN_PAIRS": "ETH/USD",
+        "KMS_KRAKEN_SNAPSHOT_INTERVAL": "0.2",
+        "KMS_AUTH_BCRYPT_COST": "4",
+    }
+    if sim_url is not None:
+        base["KMS_KRAKEN_URL"] = sim_url
+    base.update(env)
+    return load_settings(env=base)
+
+
+@dataclass
+class Stack:
+    services: Services
+    app: FastAPI
+    client: httpx.AsyncClient
+    token: str | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        assert self.token is not None
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@contextlib.asynccontextmanager
+async def stack(settings: Settings, roles: Sequence[str] = ROLES) -> AsyncIterator[Stack]:
+    """Services built for real, the app's lifespan running, an ASGI client in front."""
+    services = await build_services(settings, roles)
+    try:
+        app = create_app(services)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                yield Stack(services, app, client)
+    finally:
+        await services.close()
+
+
+async def login(client: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD,
+                *, register: bool = True) -> str:
+    if register:
+        r = await client.post("/api/users/register", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+    r = await client.post("/api/users/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    token: str = r.json()["token"]
+    return token
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0,
+                     every: float = 0.05) -> Any:
+    """The first truthy result of ``check()``, or AssertionError after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(every)
+
+
+async def wait_snapshots(s: Stack, pair: str = "ETH-USD", n: int = 1,
+                         within: float = 10.0) -> None:
+    """Until the store holds at least ``n`` snapshots of ``pair``."""
+    name = pair.replace("-", "/")
+    store = s.services.store
+    assert store is not None
+
+    async def enough() -> bool:
+        return await store.count(name) >= n
+
+    await eventually(enough, within)
+
+
+@contextlib.asynccontextmanager
+async def served(services: Services, app: FastAPI | None = None) -> AsyncIterator[
+        tuple[str, GatewayServer]]:
+    """The gateway on uvicorn on a free loopback port: yields (base URL, server)."""
+    port = free_port()
+    server = make_server(services, host="127.0.0.1", port=port, app=app)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+        assert server.started, "uvicorn did not start within 5 s"
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=10)
