@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -364,3 +369,28 @@ def test_stream_once(live: LiveDaemon, user_home: Path, token: str) -> None:
 def test_stream_untracked_pair(live: LiveDaemon, user_home: Path) -> None:
     one_error(run(["stream", "ETH/USD", "XRP/JPY", "--once"], user_home, live.url),
               f"XRP/JPY is not tracked by the daemon at {live.url}", "kms track XRP/JPY")
+
+
+def test_stream_for_a_duration(live: LiveDaemon, user_home: Path) -> None:
+    r = run(["stream", "ETH/USD", "--duration", "1.5", "--depth", "2"], user_home, live.url)
+    assert r.exit_code == 0, r.output
+    assert "ETH/USD" in r.stdout and "bid" in r.stdout
+
+
+def test_stream_ctrl_c_exits_cleanly(live: LiveDaemon, user_home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KMS_")}
+    env.update(KMS_HOME=str(user_home), KMS_SERVER=live.url)
+    proc = subprocess.Popen([sys.executable, "-m", "krakenstream", "stream", "ETH/USD"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2.5)  # started, connected, a snapshot or two shown
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, 130), err
+    assert b"Traceback" not in err and b"Traceback" not in out
+    assert b"ETH/USD" in out

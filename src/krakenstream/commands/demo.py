@@ -226,6 +226,7 @@ def _run(root: Path, pairs: list[str], depth: int, duration: float | None,
         err_console.print(
             f"[bold]kms demo[/]: simulator {sim_url}, daemon {url}, files in {root}\n"
             f"[dim]logged in as {DEMO_EMAIL}; meanwhile, in another terminal: "
-            f"kms --home {root} history {pairs[0]} --server {url}[/]"
+            f"kms --home {root} history {pairs[0]} --server {url}[/]",
+            soft_wrap=True,
         )
         asyncio.run(run_stream(client, pairs, depth=depth, duration=duration))

@@ -1,0 +1,76 @@
+"""``kms demo``: simulator, daemon and live view from nothing, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from conftest import port_open
+from krakenstream.cli import app
+from krakenstream.credentials import CredentialsFile
+
+runner = CliRunner()
+STARTED = re.compile(r"simulator ws://127\.0\.0\.1:(\d+)/v2, daemon http://127\.0\.0\.1:(\d+),\s+"
+                     r"files in (\S+)")
+
+
+def _ports_closed(text: str) -> Path:
+    match = STARTED.search(text.replace("\n", " "))
+    assert match, text
+    sim_port, daemon_port, home = int(match.group(1)), int(match.group(2)), Path(match.group(3))
+    assert not port_open("127.0.0.1", sim_port) and not port_open("127.0.0.1", daemon_port)
+    return home
+
+
+def test_demo_runs_for_a_duration_and_cleans_up(tmp_path: Path) -> None:
+    home = tmp_path / "demo-home"
+    result = runner.invoke(app, ["demo", "--duration", "2", "--home", str(home), "--depth", "3"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    for expected in ("ETH/USD", "BTC/USD", "mid ", "spread ", "cum"):
+        assert expected in result.stdout, expected
+    assert _ports_closed(result.stderr) == home.resolve()
+    assert "demo stopped" in result.stderr
+    # --home keeps the files: the demo user's token is filed under the demo daemon's URL
+    creds = CredentialsFile(home / "credentials.json").load()
+    assert [c.email for c in creds.values()] == ["demo@example.com"]
+    assert (home / "demo-daemon.log").is_file()
+
+
+def test_demo_ctrl_c_stops_everything_and_removes_its_folder() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KMS_")}
+    proc = subprocess.Popen([sys.executable, "-m", "krakenstream", "demo"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"files in" not in err.replace(b"\n", b" ") and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 0.2)[0]:
+                chunk = os.read(proc.stderr.fileno(), 4096)
+                if not chunk:
+                    break
+                err += chunk
+        assert b"files in" in err.replace(b"\n", b" "), err
+        time.sleep(1.5)  # a snapshot or two on screen
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err += rest
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "Traceback" not in out.decode()
+    home = _ports_closed(text)
+    assert not home.exists()
