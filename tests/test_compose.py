@@ -45,7 +45,7 @@ NEEDS = {"orderbook": {"kafka"}, "analysis": {"kafka", "redis"},
 #: values standing in for the variables compose requires from .env (``${VAR:?message}``)
 PLACEHOLDERS = {
     "KMS_AUTH_SECRET": "0123456789abcdef" * 4,
-    "KMS_MYSQL_PASSWORD": "placeholder-password",
+    "MYSQL_PASSWORD": "placeholder-password",
     "MYSQL_ROOT_PASSWORD": "placeholder-root-password",
 }
 
@@ -237,7 +237,7 @@ def test_mysql_url_matches_the_mysql_service(
     mysql = service_env(services["mysql"])
     assert (url.hostname, url.port) == ("mysql", 3306)
     assert url.username == mysql["MYSQL_USER"]
-    assert url.password == mysql["MYSQL_PASSWORD"] == PLACEHOLDERS["KMS_MYSQL_PASSWORD"]
+    assert url.password == mysql["MYSQL_PASSWORD"] == PLACEHOLDERS["MYSQL_PASSWORD"]
     assert url.path.lstrip("/") == mysql["MYSQL_DATABASE"]
 
 
@@ -350,6 +350,15 @@ def test_the_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None
         with pytest.raises(MissingVariable, match=name):
             for svc in compose["services"].values():
                 service_env(svc, env)
+
+
+def test_compose_variables_named_kms_are_settings() -> None:
+    """A ``${KMS_...}`` read by compose from the shell or .env is also read by every ``kms``
+    run in that shell, where a KMS_ name that is not a setting is an error: so none is."""
+    envs = {env_name(key) for key in known_keys()}
+    named = {name for name in variables(COMPOSE_FILE.read_text()) if name.startswith("KMS_")}
+    assert named, "the pairs, URL, log level and secret can be set from outside"
+    assert named <= envs, f"not settings: {sorted(named - envs)}"
 
 
 def test_the_secrets_reach_only_the_gateway(services: dict[str, dict[str, Any]]) -> None:

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Write docs/configuration.md from the settings code, so the reference cannot drift from it.
+
+Keys, types and defaults come from ``krakenstream.config`` (``known_keys()``, the dataclass
+defaults, ``CHOICES``, ``MINIMUM``, ``MAXIMUM``, ``env_name()``); only the one-line meaning of
+each key is written here, and a key without one is an error, so a new setting cannot ship
+undocumented. ``tests/test_docs.py`` checks that the committed page equals this output.
+
+    .venv/bin/python scripts/gen_config_reference.py            # rewrite the page
+    .venv/bin/python scripts/gen_config_reference.py --check    # exit 1 if it is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from krakenstream.config import (
+    CHOICES,
+    MAXIMUM,
+    MINIMUM,
+    Settings,
+    env_name,
+    known_keys,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "configuration.md"
+
+#: what each key is for (the code gives everything else)
+MEANINGS: dict[str, str] = {
+    "kraken.url": "Kraken WebSocket v2 endpoint. The local simulator is `ws://127.0.0.1:PORT/v2` "
+    "(`kms sim`).",
+    "kraken.pairs": "Pairs tracked from the start, `BASE/QUOTE`. More can be added and removed "
+    "at run time (`kms track`, `POST /api/pairs`).",
+    "kraken.depth": "Book depth subscribed and kept per pair; every snapshot carries this many "
+    "levels a side.",
+    "kraken.snapshot_interval": "Seconds between published snapshots, aligned to wall-clock "
+    "multiples (no drift). Published also when nothing changed.",
+    "kraken.heartbeat_timeout": "No frame at all (heartbeats included) for this long: the feed "
+    "is stale and the connection is replaced.",
+    "kraken.subscribe_batch": "Symbols per subscribe request.",
+    "kraken.subscribe_pacing": "Seconds between two subscribe requests (Kraken rate-limits "
+    "them).",
+    "kraken.queue_size": "Frames buffered between the socket reader and the books. When full, "
+    "the connection is dropped and every book is rebuilt from fresh snapshots.",
+    "kraken.backoff_initial": "First reconnect delay in seconds; it doubles on each failure, "
+    "with full jitter.",
+    "kraken.backoff_max": "Ceiling of the reconnect delay in seconds.",
+    "kraken.shard": "`INDEX/COUNT`: this orderbook process tracks only the pairs whose CRC32 "
+    "modulo COUNT is INDEX. Empty: every pair. See [operations](operations.md#scaling-by-pairs).",
+    "gateway.host": "Address the gateway listens on. `127.0.0.1` keeps it on this machine; "
+    "read [security](security.md#binding-and-exposure) before changing it.",
+    "gateway.port": "TCP port of the gateway (`0`: any free port).",
+    "gateway.max_body_bytes": "Larger request bodies are refused with 413.",
+    "gateway.ws_backlog": "Snapshots queued for one WebSocket client; a client further behind "
+    "is disconnected (close code 1013) instead of growing memory.",
+    "bus.backend": "`memory`: in-process fan-out, every role in one process. `kafka`: roles in "
+    "separate processes or hosts.",
+    "bus.queue_size": "Per-subscriber queue of the in-process bus; when full the oldest "
+    "snapshot is dropped and counted.",
+    "store.backend": "Where the snapshot history lives: `sqlite` (embedded) or `redis`.",
+    "store.history_limit": "Newest snapshots kept per pair; older ones are trimmed on write.",
+    "store.path": "SQLite history file. Empty: `<data dir>/history.sqlite3`.",
+    "users.backend": "Where accounts live: `sqlite` (embedded) or `mysql` (MySQL or MariaDB).",
+    "users.path": "SQLite users file (created 0600). Empty: `<data dir>/users.sqlite3`.",
+    "auth.secret": "HS256 token signing secret, at least 32 bytes. Empty: generated once into "
+    "`<data dir>/secret` (0600). Give every gateway of one deployment the same value.",
+    "auth.token_ttl": "Lifetime of a login token, seconds.",
+    "auth.issuer": "JWT `iss` claim written and required.",
+    "auth.audience": "JWT `aud` claim written and required.",
+    "auth.bcrypt_cost": "bcrypt work factor (2^cost rounds) for new password hashes.",
+    "auth.min_password_length": "Shortest password accepted at registration, in characters "
+    "(bcrypt reads at most 72 bytes: longer ones are refused).",
+    "auth.login_max_failures": "Failed logins allowed per email and per client address within "
+    "`auth.login_window`; then 429 with `Retry-After`.",
+    "auth.login_window": "Seconds over which failed logins are counted.",
+    "kafka.bootstrap": "Brokers, `host:port[,host:port...]`.",
+    "kafka.topic": "Topic of the snapshots (key = pair, value = snapshot JSON with a schema "
+    "version).",
+    "kafka.group": "Consumer group of the analysis role: processes in one group share the "
+    "partitions.",
+    "kafka.session_timeout_ms": "A consumer silent this long leaves the group and its "
+    "partitions go to the others.",
+    "kafka.buffer_size": "Snapshots held while the broker cannot be reached; when full the "
+    "oldest are dropped and counted.",
+    "kafka.client_id": "Client id shown in the broker's logs and metrics.",
+    "kafka.partitions": "Partitions of the topic when the bus creates it (an existing topic is "
+    "left as it is): the most analysis processes that can share the work.",
+    "kafka.replication_factor": "Replicas of the topic when the bus creates it (3 on a "
+    "production cluster).",
+    "redis.url": "`redis://[:password@]host:port/db` (`rediss://` for TLS).",
+    "redis.prefix": "Prefix of every key, so several deployments can share one Redis.",
+    "mysql.url": "`mysql://user:password@host:port/database`, user and password "
+    "percent-encoded. The database is created if missing.",
+    "daemon.roles": "Roles this process runs: `orderbook`, `analysis`, `gateway`.",
+    "daemon.log_level": "Least severe log level written.",
+}
+
+#: environment variables that are not ``section.key`` settings
+TOP_LEVEL_ENV: dict[str, str] = {
+    "KMS_HOME": "One folder for every file kms writes (config, databases, secret, pid and log "
+    "files, credentials); same as `--home`. Several instances never collide.",
+    "KMS_CONFIG": "The TOML file to read; same as `--config`.",
+    "KMS_SERVER": "The gateway the CLI talks to, e.g. `http://10.0.0.5:3000` (default: the "
+    "local daemon's address).",
+    "KMS_VERBOSE": "`1`: errors print their traceback (same as `--verbose`).",
+}
+
+_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean",
+               list[str]: "list of strings"}
+
+
+def _toml(value: Any) -> str:
+    """A default as it is written in config.toml."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def _allowed(dotted: str) -> str:
+    choices = CHOICES.get(dotted)
+    if choices is not None:
+        return " \\| ".join(f"`{c}`" for c in choices)
+    lo, hi = MINIMUM.get(dotted), MAXIMUM.get(dotted)
+    if lo is not None and hi is not None:
+        return f"{lo:g} to {hi:g}"
+    if lo is not None:
+        return f"≥ {lo:g}"
+    return ""
+
+
+def _default(dotted: str) -> Any:
+    section, key = dotted.split(".", 1)
+    return getattr(getattr(Settings(), section), key)
+
+
+def render() -> str:
+    keys = known_keys()
+    missing = sorted(set(keys) - set(MEANINGS))
+    if missing:
+        raise SystemExit(f"no meaning written for {', '.join(missing)}: add it to MEANINGS "
+                         f"in {Path(__file__).name}")
+    stale = sorted(set(MEANINGS) - set(keys))
+    if stale:
+        raise SystemExit(f"MEANINGS documents keys the code does not know: {', '.join(stale)}")
+    out = [
+        "# Configuration reference",
+        "",
+        "<!-- generated by scripts/gen_config_reference.py from krakenstream.config: "
+        "do not edit by hand -->",
+        "",
+        "Every setting is `section.key`. It can be set, lowest precedence first, by its "
+        "default, the TOML file, the environment (`KMS_<SECTION>_<KEY>`) and a command-line "
+        "flag where the command has one. A key the code does not know, in the file or in the "
+        "environment, is an error that names it (with a suggestion when one is close), never "
+        "a silent default; a value of the wrong type or out of range is an error too.",
+        "",
+        "- **The file**: `--config FILE`, else `KMS_CONFIG`, else `<config dir>/config.toml` "
+        "if it exists. `config.example.toml` at the root of the repository lists every key "
+        "with its default.",
+        "- **The environment**: lists are comma-separated (`KMS_KRAKEN_PAIRS=ETH/USD,BTC/USD`); "
+        "numbers as digits; text as is.",
+        "- **Folders**: with `KMS_HOME` (or `--home`) the config, data and state directories "
+        "are all that one folder. Without it: `$XDG_CONFIG_HOME/krakenstream` "
+        "(`~/.config/krakenstream`) for `config.toml` and `credentials.json`, "
+        "`$XDG_DATA_HOME/krakenstream` (`~/.local/share/krakenstream`) for the SQLite files "
+        "and `secret`, `$XDG_STATE_HOME/krakenstream` (`~/.local/state/krakenstream`) for "
+        "`daemon.pid` and `daemon.log`.",
+        "",
+        "## Variables that are not settings",
+        "",
+        "| variable | meaning |",
+        "| --- | --- |",
+    ]
+    out += [f"| `{name}` | {text} |" for name, text in TOP_LEVEL_ENV.items()]
+    section = ""
+    for dotted, typ in keys.items():
+        sect, _, key = dotted.partition(".")
+        if sect != section:
+            section = sect
+            out += ["", f"## [{sect}]", "",
+                    "| key | type | default | allowed | environment | meaning |",
+                    "| --- | --- | --- | --- | --- | --- |"]
+        out.append(
+            f"| `{dotted}` | {_TYPE_NAMES[typ]} | `{_toml(_default(dotted))}` | "
+            f"{_allowed(dotted)} | `{env_name(dotted)}` | {MEANINGS[dotted]} |"
+        )
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if docs/configuration.md differs from the code")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = PAGE.read_text() if PAGE.exists() else ""
+        if current != text:
+            sys.stderr.write(f"{PAGE} is stale: run {Path(__file__).name}\n")
+            return 1
+        return 0
+    PAGE.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

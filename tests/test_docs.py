@@ -1,0 +1,355 @@
+"""The docs under docs/ against the code they describe.
+
+The configuration reference must be exactly what ``scripts/gen_config_reference.py`` makes
+from ``krakenstream.config``; every setting, environment variable and ``kms`` command named
+anywhere in the docs must exist; the error messages quoted in troubleshooting.md must be
+the ones the code prints (produced here for real where that is cheap, found in the source
+otherwise); and every relative link and anchor must resolve.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+import typer.main
+
+from conftest import free_port
+from krakenstream import cli
+from krakenstream.config import env_name, known_keys, load_settings
+from krakenstream.errors import KmsError
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = ("README.md", "architecture.md", "configuration.md", "operations.md", "security.md",
+         "troubleshooting.md")
+SECTIONS = sorted({key.split(".")[0] for key in known_keys()})
+TOP_LEVEL_ENV = ("KMS_HOME", "KMS_CONFIG", "KMS_SERVER", "KMS_VERBOSE")
+#: wrong on purpose: the troubleshooting page shows what a typo looks like
+MISSPELT = {"KMS_GATEWAY_PROT", "KMS_GATWAY_PORT", "KMS_SOMETHING", "gateway.prot"}
+#: file names that look like ``section.key``
+FILE_NAMES = {"daemon.pid", "daemon.log"}
+
+
+def page(name: str) -> str:
+    return (DOCS / name).read_text()
+
+
+def all_docs() -> dict[str, str]:
+    texts = {name: page(name) for name in PAGES}
+    texts["../README.md"] = (ROOT / "README.md").read_text()
+    return texts
+
+
+@pytest.fixture(scope="module")
+def generator() -> ModuleType:
+    path = ROOT / "scripts" / "gen_config_reference.py"
+    spec = importlib.util.spec_from_file_location("gen_config_reference", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- configuration reference -------------------------------------------------------------------
+
+
+def test_the_configuration_page_is_generated_from_the_code(generator: ModuleType) -> None:
+    assert page("configuration.md") == generator.render(), (
+        "docs/configuration.md is stale: run .venv/bin/python scripts/gen_config_reference.py")
+
+
+def test_every_setting_is_documented_once_with_its_environment_name() -> None:
+    rows = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|.*\| `(KMS_[A-Z0-9_]+)` \|",
+                      page("configuration.md"), flags=re.M)
+    documented = [key for key, _ in rows]
+    assert sorted(documented) == sorted(known_keys()), "each key exactly once"
+    for key, env in rows:
+        assert env == env_name(key)
+
+
+def test_the_variables_that_are_not_settings_are_documented_and_accepted(tmp_path: Path) -> None:
+    text = page("configuration.md")
+    for name in TOP_LEVEL_ENV:
+        assert f"| `{name}` |" in text
+    env = {"KMS_HOME": str(tmp_path), "KMS_SERVER": "http://127.0.0.1:1", "KMS_VERBOSE": "1"}
+    load_settings(env=env)  # none of them is taken for a misspelt setting
+
+
+def test_every_setting_and_variable_named_in_the_docs_exists(tmp_path: Path) -> None:
+    keys = set(known_keys())
+    envs = {env_name(k) for k in keys} | set(TOP_LEVEL_ENV)
+    section = "|".join(SECTIONS)
+    for name, text in all_docs().items():
+        for key in re.findall(rf"`((?:{section})\.[a-z_]+)`", text):
+            assert key in keys | MISSPELT | FILE_NAMES, f"{name}: `{key}` is not a setting"
+        for var in re.findall(r"\bKMS_[A-Z0-9_]*[A-Z0-9]\b", text):
+            assert var in envs or var in MISSPELT, f"{name}: {var} is not a setting"
+    # and the typos shown on purpose really are refused
+    for typo in MISSPELT:
+        if typo.startswith("KMS_"):
+            with pytest.raises(KmsError, match=typo):
+                load_settings(env={typo: "1", "KMS_HOME": str(tmp_path)})
+        else:
+            section_name, key = typo.split(".")
+            config = tmp_path / "typo.toml"
+            config.write_text(f"[{section_name}]\n{key} = 1\n")
+            with pytest.raises(KmsError, match=re.escape(typo)):
+                load_settings(config, env={"KMS_HOME": str(tmp_path)})
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _code_spans(text: str) -> list[str]:
+    """Inline code and the lines of fenced blocks: where commands are written to be typed."""
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.M | re.S)
+    rest = re.sub(r"^```[a-z]*\n.*?^```", "", text, flags=re.M | re.S)
+    lines = [ln for block in blocks for ln in block.splitlines()]
+    return lines + re.findall(r"`([^`\n]+)`", rest)
+
+
+def _options(command: Any) -> set[str]:
+    return {opt for param in command.params for opt in param.opts}
+
+
+def test_every_kms_command_and_option_in_the_docs_exists() -> None:
+    # typer's (vendored) click objects: a group has ``commands``, every command ``params``
+    root = typer.main.get_command(cli.app)
+    commands: dict[str, Any] = root.commands  # type: ignore[attr-defined]
+    seen = 0
+    for name, text in all_docs().items():
+        for span in _code_spans(text):
+            for m in re.finditer(r"(?:^|[\s(=])kms ((?:[a-z]+)(?: [a-z]+)?)((?: [^|;&)`]*)?)",
+                                 span):
+                words = m[1].split()
+                command = commands.get(words[0])
+                assert command is not None, f"{name}: `kms {words[0]}` is not a command"
+                group = getattr(command, "commands", None)
+                if group is not None:
+                    command = group.get(words[1]) if len(words) > 1 else None
+                    assert command is not None, f"{name}: `kms {m[1]}` is not a command"
+                opts = _options(command) | _options(root)
+                for opt in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", m[2]):
+                    assert opt in opts, f"{name}: `kms {m[1]}` has no option {opt}"
+                seen += 1
+    assert seen > 10
+
+
+# -- troubleshooting: the messages are the code's -------------------------------------------------
+
+#: literal parts of messages and log lines quoted in troubleshooting.md, each to be found in
+#: the source too (messages that are cheap to produce are produced in the tests below instead)
+FROM_THE_SOURCE = [
+    "cannot reach the daemon at ",
+    "is a daemon running there? check --server or KMS_SERVER",
+    "did not answer within",
+    "no daemon is running here, and none answers at ",
+    "not logged in to ",
+    "your session on ",
+    "token has expired",
+    "token signature is invalid",
+    "missing bearer token: send Authorization: Bearer <token>",
+    "invalid email or password",
+    "feed resync pair=",
+    "checksum mismatch (got ",
+    "crossed book",
+    "feed connection lost url=",
+    "no frame for ",
+    "feed connect failed url=",
+    "feed exchange status system=",
+    "feed queue full size=",
+    "action=reconnect-and-resync-all",
+    "feed subscribe refused pair=",
+    "Currency pair not supported ",
+    " is not a pair like ETH/USD or ETH-USD",
+    "no snapshot of ",
+    "); buffering up to ",
+    " snapshots and retrying",
+    " reachable again",
+    "Kafka refused to create topic ",
+    "history store unavailable (",
+    "refused user ",
+    "check the user and password in mysql.url",
+    "a daemon is already running (pid ",
+    "belongs to another user",
+    "is not a regular file",
+    " are needed",
+]
+
+
+@pytest.fixture(scope="module")
+def source() -> str:
+    return "\n".join(p.read_text() for p in sorted((ROOT / "src").rglob("*.py")))
+
+
+@pytest.mark.parametrize("fragment", FROM_THE_SOURCE)
+def test_quoted_messages_are_in_the_source(fragment: str, source: str) -> None:
+    assert fragment in page("troubleshooting.md"), "quoted in the troubleshooting page"
+    assert fragment in source, "and printed by the code"
+
+
+def _printed(exc: KmsError) -> str:
+    """The lines the CLI prints for an error (commands/common.py: error, then hint)."""
+    lines = f"error: {exc}"
+    return lines + (f"\nhint: {exc.hint}" if exc.hint else "")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"KMS_GATEWAY_PROT": "3000"}, {"KMS_GATEWAY_PORT": "3000x"},
+     {"KMS_BUS_BACKEND": "rabbit"}, {"KMS_KRAKEN_DEPTH": "20"},
+     {"KMS_KRAKEN_SHARD": "2/2"}, {"KMS_GATWAY_PORT": "3000"}],
+)
+def test_configuration_errors_read_as_the_page_says(env: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(KmsError) as info:
+        load_settings(env={**env, "KMS_HOME": str(tmp_path)})
+    text = page("troubleshooting.md")
+    assert str(info.value) in text
+    if "PROT" in next(iter(env)):
+        assert _printed(info.value) in text  # the hint too: "did you mean gateway.port?"
+
+
+def test_the_secret_file_error_reads_as_the_page_says(tmp_path: Path) -> None:
+    from krakenstream.users.tokens import load_secret
+
+    s = load_settings(env={"KMS_HOME": str(tmp_path)})
+    secret = s.paths.secret_file
+    load_secret(s)  # generated 0600
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    secret.chmod(0o644)
+    with pytest.raises(KmsError) as info:
+        load_secret(s)
+    shown = "/home/me/.local/share/krakenstream/secret"
+    assert _printed(info.value).replace(str(secret), shown) in page("troubleshooting.md")
+
+
+def test_the_port_in_use_error_reads_as_the_page_says() -> None:
+    from krakenstream.daemon.app import bind_socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(KmsError) as info:
+            bind_socket("127.0.0.1", port).close()
+    printed = _printed(info.value).replace(f"port {port} ", "port 3000 ")
+    assert printed in page("troubleshooting.md")
+
+
+def test_the_second_daemon_error_reads_as_the_page_says(tmp_path: Path) -> None:
+    from krakenstream.daemon.app import StateLock
+
+    first = StateLock(tmp_path / "daemon.pid")
+    first.acquire()
+    try:
+        with pytest.raises(KmsError) as info:
+            StateLock(tmp_path / "daemon.pid").acquire()
+    finally:
+        first.release()
+    printed = _printed(info.value).replace(str(tmp_path), "/home/me/.local/state/krakenstream")
+    printed = printed.replace(f"(pid {os.getpid()})", "(pid 4242)")
+    assert printed in page("troubleshooting.md")
+
+
+async def test_unreachable_store_errors_read_as_the_page_says() -> None:
+    from krakenstream.store import RedisHistoryStore
+    from krakenstream.users.mysql import MysqlUserStore
+
+    text = page("troubleshooting.md")
+    port = free_port()
+    with pytest.raises(KmsError) as info:
+        await RedisHistoryStore(f"redis://127.0.0.1:{port}/0").open()
+    # the part before the driver's own words is ours
+    ours = str(info.value).split(": ", 1)[0].replace(str(port), "6379")
+    assert f"error: {ours}: " in text
+    store = MysqlUserStore(f"mysql://kms:pw@127.0.0.1:{port}/krakenstream")
+    with pytest.raises(KmsError) as info:
+        await store.open()
+    ours = str(info.value).split(": ", 1)[0].replace(str(port), "3306")
+    assert f"error: {ours}: " in text
+    assert f"hint: {info.value.hint}" in text
+
+
+# -- compose and operations ---------------------------------------------------------------------
+
+
+def test_the_env_file_recipe_sets_every_variable_compose_requires() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", compose))
+    recipe = re.search(r"cat > \.env <<EOF\n(.*?)\n\s*EOF", page("operations.md"), flags=re.S)
+    assert recipe is not None
+    assert set(re.findall(r"^\s*([A-Z0-9_]+)=", recipe[1], flags=re.M)) == required
+
+
+def test_the_redis_measurement_command_runs_and_cleans_up(redis_server_url: str) -> None:
+    """The command operations.md gives for the memory figures, on 300 snapshots, not 10,000."""
+    m = re.search(r"python - <<'EOF'\n(.*?)\nEOF", page("operations.md"), flags=re.S)
+    assert m is not None and "range(10_000)" in m[1]
+    code = m[1].replace("range(10_000)", "range(300)")
+    assert "redis://127.0.0.1:6379/0" in code and redis_server_url == "redis://127.0.0.1:6379/0"
+    done = subprocess.run([sys.executable, "-"], input=code, text=True, capture_output=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [ln.split()[:2] for ln in lines] == [
+        [f"depth={d}", "count=300"] for d in (10, 25, 100)]
+    per_snapshot = [int(re.search(r"\((\d+) B/snapshot\)", ln)[1]) for ln in lines]  # type: ignore[index]
+    assert per_snapshot == sorted(per_snapshot), "deeper books take more memory"
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        assert not list(client.scan_iter(match="kms-measure-*")), "it deletes what it wrote"
+    finally:
+        client.close()
+
+
+# -- links ---------------------------------------------------------------------------------------
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(text: str) -> set[str]:
+    body = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", body, flags=re.M)}
+
+
+def test_the_index_links_every_page() -> None:
+    index = page("README.md")
+    for name in PAGES[1:]:
+        assert f"]({name})" in index
+    assert "](docs/README.md)" in (ROOT / "README.md").read_text()
+
+
+def test_every_relative_link_and_anchor_resolves() -> None:
+    checked = 0
+    for name, text in all_docs().items():
+        here = (DOCS / name).parent
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # an absolute URL
+            path_part, _, anchor = target.partition("#")
+            file = (here / path_part).resolve() if path_part else (DOCS / name).resolve()
+            assert file.exists(), f"{name}: broken link {target}"
+            if anchor:
+                assert anchor in _anchors(file.read_text()), f"{name}: no anchor {target}"
+            checked += 1
+    assert checked > 20
+
+
+def test_pages_quote_no_secret_like_value() -> None:
+    for name, text in all_docs().items():
+        assert not re.search(r"\b[0-9a-f]{40,}\b", text), f"{name} holds a hex secret"
