@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from conftest import free_port
 from krakenstream.config import Settings, load_settings
+from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway import GatewayServer, create_app, make_server
 from krakenstream.daemon.services import Services, build_services
 
@@ -103,10 +104,11 @@ async def wait_snapshots(s: Stack, pair: str = "ETH-USD", n: int = 1,
 
 
 @contextlib.asynccontextmanager
-async def served(services: Services, app: FastAPI | None = None) -> AsyncIterator[
-        tuple[str, GatewayServer]]:
-    """The gateway on uvicorn on a free loopback port: yields (base URL, server)."""
+async def served(services: Services) -> AsyncIterator[tuple[str, GatewayServer, FastAPI]]:
+    """A second gateway app over the same services on uvicorn on a free loopback port (its
+    own lifespan and bus tap): yields (base URL, server, app)."""
     port = free_port()
+    app = create_app(services)
     server = make_server(services, host="127.0.0.1", port=port, app=app)
     task = asyncio.create_task(server.serve())
     try:
@@ -117,8 +119,17 @@ async def served(services: Services, app: FastAPI | None = None) -> AsyncIterato
         if task.done():
             task.result()
         assert server.started, "uvicorn did not start within 5 s"
-        yield f"http://127.0.0.1:{port}", server
+        yield f"http://127.0.0.1:{port}", server, app
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, timeout=10)
+
+
+def sample_snapshot(ts: int, pair: str = "ETH/USD", levels: int = 10) -> Snapshot:
+    """A plausible book of ``levels`` per side, prices in cents, quantities in 1e-8."""
+    bids = tuple((350_000 - i * 3, 100_000_000 + i * 7_919) for i in range(levels))
+    asks = tuple((350_001 + i * 3, 90_000_000 + i * 6_007) for i in range(levels))
+    return Snapshot(pair=pair, ts=ts, exchange_ts="2026-11-25T17:00:00.123456Z", seq=1,
+                    price_precision=2, qty_precision=8, bids=bids, asks=asks,
+                    checksum=123456789)

@@ -20,6 +20,7 @@ from gateway_support import (
     Stack,
     eventually,
     login,
+    sample_snapshot,
     settings_for,
     stack,
     wait_snapshots,
@@ -409,11 +410,3 @@ def test_csv_fast_path_matches_csv_row() -> None:
 def _fields(snap: Snapshot) -> dict[str, object]:
     return {name: getattr(snap, name) for name in Snapshot.__slots__}
 
-
-def sample_snapshot(ts: int, pair: str = "ETH/USD", levels: int = 10) -> Snapshot:
-    """A plausible book of ``levels`` per side, prices in cents, quantities in 1e-8."""
-    bids = tuple((350_000 - i * 3, 100_000_000 + i * 7_919) for i in range(levels))
-    asks = tuple((350_001 + i * 3, 90_000_000 + i * 6_007) for i in range(levels))
-    return Snapshot(pair=pair, ts=ts, exchange_ts="2026-11-25T17:00:00.123456Z", seq=1,
-                    price_precision=2, qty_precision=8, bids=bids, asks=asks,
-                    checksum=123456789)

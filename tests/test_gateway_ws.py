@@ -1,0 +1,159 @@
+"""The gateway's WebSocket stream over loopback: uvicorn in this process, the ``websockets``
+client, snapshots from the real pipeline (simulator → orderbook role → bus → gateway tap)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from gateway_support import eventually, login, sample_snapshot, served, settings_for, stack
+from krakenstream.sim.server import SimServer
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    async with SimServer(pairs=["ETH/USD"], seed=1) as server:
+        yield server
+
+
+async def closed_with(ws: ClientConnection, within: float = 5.0) -> int | None:
+    """Read until the server closes; the close code it sent."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else None
+
+
+async def test_stream_pushes_each_snapshot(kms_home: Path, sim: SimServer) -> None:
+    async with stack(settings_for(kms_home, sim.url)) as gw:
+        token = await login(gw.client)
+        async with served(gw.services) as (base, _server, _app):
+            url = base.replace("http", "ws", 1) + "/api/stream/ETH%2FUSD"
+            async with connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                               open_timeout=5) as ws:
+                got = []
+                async with asyncio.timeout(5):
+                    while len(got) < 4:
+                        msg = orjson.loads(await ws.recv())
+                        if msg["type"] == "snapshot":
+                            got.append(msg["data"])
+            # one snapshot per 0.2 s tick, in order, none missed
+            ts = [d["ts"] for d in got]
+            assert [b - a for a, b in zip(ts, ts[1:], strict=False)] == [200, 200, 200]
+            assert {d["pair"] for d in got} == {"ETH/USD"}
+
+            # the token may come as a query parameter, and the pair as ETH-USD
+            async with connect(base.replace("http", "ws", 1)
+                               + f"/api/stream/eth-usd?token={token}", open_timeout=5) as ws:
+                async with asyncio.timeout(5):
+                    msg = orjson.loads(await ws.recv())
+                assert msg["type"] == "snapshot" and msg["data"]["pair"] == "ETH/USD"
+
+
+async def test_stream_refusals_and_status_messages(
+    kms_home: Path, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with stack(settings_for(kms_home, sim.url)) as gw:
+        token = await login(gw.client)
+        async with served(gw.services) as (base, _server, _app):
+            ws_base = base.replace("http", "ws", 1) + "/api/stream/"
+            async with connect(ws_base + "ETH-USD", open_timeout=5) as ws:
+                assert await closed_with(ws) == 4401
+            async with connect(ws_base + "ETH-USD?token=forged.token.here",
+                               open_timeout=5) as ws:
+                assert await closed_with(ws) == 4401
+            async with connect(ws_base + f"ETHUSD?token={token}", open_timeout=5) as ws:
+                assert await closed_with(ws) == 4404
+
+            # a feed state change reaches the pair's clients as a status message
+            async with connect(ws_base + f"ETH-USD?token={token}", open_timeout=5) as ws:
+                await ws.recv()
+                await sim.fault("drop")
+                states = []
+                async with asyncio.timeout(10):
+                    while "live" not in states[1:] or not states:
+                        msg = orjson.loads(await ws.recv())
+                        if msg["type"] == "status":
+                            assert msg["pair"] == "ETH/USD" and msg["reason"]
+                            states.append(msg["state"])
+                assert states[0] != "live" and states[-1] == "live"
+    # uvicorn logs WebSocket paths with their query string: the token is redacted
+    server_text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "token=***" in server_text
+    assert token.split(".")[2] not in server_text
+
+
+async def test_slow_client_is_cut_off_with_1013(kms_home: Path) -> None:
+    """A client that stops reading fills its bounded backlog and is cut off; the others
+    keep receiving; memory never grows past the backlog."""
+    settings = settings_for(kms_home, KMS_GATEWAY_WS_BACKLOG="4")
+    async with stack(settings, roles=("gateway",)) as gw:
+        token = await login(gw.client)
+        async with served(gw.services) as (base, _server, app):
+            url = base.replace("http", "ws", 1) + f"/api/stream/ETH-USD?token={token}"
+            # a tiny receive buffer and a one-message client queue: the slow reader stalls the
+            # server's socket once the kernel's buffers are full (about 10 MB on loopback, so
+            # the snapshots are big: 1000 levels a side)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+            slow = await connect(url, sock=sock, max_queue=1, open_timeout=5)
+            fast = await connect(url, open_timeout=5)
+            try:
+                hub = app.state.hub
+                await eventually(_true_if(lambda: hub.client_count == 2), within=5)
+                received = 0
+                now = round(time.time() * 1000)
+                for i in range(600):
+                    await gw.services.bus.publish(sample_snapshot(now + i, levels=1000))
+                    await asyncio.sleep(0.002)
+                    async with asyncio.timeout(5):
+                        await fast.recv()
+                    received += 1
+                    if hub.cut_off:
+                        break
+                assert hub.cut_off == 1, "the slow client was never cut off"
+                assert hub.client_count == 1 and received >= 4
+                assert await closed_with(slow, within=10) == 1013
+                async with httpx.AsyncClient(base_url=base) as c:
+                    metrics = (await c.get("/metrics")).text
+                assert "kms_ws_cut_off_total 1.0" in metrics
+                assert "kms_ws_clients 1.0" in metrics
+                # the fast client is still served
+                await gw.services.bus.publish(sample_snapshot(now + 1000))
+                async with asyncio.timeout(5):
+                    assert orjson.loads(await fast.recv())["data"]["ts"] == now + 1000
+            finally:
+                await slow.close()
+                await fast.close()
+
+
+async def test_shutdown_closes_streams_with_1001(kms_home: Path, sim: SimServer) -> None:
+    async with stack(settings_for(kms_home, sim.url)) as gw:
+        token = await login(gw.client)
+        async with served(gw.services) as (base, server, _app):
+            url = base.replace("http", "ws", 1) + f"/api/stream/ETH-USD?token={token}"
+            async with connect(url, open_timeout=5) as ws:
+                await ws.recv()
+                server.should_exit = True
+                assert await closed_with(ws) == 1001
+
+
+def _true_if(pred: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return pred()
+
+    return check
