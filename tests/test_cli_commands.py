@@ -104,7 +104,8 @@ def test_register_login_whoami_logout(live: LiveDaemon, tmp_path: Path) -> None:
     r = run(["login", "--email", email, "--password-stdin"], home, live.url,
             input="wrong password\n")
     assert r.exit_code == 1
-    assert r.stderr.strip().splitlines()[-1] == "hint: kms login"
+    assert r.stderr.strip().splitlines()[-1] == (
+        "hint: check the email and password; kms register creates an account")
 
     r = run(["login", "--email", email, "--password-stdin"], home, live.url,
             input=PASSWORD + "\n")
@@ -278,6 +279,7 @@ def test_unknown_pair_gets_the_gateways_message(live: LiveDaemon, user_home: Pat
         r = run(args, user_home, live.url)
         assert r.exit_code == 1, r.output
         assert r.stderr.startswith("error: ") and "DOGE/XYZ" in r.stderr
+        assert r.stderr.strip().endswith("hint: kms pairs lists the tracked pairs")
         assert r.stdout == ""
 
 

@@ -14,7 +14,7 @@ import typer
 from ..client import KmsClient, check_base_url
 from ..config import server_url
 from ..credentials import Credential, CredentialsFile, server_key
-from ..errors import InputError
+from ..errors import AuthError, InputError, Throttled
 from .common import errors_handled, out_console, settings
 
 ServerOption = Annotated[
@@ -100,7 +100,13 @@ def login(
         email = _email(email)
         password = _read_password(password_stdin, confirm=False)
         with KmsClient(url) as client:
-            answer = client.login(email, password)
+            try:
+                answer = client.login(email, password)
+            except Throttled:
+                raise
+            except AuthError as exc:  # "hint: kms login" would be no help here
+                raise AuthError(exc.message, hint="check the email and password; kms register "
+                                "creates an account") from exc
         expires = answer.get("expires_at")
         credentials().save(
             url,

@@ -33,7 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..client import KmsClient
-from ..errors import InputError
+from ..errors import InputError, NotFound
 from .accounts import ServerOption, open_client
 from .common import err_console, errors_handled, out_console
 from .stream import format_ladder
@@ -143,6 +143,15 @@ def count_rows(chunk: bytes) -> int:
     return chunk.count(b"\n")
 
 
+@contextlib.contextmanager
+def pair_hints() -> Iterator[None]:
+    """An unknown pair hints at the commands, not at the HTTP path the gateway names."""
+    try:
+        yield
+    except NotFound as exc:
+        raise NotFound(exc.message, hint="kms pairs lists the tracked pairs") from exc
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -152,7 +161,7 @@ def latest(
     server: ServerOption = None,
 ) -> None:
     """Show the newest stored snapshot of PAIR."""
-    with errors_handled(), open_client(server) as client:
+    with errors_handled(), open_client(server) as client, pair_hints():
         snap = client.latest(pair)
         if json_out:
             typer.echo(orjson.dumps(snap, option=orjson.OPT_INDENT_2).decode())
@@ -200,7 +209,7 @@ def history(
             parse_when(until, now_ms=now_ms, option="--until") if until is not None else None
         )
         ordering: Literal["asc", "desc"] = "asc" if order == "asc" else "desc"
-        with open_client(server) as client:
+        with open_client(server) as client, pair_hints():
             query: dict[str, Any] = {
                 "since": since_ms, "until": until_ms, "limit": limit, "order": ordering,
             }
