@@ -319,6 +319,34 @@ def test_the_gateway_healthcheck_passes_on_200_and_fails_otherwise(
         server.server_close()
 
 
+def test_the_role_healthcheck_follows_the_state_lock(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """orderbook and analysis serve no HTTP: their check passes while this container's daemon
+    holds its state lock, and fails when none does."""
+    from krakenstream.daemon.app import StateLock
+
+    argv = healthcheck_argv(services["orderbook"])
+    assert argv[0] == "kms"
+    env = {**service_env(services["orderbook"]), "KMS_HOME": str(tmp_path),
+           "PATH": str(Path(sys.executable).parent)}
+    # the gateway URL it also asks must answer nothing here, as in the container
+    env["KMS_GATEWAY_PORT"] = str(free_port())
+
+    def check() -> int:
+        cmd = [sys.executable, "-m", "krakenstream", *argv[1:]]
+        return subprocess.run(cmd, env=env, timeout=30, capture_output=True).returncode
+
+    assert check() != 0
+    lock = StateLock(load_settings(env=env).paths.pid_file)
+    lock.acquire()
+    try:
+        assert check() == 0
+    finally:
+        lock.release()
+    assert check() != 0
+
+
 # -- secrets ---------------------------------------------------------------------------------
 
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|_KEY\b", re.I)
