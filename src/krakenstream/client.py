@@ -231,10 +231,13 @@ class KmsClient:
         self.base_url = check_base_url(base_url)
         self.token = token
         self.timeout = timeout
+        # a proxy from the environment is for remote daemons: loopback is never proxied
+        self._local = _is_loopback(self.base_url)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             transport=transport,
+            trust_env=not self._local,
             headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
         )
 
@@ -256,7 +259,7 @@ class KmsClient:
 
     @property
     def start_hint(self) -> str:
-        if _is_loopback(self.base_url):
+        if self._local:
             return "kms daemon start"
         return "is a daemon running there? check --server or KMS_SERVER"
 
@@ -487,6 +490,7 @@ class KmsClient:
                     open_timeout=self.timeout,
                     max_size=MAX_MESSAGE,
                     user_agent_header=_USER_AGENT,
+                    proxy=None if self._local else True,
                 ) as ws:
                     connected_once, attempt = True, 0
                     delays = backoff(backoff_initial, backoff_max)
