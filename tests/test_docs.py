@@ -301,14 +301,17 @@ def test_the_redis_measurement_command_runs_and_cleans_up(redis_server_url: str)
     done = subprocess.run([sys.executable, "-"], input=code, text=True, capture_output=True,
                           cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    *lines, cleanup = done.stdout.splitlines()
     assert [ln.split()[:2] for ln in lines] == [
         [f"depth={d}", "count=300"] for d in (10, 25, 100)]
     per_snapshot = [int(re.search(r"\((\d+) B/snapshot\)", ln)[1]) for ln in lines]  # type: ignore[index]
     assert per_snapshot == sorted(per_snapshot), "deeper books take more memory"
+    # three sorted sets and the set of pairs, and nothing left under its prefix
+    deleted = re.fullmatch(r"deleted 4 keys under (kms-measure-[0-9a-f]{8}:)", cleanup)
+    assert deleted is not None, cleanup
     client = redis.Redis.from_url(redis_server_url)
     try:
-        assert not list(client.scan_iter(match="kms-measure-*")), "it deletes what it wrote"
+        assert not list(client.scan_iter(match=deleted[1] + "*"))
     finally:
         client.close()
 
