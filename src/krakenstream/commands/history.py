@@ -267,19 +267,19 @@ def _export_csv(client: KmsClient, pair: str, dest: str, query: dict[str, Any]) 
         raise InputError(f"{path} is a folder; give a file name", hint="e.g. --csv eth.csv")
     total = _expected_rows(client, pair, query)
     part = path.with_name(f".{path.name}.part")
-    rows = 0
+    lines = 0
     try:
         with part.open("wb") as fh, _progress(total) as advance:
             for chunk in chunks:
                 fh.write(chunk)
                 n = count_rows(chunk)
-                rows += n
-                advance(n)
+                advance(n - 1 if lines == 0 and n else n)  # the header is not a row
+                lines += n
         os.replace(part, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
-    rows = max(0, rows - 1)  # the header line
+    rows = max(0, lines - 1)
     err_console.print(f"wrote {rows} snapshot{'s' if rows != 1 else ''} to {path}")
 
 
@@ -292,5 +292,5 @@ def _progress(total: int | None) -> Iterator[Any]:
     columns = [SpinnerColumn(), TextColumn("exporting"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task("export", total=None if total is None else total + 1)
+        task = progress.add_task("export", total=total)
         yield lambda n: progress.advance(task, n)
