@@ -44,6 +44,13 @@ def test_demo_runs_for_a_duration_and_cleans_up(tmp_path: Path) -> None:
     creds = CredentialsFile(home / "credentials.json").load()
     assert [c.email for c in creds.values()] == ["demo@example.com"]
     assert (home / "demo-daemon.log").is_file()
+    # the same home again: its demo user exists already, so a second one is made
+    result = runner.invoke(app, ["demo", "--duration", "0.5", "--home", str(home)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    emails = sorted(c.email for c in CredentialsFile(home / "credentials.json").load().values())
+    assert len(emails) == 2 and emails[1] == "demo@example.com"
+    assert emails[0].startswith("demo-")
 
 
 def test_demo_ctrl_c_stops_everything_and_removes_its_folder() -> None:

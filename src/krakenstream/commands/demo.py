@@ -30,7 +30,7 @@ import typer
 from ..client import KmsClient
 from ..config import Paths
 from ..credentials import Credential, CredentialsFile
-from ..errors import BackendUnavailable, InputError, KmsError
+from ..errors import BackendUnavailable, Conflict, InputError, KmsError
 from .common import err_console, errors_handled
 from .stream import run_stream
 
@@ -217,15 +217,20 @@ def _run(root: Path, pairs: list[str], depth: int, duration: float | None,
     with KmsClient(url) as client:
         wait_healthy(client, daemon, START_TIMEOUT)
         password = secrets.token_urlsafe(18)
-        client.register(DEMO_EMAIL, password)
-        answer = client.login(DEMO_EMAIL, password)
+        email = DEMO_EMAIL
+        try:
+            client.register(email, password)
+        except Conflict:  # a --home used before: its demo user's password is long gone
+            email = f"demo-{secrets.token_hex(4)}@example.com"
+            client.register(email, password)
+        answer = client.login(email, password)
         expires = answer.get("expires_at")
         CredentialsFile(Paths.from_env({"KMS_HOME": str(root)}).credentials_file).save(
-            url, Credential(DEMO_EMAIL, answer["token"],
+            url, Credential(email, answer["token"],
                             expires if isinstance(expires, str) else None))
         err_console.print(
             f"[bold]kms demo[/]: simulator {sim_url}, daemon {url}, files in {root}\n"
-            f"[dim]logged in as {DEMO_EMAIL}; meanwhile, in another terminal: "
+            f"[dim]logged in as {email}; meanwhile, in another terminal: "
             f"kms --home {root} history {pairs[0]} --server {url}[/]",
             soft_wrap=True,
         )
