@@ -110,3 +110,12 @@ def test_example_config_lists_every_key() -> None:
 def test_env_name_and_shard() -> None:
     assert env_name("kraken.url") == "KMS_KRAKEN_URL"
     assert parse_shard("1/3") == (1, 3)
+
+
+def test_redact_url_hides_passwords_even_in_bad_urls() -> None:
+    from krakenstream.config import redact_url
+
+    assert redact_url("mysql://kms:s3cret@db:3306/k") == "mysql://kms:***@db:3306/k"
+    assert redact_url("mysql://kms:s3cret@db:notaport/k") == "mysql://kms:***@db:notaport/k"
+    assert "s3cret" not in redact_url("redis://:s3cret@h/0")
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"

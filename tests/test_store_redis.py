@@ -21,7 +21,7 @@ from conftest import free_port, port_open, skip_or_fail
 from krakenstream.config import load_settings
 from krakenstream.errors import BackendUnavailable
 from krakenstream.store import RedisHistoryStore, open_store
-from krakenstream.store.redis import redact_url
+from krakenstream.config import redact_url
 from test_store_support import T0, series
 
 

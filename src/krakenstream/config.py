@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -471,3 +472,12 @@ def set_home(path: Path) -> Path:
     home = path.expanduser().resolve()
     os.environ["KMS_HOME"] = str(home)
     return home
+
+
+_URL_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
+
+
+def redact_url(url: str) -> str:
+    """A backend URL without its password (``redis://u:***@h:6379/0``), fit for a log line
+    or an error message; works on malformed URLs too."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)

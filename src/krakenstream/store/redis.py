@@ -35,7 +35,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -43,6 +42,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from ..config import redact_url
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from .base import CHUNK_SIZE, Order, Row, Window, decode_rows, paged, plan
@@ -84,21 +84,6 @@ for _, ts in ipairs(inserted) do
 end
 return kept
 """
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, fit for a log line or an error message."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable Redis URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _rows(found: Any) -> list[Row]:

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 import pymysql.cursors
 
+from ..config import redact_url
 from ..errors import BackendUnavailable, ConfigError, Conflict, InputError
 from .base import MAX_USER_ID, Email, User, normalize_email
 
@@ -97,13 +98,15 @@ def parse_mysql_url(url: str) -> MysqlTarget:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mysql+pymysql"):
-        raise ConfigError(f"mysql.url: expected mysql://user:pass@host:port/db, got {url!r}")
+        raise ConfigError(
+            f"mysql.url: expected mysql://user:pass@host:port/db, got {redact_url(url)!r}"
+        )
     if parts.query or parts.fragment:
         raise ConfigError("mysql.url: query parameters are not supported")
     try:
         port = parts.port or 3306
     except ValueError:
-        raise ConfigError(f"mysql.url: bad port in {url!r}") from None
+        raise ConfigError(f"mysql.url: bad port in {redact_url(url)!r}") from None
     database = parts.path.lstrip("/") or "krakenstream"
     if not _DB_NAME.fullmatch(database):
         raise ConfigError(
