@@ -18,10 +18,9 @@ import pytest
 import redis
 
 from conftest import free_port, port_open, skip_or_fail
-from krakenstream.config import load_settings
+from krakenstream.config import load_settings, redact_url
 from krakenstream.errors import BackendUnavailable
 from krakenstream.store import RedisHistoryStore, open_store
-from krakenstream.config import redact_url
 from test_store_support import T0, series
 
 
