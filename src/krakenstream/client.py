@@ -1,8 +1,8 @@
 """The HTTP client of a krakenstream daemon's gateway, local or remote; the CLI speaks only this.
 
-One method per endpoint of the gateway's contract (``notes/HTTP_API.md``). This module is the
-boundary where transport failures and HTTP error answers become our own errors, so callers
-handle one exception tree (:mod:`krakenstream.errors`) and print the gateway's own message:
+One method per endpoint of the gateway (the README's "HTTP gateway" lists them). This module
+is the boundary where transport failures and HTTP error answers become our own errors, so
+callers handle one exception tree (:mod:`krakenstream.errors`) and print the gateway's own message:
 
     401/403 → AuthError (hint ``kms login``)     404 → NotFound       409 → Conflict
     413/422 → InputError                         429 → Throttled(retry_after)
