@@ -38,19 +38,22 @@ from .. import __version__
 from ..core.snapshot import Snapshot, iso_ms
 from ..errors import AuthError, BackendUnavailable, KmsError, NotFound
 from ..feed.status import PairState
+from ..store.base import HistoryStore
+from ..users.service import AuthService
 from ..users.tokens import Claims
 from .gateway_history import aclose, csv_body, json_body, ndjson_body
 from .gateway_http import (
     USER_KEY,
     BodyLimitMiddleware,
     ObserveMiddleware,
+    VerifiedTokens,
     classify,
     install_error_handlers,
     iso,
     parse_time,
     redact_uvicorn_logs,
 )
-from .gateway_stream import BAD_PAIR, BAD_TOKEN, StreamHub, send_until_closed
+from .gateway_stream import BAD_PAIR, BAD_TOKEN, LatestCache, StreamHub, send_until_closed
 from .orderbook import normalize_pair
 from .services import Services
 
@@ -60,6 +63,8 @@ log = logging.getLogger("krakenstream.gateway")
 HEALTH_TIMEOUT = 2.0
 #: a snapshot seen on the bus counts as live for this many snapshot intervals (plus 1 s)
 LIVE_INTERVALS = 3
+#: seconds an answer of ``latest`` is reused at most (see LatestCache)
+LATEST_TTL = 0.1
 #: seconds a WebSocket close may wait for the client's socket to take the close frame
 WS_CLOSE_TIMEOUT = 2.0
 
@@ -120,6 +125,7 @@ def create_app(services: Services) -> FastAPI:
     """The gateway app over ``services``; its lifespan starts and stops the bus tap."""
     settings = services.settings
     hub = StreamHub(services.bus, services.metrics, backlog=settings.gateway.ws_backlog)
+    latest_cache = LatestCache(hub, ttl=min(LATEST_TTL, settings.kraken.snapshot_interval / 2))
     history_cap = settings.store.history_limit
     live_age_ms = (LIVE_INTERVALS * settings.kraken.snapshot_interval + 1.0) * 1000
 
@@ -146,19 +152,21 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.state.hub = hub
+    app.state.latest_cache = latest_cache
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.gateway.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=services.metrics)  # outermost: sees all
     redact_uvicorn_logs()
 
+    tokens = VerifiedTokens(lambda token: auth_service().verify(token))
     bearer = HTTPBearer(auto_error=False, description="a token from POST /api/users/login")
 
-    def auth_service() -> Any:
+    def auth_service() -> AuthService:
         if services.auth is None:
             raise BackendUnavailable("this daemon has no users backend (gateway role not run)")
         return services.auth
 
-    def store() -> Any:
+    def store() -> HistoryStore:
         if services.store is None:
             raise BackendUnavailable("this daemon has no history store")
         return services.store
@@ -169,7 +177,7 @@ def create_app(services: Services) -> FastAPI:
     ) -> Claims:
         if creds is None:
             raise AuthError("missing bearer token: send Authorization: Bearer <token>")
-        claims: Claims = auth_service().verify(creds.credentials)
+        claims = tokens.verify(creds.credentials)
         request.scope[USER_KEY] = claims.user_id
         return claims
 
@@ -205,11 +213,12 @@ def create_app(services: Services) -> FastAPI:
     async def latest(pair: Pair, claims: Authed) -> Response:
         """The newest stored snapshot of the pair (``Snapshot.to_dict()``)."""
         name = normalize_pair(pair)
-        snap = await store().latest(name)
-        if snap is None:
+        st = store()
+        body = await latest_cache.get(name, lambda: st.latest(name))
+        if body is None:
             raise NotFound(f"no snapshot of {name} stored yet",
                            hint="GET /api/pairs lists the tracked pairs")
-        return Response(snap.to_json(), media_type="application/json")
+        return Response(body, media_type="application/json")
 
     @app.get("/api/analysis/history/{pair:path}", responses=_errors(401, 404, 422, 503),
              tags=["analysis"])
@@ -343,9 +352,7 @@ def create_app(services: Services) -> FastAPI:
         token = _ws_token(websocket)
         await websocket.accept()
         try:
-            if services.auth is None:
-                raise BackendUnavailable("this daemon has no users backend")
-            claims = services.auth.verify(token or "")
+            claims = tokens.verify(token or "")
             websocket.scope[USER_KEY] = claims.user_id
         except KmsError as exc:
             await websocket.close(BAD_TOKEN, _reason(exc))

