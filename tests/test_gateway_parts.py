@@ -1,0 +1,135 @@
+"""The gateway's parts on their own: the verified-token cache, the latest cache, CSV lines,
+the WebSocket backlog policy and the error table."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway_support import sample_snapshot
+from krakenstream.bus.memory import MemoryBus
+from krakenstream.core.snapshot import Snapshot
+from krakenstream.daemon.gateway_history import csv_chunk
+from krakenstream.daemon.gateway_http import ERROR_TABLE, VerifiedTokens, classify
+from krakenstream.daemon.gateway_stream import TOO_SLOW, LatestCache, StreamHub
+from krakenstream.daemon.metrics import Metrics
+from krakenstream.errors import (
+    AuthError,
+    BackendUnavailable,
+    Conflict,
+    InvalidPair,
+    KmsError,
+    NotFound,
+    PasswordPolicyError,
+    Throttled,
+)
+from krakenstream.users.tokens import Claims
+
+
+def test_error_table() -> None:
+    assert classify(Throttled("x", retry_after=3)) == (429, "throttled")
+    assert classify(AuthError("x")) == (401, "unauthorized")
+    assert classify(InvalidPair("x")) == (422, "invalid")
+    assert classify(PasswordPolicyError("x")) == (422, "invalid")
+    assert classify(NotFound("x")) == (404, "not_found")
+    assert classify(Conflict("x")) == (409, "conflict")
+    assert classify(BackendUnavailable("x")) == (503, "unavailable")
+    assert classify(KmsError("x")) == (500, "internal")
+    # a subclass never comes after its base, or the base would shadow it
+    for i, (cls, _, _) in enumerate(ERROR_TABLE):
+        for base, _, _ in ERROR_TABLE[:i]:
+            assert not issubclass(cls, base), (cls, base)
+
+
+def test_verified_tokens_kept_until_expiry_and_bounded() -> None:
+    now = [1_000.0]
+    calls: list[str] = []
+
+    def verify(token: str) -> Claims:
+        calls.append(token)
+        if token.startswith("bad"):
+            raise AuthError("token signature is invalid")
+        return Claims(user_id=len(token), email="a@example.com",
+                      expires_at=datetime.fromtimestamp(1_010, UTC))
+
+    cache = VerifiedTokens(verify, size=2, clock=lambda: now[0])
+    assert cache.verify("t1").user_id == 2
+    assert cache.verify("t1").user_id == 2
+    assert calls == ["t1"]  # the second check was the kept verdict
+    for _ in range(2):  # refusals are never kept
+        with pytest.raises(AuthError):
+            cache.verify("bad")
+    assert calls == ["t1", "bad", "bad"]
+    cache.verify("t2")
+    cache.verify("t3")  # over the size: t1, least recently used, is dropped
+    cache.verify("t1")
+    assert calls[-1] == "t1" and len(calls) == 6
+    now[0] = 1_010.0  # expired: verified afresh (and the codec decides)
+    cache.verify("t1")
+    assert len(calls) == 7
+
+
+async def test_latest_cache_shares_reads_and_drops_on_newer_snapshot() -> None:
+    bus = MemoryBus()
+    hub = StreamHub(bus, Metrics(), backlog=4)
+    cache = LatestCache(hub, ttl=60.0)
+    stored = [sample_snapshot(ts=1_000)]
+    reads = 0
+
+    async def read() -> Snapshot | None:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.01)
+        return stored[-1]
+
+    bodies = await asyncio.gather(*(cache.get("ETH/USD", read) for _ in range(10)))
+    assert reads == 1 and len(set(bodies)) == 1
+    assert await cache.get("ETH/USD", read) == stored[0].to_json() and reads == 1
+    # the tap saw a newer snapshot: the next answer reads the store again
+    stored.append(sample_snapshot(ts=2_000))
+    hub.latest["ETH/USD"] = stored[-1]
+    assert await cache.get("ETH/USD", read) == stored[-1].to_json() and reads == 2
+
+    async def nothing() -> Snapshot | None:
+        return None
+
+    assert await cache.get("BTC/USD", nothing) is None
+    assert "BTC/USD" not in cache._entries  # absent pairs are not kept
+
+    async def down() -> Snapshot | None:
+        raise BackendUnavailable("store down")
+
+    with pytest.raises(BackendUnavailable):
+        await cache.get("XRP/USD", down)
+
+
+def test_csv_lines_quote_what_needs_quoting() -> None:
+    plain = sample_snapshot(ts=1_000)
+    odd = Snapshot(pair="ETH/USD", ts=2_000, exchange_ts='2026-11-25 "x", y', seq=2,
+                   price_precision=2, qty_precision=8, bids=plain.bids, asks=plain.asks,
+                   checksum=1)
+    text = csv_chunk([plain.to_json(), b"not json", odd.to_json()]).decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows == [plain.csv_row(), odd.csv_row()]  # the bad record is skipped
+
+
+async def test_slow_client_is_cut_off_others_kept() -> None:
+    hub = StreamHub(MemoryBus(), Metrics(), backlog=3)
+    slow, fast = hub.add("ETH/USD"), hub.add("ETH/USD")
+    other = hub.add("BTC/USD")
+    for i in range(3):
+        hub.publish("ETH/USD", f"m{i}")
+        assert await fast.next() == f"m{i}"
+    assert hub.client_count == 3 and hub.cut_off == 0
+    hub.publish("ETH/USD", "m3")  # slow's fourth unread message: over its backlog
+    assert slow.close_code == TOO_SLOW and not slow.items  # its backlog is freed at once
+    assert hub.cut_off == 1 and hub.client_count == 2
+    assert await slow.next() is None
+    assert await fast.next() == "m3"
+    assert other.close_code is None and not other.items
+    hub.close_all(1001, "server shutting down")
+    assert fast.close_code == 1001 and other.close_code == 1001
