@@ -58,6 +58,8 @@ class LiveDaemon:
 
     home: Path
     pairs: tuple[str, ...] = ("ETH/USD", "BTC/USD")
+    #: without the orderbook role no simulator is needed (a bare gateway starts faster)
+    roles: tuple[str, ...] = ("orderbook", "analysis", "gateway")
     port: int = field(default_factory=free_port)
     sim: Child | None = None
     daemon: Child | None = None
@@ -73,7 +75,7 @@ class LiveDaemon:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        if self.sim is None:
+        if self.sim is None and "orderbook" in self.roles:
             self.sim = Child("simulator", kms("sim", "--port", "0", "--seed", "7"),
                              child_env(self.home), self.home / "sim.log", stdout_pipe=True)
             self.sim_url = self.sim.read_line(20)
@@ -87,7 +89,10 @@ class LiveDaemon:
             KMS_GATEWAY_PORT=str(self.port),
             KMS_AUTH_BCRYPT_COST="4",
             KMS_DAEMON_LOG_LEVEL="info",
+            KMS_DAEMON_ROLES=",".join(self.roles),
         )
+        if not self.sim_url:
+            del env["KMS_KRAKEN_URL"]
         self.daemon = Child("daemon", kms("daemon", "run"), env, self.home / "daemon.log")
         with KmsClient(self.url, timeout=2) as client:
             wait_healthy(client, self.daemon, 30)

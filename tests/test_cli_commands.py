@@ -154,6 +154,24 @@ def test_bad_registration_shows_the_policy(live: LiveDaemon, tmp_path: Path) -> 
               "--password-stdin")
 
 
+def test_too_many_failed_logins(tmp_path: Path) -> None:
+    # a daemon of its own: the throttle counts per client address too, and every test's
+    # address is 127.0.0.1
+    gateway = LiveDaemon(tmp_path / "daemon", roles=("gateway",))
+    gateway.start()
+    try:
+        email = "mallory@example.com"
+        gateway.login(email)
+        results = [run(["login", "--email", email, "--password-stdin"], tmp_path,
+                       gateway.url, input="guess\n") for _ in range(6)]
+    finally:
+        gateway.stop()
+    assert all(r.exit_code == 1 for r in results)
+    last = results[-1].stderr.strip().splitlines()
+    assert last[0].startswith("error: ") and "try again" in last[0]
+    assert last[1].startswith("hint: wait ") and last[1].endswith(" s, then try again")
+
+
 def test_credentials_are_kept_per_server(live: LiveDaemon, user_home: Path) -> None:
     other = f"http://127.0.0.1:{free_port()}"
     CredentialsFile(user_home / "credentials.json").save(other, Credential("z@example.com", "t"))
