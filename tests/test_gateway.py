@@ -410,3 +410,24 @@ def test_csv_fast_path_matches_csv_row() -> None:
 def _fields(snap: Snapshot) -> dict[str, object]:
     return {name: getattr(snap, name) for name in Snapshot.__slots__}
 
+
+
+async def test_a_bug_is_a_logged_500(
+    gw: Stack, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw.token = await login(gw.client)
+    assert gw.services.store is not None
+
+    async def broken(pair: str) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(gw.services.store, "count", broken)
+    caplog.set_level(logging.INFO)
+    r = await gw.client.get("/api/pairs", headers=gw.auth)
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error", "code": "internal"}
+    failed = [rec for rec in caplog.records if rec.getMessage().startswith("request failed")]
+    assert failed and failed[0].exc_info is not None  # with its traceback
+    assert any("path=/api/pairs status=500" in rec.getMessage() for rec in caplog.records)
+    r = await gw.client.get("/api/users/me", headers=gw.auth)  # and the app goes on
+    assert r.status_code == 200

@@ -195,6 +195,13 @@ class ObserveMiddleware:
 
         try:
             await self.app(scope, receive, observed_send)
+        except KmsError as exc:  # raised after the answer began (a backend failing mid-export)
+            log.warning("request cut short: %s %s: %s", scope.get("method", "WS"),
+                        scope["path"], exc.message)
+            if kind == "http" and not started:
+                response = kms_error_response(exc)
+                status = response.status_code
+                await response(scope, receive, send)
         except Exception:
             log.exception("request failed: %s %s", scope.get("method", "WS"), scope["path"])
             if kind == "http" and not started:
