@@ -39,6 +39,7 @@ from ..core.snapshot import Snapshot, iso_ms
 from ..errors import AuthError, BackendUnavailable, KmsError, NotFound
 from ..feed.status import PairState
 from ..store.base import HistoryStore
+from ..users.base import User
 from ..users.service import AuthService
 from ..users.tokens import Claims
 from .gateway_history import aclose, csv_body, json_body, ndjson_body
@@ -107,7 +108,7 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
 
 
-def _user(user: Any) -> dict[str, Any]:
+def _user(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "created_at": iso(user.created_at)}
 
 
