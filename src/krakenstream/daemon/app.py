@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -186,27 +186,8 @@ class Daemon:
 
 
 def _make_server(services: Services) -> Any:
-    """A uvicorn server for the gateway app; signals stay ours, logging stays ours."""
-    import uvicorn
+    """The gateway's uvicorn server: no signal handling of its own (the daemon's), no access
+    log (the gateway logs one line per request), WebSocket clients closed with 1001."""
+    from .gateway import make_server
 
-    from .gateway import create_app
-
-    class Server(uvicorn.Server):
-        """uvicorn would take SIGTERM/SIGINT for itself; the daemon handles them."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-        def install_signal_handlers(self) -> None:  # older uvicorn versions
-            return None
-
-    config = uvicorn.Config(
-        create_app(services),
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-        ws_ping_interval=20,
-    )
-    return Server(config)
+    return make_server(services)

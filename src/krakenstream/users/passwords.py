@@ -58,7 +58,9 @@ class PasswordHasher:
         if not 4 <= cost <= 31:
             raise ValueError(f"bcrypt cost must be 4..31, got {cost}")
         self.cost = cost
-        self._slots = asyncio.Semaphore(os.cpu_count() or 1)
+        # one core is left to the event loop: hashing at full tilt on every core would make
+        # every other request wait behind bcrypt
+        self._slots = asyncio.Semaphore(max(1, (os.cpu_count() or 1) - 1))
         self._dummy: bytes | None = None
 
     async def _hashpw(self, secret: bytes, salt: bytes) -> bytes:
