@@ -33,6 +33,7 @@ from typing import TypeVar
 
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
+from ..sqlite_wal import enable_wal
 from .base import CHUNK_SIZE, Order, Row, Window, decode_rows, paged, plan
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class SQLiteHistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = self._connect()
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = enable_wal(conn)
             if str(mode).lower() != "wal":
                 raise BackendUnavailable(f"history database {self.path}: WAL mode refused "
                                          f"(journal_mode={mode})")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import BackendUnavailable, Conflict, InputError
+from ..sqlite_wal import enable_wal
 from .base import MAX_USER_ID, User, normalize_email
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class SqliteUserStore:
         os.close(fd)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             _migrate(conn)
         except BaseException:
