@@ -20,6 +20,7 @@ never reaches below it, however lazily or by whichever writer the trimming is do
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,64 @@ async def paged(window: Window, fetch: Fetch, chunk: int = CHUNK_SIZE) -> AsyncI
             hi = rows[-1][0] - 1
         else:
             lo = rows[-1][0] + 1
+
+
+class PagedHistory:
+    """``history`` and ``history_json`` for a store that can give the oldest timestamp it
+    still keeps for a pair (``_floor_ts``) and fetch one chunk of a range (``_fetch``).
+
+    Both stores share this: the query is validated and cut to the cap (:func:`plan`,
+    :meth:`Window.above`), then walked chunk by chunk (:func:`paged`); snapshots are decoded
+    in a worker thread, a chunk at a time, so a 10,000-row export never stalls the loop.
+    """
+
+    history_limit: int
+    chunk_size: int
+
+    async def _floor_ts(self, pair: str) -> int | None:
+        raise NotImplementedError
+
+    async def _fetch(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
+        raise NotImplementedError
+
+    async def _chunks(
+        self, pair: str, since: int | None, until: int | None, limit: int | None, order: Order
+    ) -> AsyncIterator[list[Row]]:
+        window = plan(pair, since=since, until=until, limit=limit, order=order,
+                      cap=self.history_limit)
+        if window is None:
+            return
+        window = window.above(await self._floor_ts(pair))
+        if window is None:
+            return
+        async for rows in paged(window, self._fetch, self.chunk_size):
+            yield rows
+
+    async def history(
+        self,
+        pair: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> AsyncIterator[Snapshot]:
+        async for rows in self._chunks(pair, since, until, limit, order):
+            for snap in await asyncio.to_thread(decode_rows, rows):
+                yield snap
+
+    async def history_json(
+        self,
+        pair: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> AsyncIterator[bytes]:
+        async for rows in self._chunks(pair, since, until, limit, order):
+            for _, data in rows:
+                yield data
 
 
 def decode_rows(rows: Sequence[Row]) -> list[Snapshot]:

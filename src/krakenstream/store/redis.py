@@ -30,10 +30,9 @@ prefix, e.g. ``{kms}:``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -45,7 +44,7 @@ from redis.exceptions import RedisError
 from ..config import redact_url
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
-from .base import CHUNK_SIZE, Order, Row, Window, decode_rows, paged, plan
+from .base import CHUNK_SIZE, PagedHistory, Row, Window, decode_rows
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def _rows(found: Any) -> list[Row]:
     return [(int(score), data) for data, score in cast(list[tuple[bytes, float]], found)]
 
 
-class RedisHistoryStore:
+class RedisHistoryStore(PagedHistory):
     """:class:`~krakenstream.store.base.HistoryStore` in Redis sorted sets (see the module)."""
 
     def __init__(
@@ -227,41 +226,5 @@ class RedisHistoryStore:
             )
         return _rows(found)
 
-    async def _chunks(
-        self, pair: str, since: int | None, until: int | None, limit: int | None, order: Order
-    ) -> AsyncIterator[list[Row]]:
-        window = plan(pair, since=since, until=until, limit=limit, order=order,
-                      cap=self.history_limit)
-        if window is None:
-            return
-        window = window.above(await self._floor(pair))
-        if window is None:
-            return
-        async for rows in paged(window, self._fetch, self.chunk_size):
-            yield rows
-
-    async def history(
-        self,
-        pair: str,
-        *,
-        since: int | None = None,
-        until: int | None = None,
-        limit: int | None = None,
-        order: Order = "desc",
-    ) -> AsyncIterator[Snapshot]:
-        async for rows in self._chunks(pair, since, until, limit, order):
-            for snap in await asyncio.to_thread(decode_rows, rows):
-                yield snap
-
-    async def history_json(
-        self,
-        pair: str,
-        *,
-        since: int | None = None,
-        until: int | None = None,
-        limit: int | None = None,
-        order: Order = "desc",
-    ) -> AsyncIterator[bytes]:
-        async for rows in self._chunks(pair, since, until, limit, order):
-            for _, data in rows:
-                yield data
+    async def _floor_ts(self, pair: str) -> int | None:
+        return await self._floor(pair)

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -34,7 +34,7 @@ from typing import TypeVar
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..sqlite_wal import enable_wal
-from .base import CHUNK_SIZE, Order, Row, Window, decode_rows, paged, plan
+from .base import CHUNK_SIZE, PagedHistory, Row, Window, decode_rows
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ _RANGE = {
 }
 
 
-class SQLiteHistoryStore:
+class SQLiteHistoryStore(PagedHistory):
     """:class:`~krakenstream.store.base.HistoryStore` in one SQLite file (WAL, one writer)."""
 
     def __init__(
@@ -284,41 +284,5 @@ class SQLiteHistoryStore:
     async def _fetch(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
         return await self._read(self._fetch_rows, window, lo, hi, n)
 
-    async def _chunks(
-        self, pair: str, since: int | None, until: int | None, limit: int | None, order: Order
-    ) -> AsyncIterator[list[Row]]:
-        window = plan(pair, since=since, until=until, limit=limit, order=order,
-                      cap=self.history_limit)
-        if window is None:
-            return
-        window = window.above(await self._read(self._floor, pair))
-        if window is None:
-            return
-        async for rows in paged(window, self._fetch, self.chunk_size):
-            yield rows
-
-    async def history(
-        self,
-        pair: str,
-        *,
-        since: int | None = None,
-        until: int | None = None,
-        limit: int | None = None,
-        order: Order = "desc",
-    ) -> AsyncIterator[Snapshot]:
-        async for rows in self._chunks(pair, since, until, limit, order):
-            for snap in await asyncio.to_thread(decode_rows, rows):
-                yield snap
-
-    async def history_json(
-        self,
-        pair: str,
-        *,
-        since: int | None = None,
-        until: int | None = None,
-        limit: int | None = None,
-        order: Order = "desc",
-    ) -> AsyncIterator[bytes]:
-        async for rows in self._chunks(pair, since, until, limit, order):
-            for _, data in rows:
-                yield data
+    async def _floor_ts(self, pair: str) -> int | None:
+        return await self._read(self._floor, pair)
