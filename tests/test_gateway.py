@@ -105,6 +105,24 @@ async def test_user_errors(gw: Stack) -> None:
     assert r.status_code == 401
 
 
+async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
+    c = gw.client
+    await login(c)
+    json = {"Content-Type": "application/json"}
+    # a lone surrogate: valid JSON, but no UTF-8 (nor bcrypt) can take it
+    lone = b'"password": "\\ud800 correct horse"}'
+    r = await c.post("/api/users/register", content=b'{"email": "b@example.com", ' + lone,
+                     headers=json)
+    assert r.status_code == 422 and "surrogate" in r.json()["error"], r.text
+    r = await c.post("/api/users/login", content=b'{"email": "%s", ' % EMAIL.encode() + lone,
+                     headers=json)
+    assert r.status_code == 401 and r.json()["error"] == "invalid email or password", r.text
+    r = await c.post("/api/users/login", content=b'{"email": "\xff\xfe", "password": "x"}',
+                     headers=json)
+    assert r.status_code == 422, r.text
+    assert r.json() == {"error": "the request body is not valid UTF-8 JSON", "code": "invalid"}
+
+
 async def test_login_throttled_with_retry_after(kms_home: Path, sim: SimServer) -> None:
     settings = settings_for(kms_home, sim.url, KMS_AUTH_LOGIN_MAX_FAILURES="2")
     async with stack(settings) as gw:

@@ -47,6 +47,16 @@ def test_not_a_string() -> None:
         check_password_policy(12345678, min_length=8)  # type: ignore[arg-type]
 
 
+async def test_a_lone_surrogate_is_refused_and_never_matches() -> None:
+    password = "\ud800 correct horse"  # a str that no UTF-8 encoder takes
+    with pytest.raises(PasswordPolicyError, match="surrogate"):
+        check_password_policy(password, min_length=8)
+    hasher = PasswordHasher(4)
+    hashed = await hasher.hash("\ufffd correct horse")
+    assert not await hasher.verify(password, hashed)
+    assert not await hasher.verify(password, None)
+
+
 def test_unicode_is_normalised() -> None:
     assert password_bytes("caf\u00e9") == password_bytes("cafe\u0301")
     assert password_bytes("\ufb01x") == b"fix"  # NFKC: the ligature is two letters

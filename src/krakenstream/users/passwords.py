@@ -26,8 +26,13 @@ MAX_PASSWORD_BYTES = 72
 
 
 def password_bytes(password: str) -> bytes:
-    """The bytes bcrypt sees: NFKC-normalised UTF-8."""
-    return unicodedata.normalize("NFKC", password).encode("utf-8")
+    """The bytes bcrypt sees: NFKC-normalised UTF-8.
+
+    A lone surrogate (JSON can carry ``"\\ud800"``) is encoded as it is rather than raising,
+    so a login with one is an ordinary wrong password; the policy refuses such passwords at
+    registration, so none can match.
+    """
+    return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
 
 
 def check_password_policy(password: str, *, min_length: int) -> None:
@@ -43,7 +48,13 @@ def check_password_policy(password: str, *, min_length: int) -> None:
         raise PasswordPolicyError(
             f"password is too short: {len(normalized)} characters, at least {min_length} needed"
         )
-    size = len(normalized.encode("utf-8"))
+    try:
+        size = len(normalized.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise PasswordPolicyError(
+            f"password holds a lone surrogate (U+{ord(exc.object[exc.start]):04X}), which is "
+            "not a character: type the password as text"
+        ) from None
     if size > MAX_PASSWORD_BYTES:
         raise PasswordPolicyError(
             f"password is too long: {size} bytes in UTF-8, at most {MAX_PASSWORD_BYTES} "
