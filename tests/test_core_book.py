@@ -109,3 +109,40 @@ def test_precision_change_rebuilds_the_book() -> None:
     session.receive(instrument(2))
     book = session.books["T/U"]
     assert book.precision == Precision(2, 2) and not book.valid and book.frames == 1
+
+
+def _instrument(pp: int) -> bytes:
+    return orjson.dumps({"channel": "instrument", "type": "update", "data": {"pairs": [
+        {"symbol": "T/U", "price_precision": pp, "qty_precision": 2}]}})
+
+
+@pytest.mark.parametrize("depth", [5, 0, -3])
+def test_an_ack_with_a_depth_below_ten_never_raises(depth: int) -> None:
+    # the ack is input: a depth no book can have must not make the next frame raise
+    session = BookSession()
+    session.receive(orjson.dumps({
+        "method": "subscribe", "req_id": 1, "success": True,
+        "result": {"channel": "book", "depth": depth, "snapshot": True, "symbol": "T/U"}}))
+    session.receive(_instrument(1))
+    bids, asks = [(1000, 100)], [(1001, 100)]
+    snap = {"channel": "book", "type": "snapshot", "data": [{
+        "symbol": "T/U", "bids": [{"price": 100.0, "qty": 1.0}],
+        "asks": [{"price": 100.1, "qty": 1.0}], "checksum": expected(asks, bids)}]}
+    _, res = session.receive(orjson.dumps(snap))
+    assert res[0].verdict is Verdict.VERIFIED and res[0].book.depth == 10
+
+
+@pytest.mark.parametrize("repeat", [1, 2])
+def test_the_book_shares_the_sessions_precision_after_instrument_frames(repeat: int) -> None:
+    # the hot path takes a frame only while the book's Precision IS the session's (an
+    # identity check): an instrument frame, resent unchanged or changing the precision, must
+    # leave them the same object, or every later frame of that pair takes the slow path
+    session = BookSession()
+    session.receive(_instrument(1))
+    bids, asks = [(1000, 100)], [(1001, 100)]
+    snap = {"channel": "book", "type": "snapshot", "data": [{
+        "symbol": "T/U", "bids": [{"price": 100.0, "qty": 1.0}],
+        "asks": [{"price": 100.1, "qty": 1.0}], "checksum": expected(asks, bids)}]}
+    session.receive(orjson.dumps(snap))
+    session.receive(_instrument(repeat))
+    assert session.books["T/U"].precision is session.precisions["T/U"]

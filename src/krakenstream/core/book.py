@@ -36,6 +36,8 @@ class Verdict(enum.Enum):
 
 
 _INF = float("inf")
+#: the checksum covers 10 levels per side, so no book can be cut shorter
+MIN_DEPTH = 10
 
 
 class OrderBook:
@@ -69,7 +71,7 @@ class OrderBook:
     )
 
     def __init__(self, symbol: str, depth: int, precision: Precision) -> None:
-        if depth < 10:
+        if depth < MIN_DEPTH:
             raise ValueError("depth must be at least 10 (the checksum covers 10 levels)")
         self.symbol = symbol
         self.depth = depth

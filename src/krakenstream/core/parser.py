@@ -302,8 +302,12 @@ class Decoder:
                     status=str(p.get("status", "online")),
                 )
             )
+        precisions = self.precisions
         for ip in pairs:
-            self.precisions[ip.symbol] = Precision(ip.price_precision, ip.qty_precision)
+            new = Precision(ip.price_precision, ip.qty_precision)
+            # an unchanged precision keeps its object: the session's hot path checks identity
+            if precisions.get(ip.symbol) != new:
+                precisions[ip.symbol] = new
         kind = obj.get("type")
         return Instrument(type="update" if kind == "update" else "snapshot", pairs=pairs)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
-from .book import OrderBook, Verdict
+from .book import MIN_DEPTH, OrderBook, Verdict
 from .checksum import checksum as crc_checksum
 from .events import (
     BookData,
@@ -117,12 +117,22 @@ class BookSession:
             snap = event.type == "snapshot"
             return [self._apply(d, snap) for d in event.data]
         if type(event) is SubscriptionAck:
-            if event.success and event.channel == "book" and event.symbol and event.depth:
-                self.depths[event.symbol] = event.depth
+            depth = event.depth
+            if event.success and event.channel == "book" and event.symbol and depth:
+                # an ack is input too: a depth no book can have is ignored, not raised on
+                if depth >= MIN_DEPTH:
+                    self.depths[event.symbol] = depth
         elif type(event) is Instrument:
             for ip in event.pairs:
                 book = self.books.get(ip.symbol)
                 new = Precision(ip.price_precision, ip.qty_precision)
+                # one shared Precision object per pair: the hot path in receive() takes a
+                # frame only while the book's precision IS the session's
+                shared = self.precisions.get(ip.symbol)
+                if shared == new:
+                    new = shared
+                else:
+                    self.precisions[ip.symbol] = new
                 if book is not None and book.precision != new:
                     # precision changed: the old book's integers mean something else now;
                     # a fresh void book waits for the next snapshot
