@@ -238,6 +238,18 @@ def test_a_bad_server_url(tmp_path: Path) -> None:
               "not a daemon URL", "give http://HOST:PORT, e.g. http://127.0.0.1:3000")
 
 
+def test_a_malformed_server_url_is_one_line(tmp_path: Path) -> None:
+    one_error(run(["whoami", "--server", "http://[::1"], tmp_path, "http://x:1"),
+              "not a daemon URL: 'http://[::1' (Invalid IPv6 URL)",
+              "give http://HOST:PORT, e.g. http://127.0.0.1:3000")
+
+
+def test_brackets_in_a_message_are_shown_as_typed(tmp_path: Path) -> None:
+    # rich would read "[/]" as markup (and raise); an error message is never markup
+    r = run(["history", "ETH/USD", "--since", "[/]"], tmp_path, "http://127.0.0.1:1")
+    assert r.exit_code == 1 and "--since '[/]'" in r.stderr, r.output
+
+
 def test_completion_can_be_installed() -> None:
     r = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert "--install-completion" in r.stdout and "--show-completion" in r.stdout

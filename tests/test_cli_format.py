@@ -125,6 +125,13 @@ def test_pairs_table() -> None:
     assert "live" in eth and "9999" in eth and "2m ago" in eth and "1200" in eth
 
 
+def test_pairs_table_shows_a_daemons_text_as_text() -> None:
+    entry = {"pair": "ETH/USD", "state": "error", "error": "closed [/] by [bold]peer"}
+    console = Console(width=200, record=True)
+    console.print(format_pairs([entry], now=NOW_MS / 1000))
+    assert "closed [/] by [bold]peer" in console.export_text()
+
+
 @pytest.mark.parametrize(
     ("age", "shown"), [(0.2, "0s ago"), (59, "59s ago"), (125, "2m ago"), (7200, "2.0h ago"),
                        (3 * 86400, "3.0d ago"), (-5, "0s ago")]

@@ -18,6 +18,7 @@ from krakenstream.client import (
     Reconnecting,
     SnapshotEvent,
     StatusEvent,
+    check_base_url,
     error_from_response,
     parse_stream_message,
     quote_pair,
@@ -103,6 +104,14 @@ def test_urls() -> None:
     for bad in ("127.0.0.1:3000", "ftp://x", "http://"):
         with pytest.raises(InputError):
             KmsClient(bad)
+
+
+@pytest.mark.parametrize("bad", ["http://[::1", "http://127.0.0.1:99999", "http://h:port",
+                                 "http://user:s3cret@127.0.0.1:3000"])
+def test_malformed_urls_are_input_errors_that_never_echo_a_password(bad: str) -> None:
+    with pytest.raises(InputError) as info:
+        check_base_url(bad)
+    assert "s3cret" not in str(info.value) and info.value.hint
 
 
 def test_refused_names_the_url_and_hints_daemon_start() -> None:

@@ -32,6 +32,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from . import __version__
+from .config import redact_url
 from .errors import (
     AuthError,
     BackendUnavailable,
@@ -196,12 +197,23 @@ def _is_loopback(url: str) -> bool:
 
 def check_base_url(url: str) -> str:
     """A daemon URL, ``http(s)://HOST:PORT[/prefix]`` without the trailing slash, or
-    :class:`InputError`."""
-    parts = urlsplit(url.strip())
+    :class:`InputError`.
+
+    A user or password in it is refused rather than carried: the gateway never reads one (the
+    token authenticates), and the URL is shown in every error message and used as the key
+    of the credentials file.
+    """
+    hint = "give http://HOST:PORT, e.g. http://127.0.0.1:3000"
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not 0..65535
+    except ValueError as exc:
+        raise InputError(f"not a daemon URL: {redact_url(url)!r} ({exc})", hint=hint) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(
-            f"not a daemon URL: {url!r}", hint="give http://HOST:PORT, e.g. http://127.0.0.1:3000"
-        )
+        raise InputError(f"not a daemon URL: {redact_url(url)!r}", hint=hint)
+    if parts.username is not None or parts.password is not None:
+        raise InputError(f"a daemon URL carries no user or password: {redact_url(url)!r}",
+                         hint="log in with kms login; the token authenticates")
     return url.strip().rstrip("/")
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import Settings, child_environment, env_flag, load_settings, set_home
 from ..errors import KmsError
@@ -71,9 +72,10 @@ def settings(overrides: dict[str, Any] | None = None) -> Settings:
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    # a message quotes what the user typed or the daemon said: text, never rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True)
+        err_console.print(f"[dim]hint:[/] {escape(hint)}", soft_wrap=True)
     return typer.Exit(code)
 
 

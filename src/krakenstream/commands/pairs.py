@@ -74,7 +74,7 @@ def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> Table:
     table.add_column("error")
     for entry in sorted(pairs, key=lambda e: str(e.get("pair", ""))):
         table.add_row(
-            str(entry.get("pair", "?")),
+            Text(str(entry.get("pair", "?"))),  # Text: what a daemon sent is not markup
             format_state(entry.get("state")),
             format_age(_seconds(entry.get("since")), now),
             _num(entry, "frames"),
@@ -83,7 +83,7 @@ def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> Table:
             _num(entry, "reconnects"),
             _num(entry, "snapshots"),
             format_age(_seconds(entry.get("last_frame_time")), now),
-            str(entry.get("error") or ""),
+            Text(str(entry.get("error") or "")),
         )
     return table
 
