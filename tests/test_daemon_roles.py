@@ -4,16 +4,21 @@ sharding, and the analysis role's store-then-commit with a store that fails."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.config import load_settings
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.analysis import AnalysisRole
 from krakenstream.daemon.orderbook import OrderbookRole, normalize_pair, owns_pair
+from krakenstream.daemon.services import Services
 from krakenstream.errors import BackendUnavailable, Conflict, InvalidPair, NotFound
+from krakenstream.feed.client import FeedClient
 from krakenstream.sim.server import SimServer
 from krakenstream.store.sqlite import SQLiteHistoryStore
 
@@ -166,3 +171,59 @@ async def test_analysis_commits_only_after_storing(tmp_path: Path) -> None:
     assert role.stats.store_errors == 3
     assert role.stats.stored == 5 and role.stats.duplicates == 1
     await store.close()
+
+
+class BrokenStore(SQLiteHistoryStore):
+    """A real SQLite store with a bug: every write raises something that is not a backend
+    failure, so the analysis role cannot retry it."""
+
+    async def add(self, snaps: Sequence[Snapshot]) -> int:
+        raise RuntimeError("a bug in the store (test)")
+
+
+async def test_an_analysis_task_that_dies_is_logged_at_once_and_stop_still_closes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = MemoryBus()
+    await bus.start()
+    store = BrokenStore(tmp_path / "h.sqlite3")
+    await store.open()
+    role = AnalysisRole(bus, store, group="g", poll_timeout=0.05)
+    await role.start()
+    await bus.publish(Snapshot("A/B", 1000, None, 1, 1, 1, ((10, 1),), ((11, 1),), 0))
+    for _ in range(100):  # up to 5 s
+        if any("a bug in the store" in r.getMessage() or r.exc_info for r in caplog.records
+               if r.levelno >= logging.ERROR):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the analysis task died without a word")
+    await role.stop()  # the failure was reported when it happened: stop closes, never raises
+    assert role._sub is None
+    await bus.close()
+    await store.close()
+
+
+async def test_services_close_everything_after_the_feed_failed(tmp_path: Path) -> None:
+    def boom(_frame: str) -> None:
+        raise RuntimeError("on_frame hook failed (test)")
+
+    async with SimServer(pairs=PAIRS, seed=8, rate=20) as sim:
+        settings = load_settings(env={"KMS_HOME": str(tmp_path), "KMS_KRAKEN_URL": sim.url})
+        bus = MemoryBus()
+        await bus.start()
+        store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
+        await store.open()
+        conf = kraken(sim.url)
+        feed = FeedClient.from_settings(conf, on_frame=boom)
+        role = OrderbookRole(conf, bus, feed=feed)
+        await role.start()
+        await asyncio.wait_for(feed.wait_stopped(), 5)
+        # a dead feed leaves no pair claiming to be live
+        assert all(st.state.value == "stale" for st in role.status().values())
+        services = Services(settings=settings, roles=("orderbook", "analysis"),
+                            metrics=role.metrics, bus=bus, store=store, orderbook=role)
+        await services.close()  # the feed's failure must not keep the rest open
+    assert bus.closed
+    with pytest.raises(BackendUnavailable):
+        await store.count("A/B")

@@ -64,23 +64,24 @@ class AnalysisRole:
         self._sub = self.bus.subscribe(self.group)
         await self._sub.start()
         self._task = asyncio.create_task(self._run(), name="kms-analysis")
+        self._task.add_done_callback(_report_failure)
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop consuming. With ``drain``, first store what the bus still holds for us."""
-        if self._task is None:
+        task, self._task = self._task, None
+        if task is None:
             return
-        if drain:
+        if drain and not task.done():
             self._stopping.set()
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10.0)
+                await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
             except TimeoutError:
                 log.warning("analysis drain timed out; stopping with snapshots unconsumed")
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-        self._task = None
+            except Exception:
+                pass  # reported by _report_failure when it happened
+        task.cancel()
+        # a task that failed earlier was reported then; closing must still go on
+        await asyncio.gather(task, return_exceptions=True)
         if self._sub is not None:
             await self._sub.close()
             self._sub = None
@@ -118,3 +119,10 @@ class AnalysisRole:
         self.metrics.snapshots_duplicate.inc(len(batch) - stored)
         for snap in batch:
             self.metrics.publish_to_store.observe(max(0.0, now - snap.ts / 1000))
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """Say so the moment the role's task dies: nobody awaits it until shutdown."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("analysis role stopped: nothing more is stored until a restart",
+                  exc_info=exc)

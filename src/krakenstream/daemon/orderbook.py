@@ -146,17 +146,23 @@ class OrderbookRole:
     async def start(self) -> None:
         await self.feed.start()
         self._task = asyncio.create_task(self._ticker(), name="kms-orderbook-ticker")
+        self._task.add_done_callback(_report_failure)
 
     async def stop(self) -> None:
-        """Stop ticking and stop the feed. Snapshots already published stay on the bus."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        await self.feed.stop()
+        """Stop ticking and stop the feed. Snapshots already published stay on the bus.
+
+        Never raises for a task that failed earlier: that was logged when it happened, and
+        the daemon's shutdown must go on to drain the bus and close the stores.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            await self.feed.stop()
+        except Exception as exc:
+            log.warning("orderbook role: the feed had already stopped (%s: %s)",
+                        type(exc).__name__, exc)
 
     def _on_state_change(self, event: FeedEvent) -> None:
         # the feed client logs the change itself; here it only fans out
@@ -220,3 +226,10 @@ class OrderbookRole:
             m.feed_resyncs.labels(pair).set(st.resyncs)
             m.feed_live.labels(pair).set(1 if st.state.value == "live" else 0)
         m.feed_reconnects.set(self.feed.connection_status().reconnects)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """Say so the moment the ticker dies: nobody awaits it until shutdown."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("orderbook role: publish ticker stopped, no more snapshots until a restart",
+                  exc_info=exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..bus import make_bus
@@ -44,17 +44,24 @@ class Services:
         """Stop the roles and close the backends, draining in data-flow order.
 
         The orderbook stops publishing first, then the bus flushes what it holds, then the
-        analysis role stores what reached it, then the stores close.
+        analysis role stores what reached it, then the stores close. A step that fails is
+        logged and the rest still run: one broken part must not leave the others open.
         """
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.orderbook is not None:
-            await self.orderbook.stop()
+            steps.append(("orderbook role", self.orderbook.stop))
         if self.analysis is not None:
-            await self.analysis.stop(drain=True)
-        await self.bus.close()
+            steps.append(("analysis role", self.analysis.stop))
+        steps.append(("bus", self.bus.close))
         if self.store is not None:
-            await self.store.close()
+            steps.append(("history store", self.store.close))
         if self.auth is not None:
-            await self.auth.close()
+            steps.append(("users store", self.auth.close))
+        for what, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("closing the %s failed; closing the rest", what)
 
 
 def check_roles(roles: Sequence[str]) -> tuple[str, ...]:

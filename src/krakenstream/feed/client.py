@@ -383,6 +383,7 @@ class FeedClient:
         """Run the client in a background task (see :meth:`stop`)."""
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name=f"kms-feed {self.url}")
+            self._task.add_done_callback(_report_failure)
 
     async def stop(self) -> None:
         """Close the connection and end :meth:`run`; raises what ended the run, if anything."""
@@ -545,12 +546,13 @@ class FeedClient:
             st.connected = False
         ended = conn.end_reason or _Ended(Reason.DROPPED, "stopped")
         st.last_error = ended.detail
-        if conn.failure is not None:
-            raise conn.failure
-        if not self._stop.is_set():
+        if conn.failure is not None or not self._stop.is_set():
+            # a failure ends the client too: no pair may still claim to be live after it
             for pst in self._pairs.values():
                 if pst.state is not PairState.ERROR:
                     self._set_state(pst, PairState.STALE, ended.detail)
+        if conn.failure is not None:
+            raise conn.failure
         return ended
 
     async def _guard(self, conn: _Connection, work: Coroutine[Any, Any, None]) -> None:
@@ -899,6 +901,13 @@ class FeedClient:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """Say so the moment a started client dies: ``stop()`` may be a long way off."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("feed client stopped task=%r error=%s: %s", task.get_name(),
+                  type(exc).__name__, exc, exc_info=exc)
 
 
 def _describe_close(exc: ConnectionClosed) -> str:
