@@ -54,6 +54,29 @@ class SubscriptionStats:
     buffered: int = 0
 
 
+class StartsAndCloses:
+    """``async with`` for the bus and subscription classes, which all start with
+    ``start()`` and end with ``close()``: written once here instead of in each of them."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
 @runtime_checkable
 class BusSubscription(Protocol):
     """One reader of the bus: a member of a consumer group, or a live tap."""

@@ -23,8 +23,7 @@ import random
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -42,7 +41,7 @@ from aiokafka.errors import (
 from ..config import KafkaSettings, Settings
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
-from .base import BusStats, SubscriptionStats
+from .base import BusStats, StartsAndCloses, SubscriptionStats
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ async def ensure_topic(settings: KafkaSettings, *, within: float = 5.0) -> bool:
     return False
 
 
-class KafkaBus:
+class KafkaBus(StartsAndCloses):
     """Snapshots to a Kafka topic through a bounded, retrying buffer (at-least-once)."""
 
     def __init__(
@@ -228,18 +227,6 @@ class KafkaBus:
     def idempotent(self) -> bool:
         """False once the broker refused an idempotent producer and we fell back."""
         return self._idempotence
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- the sender ----------------------------------------------------------------------
 
@@ -395,7 +382,7 @@ async def _stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, grace: floa
         log.debug("stopping a Kafka client failed", exc_info=True)
 
 
-class KafkaSubscription:
+class KafkaSubscription(StartsAndCloses):
     """A Kafka consumer: a member of ``group`` (offsets committed by ``commit()``) or, for
     ``group=None``, a tap with no group that starts at the end of every partition."""
 
@@ -498,18 +485,6 @@ class KafkaSubscription:
 
     def stats(self) -> SubscriptionStats:
         return SubscriptionStats(delivered=self._delivered, malformed=self._malformed)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- internals -----------------------------------------------------------------------
 

@@ -18,12 +18,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Self
 
 from ..config import Settings
 from ..core.snapshot import Snapshot
-from .base import BusStats, SubscriptionStats
+from .base import BusStats, StartsAndCloses, SubscriptionStats
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +61,7 @@ class _Queue:
         return 0
 
 
-class MemoryBus:
+class MemoryBus(StartsAndCloses):
     """In-process fan-out; see the module docstring for the queue policy."""
 
     def __init__(self, queue_size: int = 1_000) -> None:
@@ -120,18 +118,6 @@ class MemoryBus:
     async def healthy(self) -> bool:
         return True
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- used by MemorySubscription ------------------------------------------------------
 
     def _queues(self) -> list[_Queue]:
@@ -157,7 +143,7 @@ class MemoryBus:
         self._delivered += n
 
 
-class MemorySubscription:
+class MemorySubscription(StartsAndCloses):
     """A reader of a :class:`MemoryBus`: a tap (``group=None``) or a member of a group."""
 
     def __init__(self, bus: MemoryBus, group: str | None) -> None:
@@ -225,15 +211,3 @@ class MemorySubscription:
             ),
             buffered=0 if queue is None else len(queue.items),
         )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
