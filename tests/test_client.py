@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -79,6 +81,25 @@ def test_odd_bodies() -> None:
     assert type(err) is KmsError and "boom" in str(err) and "500" in str(err)
     err = error_from_response(418, {}, b"{}", "GET /x")
     assert type(err) is KmsError and "418" in str(err)
+
+
+@pytest.mark.parametrize("path, answer, call", [
+    ("/api/users/login", b"[]", lambda c: c.login("a@example.com", "pw")),
+    ("/api/users/login", b'{"token": 5}', lambda c: c.login("a@example.com", "pw")),
+    ("/api/analysis/history/ETH%2FUSD", b'{"seq": 1}\n{"seq": 2, "tru',
+     lambda c: list(c.history("ETH/USD"))),
+    ("/api/analysis/history/ETH%2FUSD", b"[1]\n", lambda c: list(c.history("ETH/USD"))),
+])
+def test_a_malformed_answer_is_one_error_naming_the_daemon(path: str, answer: bytes,
+                                                           call: Any) -> None:
+    # no daemon of ours answers like this; a foreign server at --server might
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.raw_path.split(b"?")[0] == path.encode()
+        return httpx.Response(200, content=answer)
+
+    with KmsClient("http://127.0.0.1:1", "t", transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(KmsError, match="http://127.0.0.1:1"):
+            call(c)
 
 
 def test_parse_stream_message() -> None:

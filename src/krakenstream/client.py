@@ -302,7 +302,8 @@ class KmsClient:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> dict[str, Any]:
+        """The JSON object the gateway answers (every route answers one)."""
         try:
             resp = self._http.request(
                 method, path, json=json, params=_params(params), headers=self._auth_headers()
@@ -311,11 +312,13 @@ class KmsClient:
             raise self.unreachable(exc) from exc
         self._check(resp)
         try:
-            return orjson.loads(resp.content)
-        except orjson.JSONDecodeError as exc:
+            out = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            out = None
+        if not isinstance(out, dict):
             raise KmsError(
-                f"the daemon at {self.base_url} sent a malformed answer to {method} {path}"
-            ) from exc
+                f"the daemon at {self.base_url} sent a malformed answer to {method} {path}")
+        return out
 
     @contextmanager
     def _stream(self, path: str, params: Mapping[str, Any]) -> Iterator[httpx.Response]:
@@ -335,14 +338,12 @@ class KmsClient:
 
     def register(self, email: str, password: str) -> dict[str, Any]:
         """Create an account: ``{"id", "email", "created_at"}``."""
-        out: dict[str, Any] = self._call(
-            "POST", "/api/users/register", json={"email": email, "password": password}
-        )
-        return out
+        return self._call("POST", "/api/users/register",
+                          json={"email": email, "password": password})
 
     def login(self, email: str, password: str) -> dict[str, Any]:
         """``{"token", "token_type", "expires_at"}``; the client keeps using the new token."""
-        out: dict[str, Any] = self._call(
+        out = self._call(
             "POST", "/api/users/login", json={"email": email, "password": password}
         )
         if not isinstance(out.get("token"), str):
@@ -351,15 +352,13 @@ class KmsClient:
         return out
 
     def me(self) -> dict[str, Any]:
-        out: dict[str, Any] = self._call("GET", "/api/users/me")
-        return out
+        return self._call("GET", "/api/users/me")
 
     # -- analysis ---------------------------------------------------------------------------
 
     def latest(self, pair: str) -> dict[str, Any]:
         """The newest stored snapshot of ``pair`` (``Snapshot.to_dict()``)."""
-        out: dict[str, Any] = self._call("GET", f"/api/analysis/latest/{quote_pair(pair)}")
-        return out
+        return self._call("GET", f"/api/analysis/latest/{quote_pair(pair)}")
 
     def history(
         self,
@@ -380,7 +379,13 @@ class KmsClient:
         with self._stream(f"/api/analysis/history/{quote_pair(pair)}", params) as resp:
             for line in resp.iter_lines():
                 if line.strip():
-                    item: dict[str, Any] = orjson.loads(line)
+                    try:
+                        item = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        item = None
+                    if not isinstance(item, dict):
+                        raise KmsError(f"the daemon at {self.base_url} sent a malformed "
+                                       f"history line: {line[:80]!r}")
                     yield item
 
     def history_raw(
@@ -402,31 +407,24 @@ class KmsClient:
     # -- order books and pairs --------------------------------------------------------------
 
     def orderbook(self, pair: str, depth: int | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = self._call(
-            "GET", f"/api/orderbook/{quote_pair(pair)}", params={"depth": depth}
-        )
-        return out
+        return self._call("GET", f"/api/orderbook/{quote_pair(pair)}", params={"depth": depth})
 
     def pairs(self) -> list[dict[str, Any]]:
         """Tracked pairs with their feed state and counters."""
-        out = self._call("GET", "/api/pairs")
-        pairs = out.get("pairs") if isinstance(out, dict) else None
+        pairs = self._call("GET", "/api/pairs").get("pairs")
         if not isinstance(pairs, list):
             raise KmsError(f"the daemon at {self.base_url} sent a malformed pair list")
         return pairs
 
     def track(self, pair: str) -> dict[str, Any]:
         """Start tracking ``pair``: ``{"pair", "state"}``."""
-        out: dict[str, Any] = self._call("POST", "/api/pairs", json={"pair": pair})
-        return out
+        return self._call("POST", "/api/pairs", json={"pair": pair})
 
     def untrack(self, pair: str) -> dict[str, Any]:
-        out: dict[str, Any] = self._call("DELETE", f"/api/pairs/{quote_pair(pair)}")
-        return out
+        return self._call("DELETE", f"/api/pairs/{quote_pair(pair)}")
 
     def health(self) -> dict[str, Any]:
-        out: dict[str, Any] = self._call("GET", "/health")
-        return out
+        return self._call("GET", "/health")
 
     # -- live stream ------------------------------------------------------------------------
 
