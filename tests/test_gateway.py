@@ -376,6 +376,16 @@ async def test_logs_one_line_per_request_without_secrets(
     assert token.split(".")[2] not in server_text and PASSWORD not in server_text
 
 
+async def test_a_path_cannot_forge_a_log_line(gw: Stack, caplog: pytest.LogCaptureFixture
+                                              ) -> None:
+    caplog.set_level(logging.INFO)
+    r = await gw.client.get("/nothing%0Ahttp%20method=GET%20path=/forged%20status=200")
+    assert r.status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "krakenstream.gateway"]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert "path=/nothing%0Ahttp%20method=GET%20path=/forged%20status=200 status=404" in lines[0]
+
+
 async def test_logins_do_not_stall_other_requests(kms_home: Path, sim: SimServer) -> None:
     """bcrypt runs off the event loop: requests keep flowing while logins hash."""
     async with stack(settings_for(kms_home, sim.url, KMS_AUTH_BCRYPT_COST="11")) as gw:

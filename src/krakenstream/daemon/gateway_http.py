@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
@@ -51,6 +52,8 @@ log = logging.getLogger("krakenstream.gateway")
 USER_KEY = "kms.user_id"
 #: route label of requests that matched no route (keeps the metric's label set bounded)
 UNMATCHED = "unmatched"
+#: what a logged path keeps as it is (RFC 3986 path characters, and "%")
+_PATH_SAFE = "/-._~!$&'()*+,;=:@%"
 
 
 class PayloadTooLarge(StarletteHTTPException):
@@ -155,6 +158,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
+def log_path(scope: Scope) -> str:
+    """The request's path for a log line: decoded by the server, so re-quote what could
+    break the line or forge another (``%0A``, spaces, control and non-ASCII characters)."""
+    return quote(scope["path"], safe=_PATH_SAFE)
+
+
 def route_label(scope: Scope) -> str:
     route = scope.get("route")
     label = getattr(route, "path_format", None) or getattr(route, "path", None)
@@ -201,13 +210,13 @@ class ObserveMiddleware:
             await self.app(scope, receive, observed_send)
         except KmsError as exc:  # raised after the answer began (a backend failing mid-export)
             log.warning("request cut short: %s %s: %s", scope.get("method", "WS"),
-                        scope["path"], exc.message)
+                        log_path(scope), exc.message)
             if kind == "http" and not started:
                 response = kms_error_response(exc)
                 status = response.status_code
                 await response(scope, receive, send)
         except Exception:
-            log.exception("request failed: %s %s", scope.get("method", "WS"), scope["path"])
+            log.exception("request failed: %s %s", scope.get("method", "WS"), log_path(scope))
             if kind == "http" and not started:
                 await error_response(500, "internal", "internal error")(scope, receive, send)
             status = 500
@@ -220,9 +229,9 @@ class ObserveMiddleware:
             user = scope.get(USER_KEY)
             if kind == "http":
                 log.info("http method=%s path=%s status=%d ms=%.1f user=%s", method,
-                         scope["path"], status, elapsed * 1000, user if user else "-")
+                         log_path(scope), status, elapsed * 1000, user if user else "-")
             else:
-                log.info("ws path=%s status=%d close=%s ms=%.1f user=%s", scope["path"],
+                log.info("ws path=%s status=%d close=%s ms=%.1f user=%s", log_path(scope),
                          status, close_code if close_code is not None else "-",
                          elapsed * 1000, user if user else "-")
 
