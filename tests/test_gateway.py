@@ -97,6 +97,10 @@ async def test_user_errors(gw: Stack) -> None:
     assert r.status_code == 422 and r.json()["error"] == "the request body is not valid JSON"
     r = await c.post("/api/users/register", json=["a", "b"])
     assert r.status_code == 422 and r.json()["error"] == "the request body must be a JSON object"
+    r = await c.post("/api/users/register", content=orjson.dumps({"email": EMAIL}),
+                     headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422
+    assert r.json()["error"] == "the request body must be JSON, sent as application/json"
     r = await c.post("/api/users/login", json={"email": EMAIL, "password": "wrong password"})
     assert r.status_code == 401 and r.json()["error"] == "invalid email or password"
     r = await c.get("/api/users/me", headers={"Authorization": "Bearer not.a.token"})

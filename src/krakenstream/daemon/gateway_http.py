@@ -122,7 +122,10 @@ def validation_message(exc: RequestValidationError) -> str:
             parts.append("the request body is not valid JSON")
             continue
         if loc == ["body"] and err.get("type") in ("model_attributes_type", "dict_type"):
-            parts.append("the request body must be a JSON object")
+            # FastAPI parses a body as JSON only under a JSON content type; else it stays bytes
+            raw = isinstance(err.get("input"), bytes | bytearray)
+            parts.append("the request body must be JSON, sent as application/json" if raw
+                         else "the request body must be a JSON object")
             continue
         field = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else "request")
         parts.append(f"{field}: {err.get('msg', 'invalid')}")
