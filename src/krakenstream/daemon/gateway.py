@@ -54,8 +54,15 @@ from .gateway_http import (
     parse_time,
     redact_uvicorn_logs,
 )
-from .gateway_stream import BAD_PAIR, BAD_TOKEN, LatestCache, StreamHub, send_until_closed
-from .orderbook import normalize_pair
+from .gateway_stream import (
+    BAD_PAIR,
+    BAD_TOKEN,
+    LatestCache,
+    StreamClient,
+    StreamHub,
+    send_until_closed,
+)
+from .orderbook import OrderbookRole, normalize_pair
 from .services import Services
 
 log = logging.getLogger("krakenstream.gateway")
@@ -279,7 +286,7 @@ def create_app(services: Services) -> FastAPI:
                 state = st.state.value if st is not None else "untracked"
                 raise BackendUnavailable(f"{name} is not live (state {state})")
             snap = Snapshot.from_book(book, ts=round(time.time() * 1000), seq=0)
-            return _json(_book(snap, "live", "live", depth))
+            return _json(_book(snap, "live", depth))
         seen = hub.latest.get(name)
         if seen is None:
             raise NotFound(f"{name} is not tracked: no book and no snapshot of it seen",
@@ -289,11 +296,11 @@ def create_app(services: Services) -> FastAPI:
             raise BackendUnavailable(
                 f"{name} is not live (state stale: its newest snapshot is "
                 f"{age_ms / 1000:.0f} s old)")
-        return _json(_book(seen, "snapshot", "live", depth))
+        return _json(_book(seen, "snapshot", depth))
 
     # -- pairs ------------------------------------------------------------------------------
 
-    def orderbook_role() -> Any:
+    def orderbook_role() -> OrderbookRole:
         if services.orderbook is None:
             raise BackendUnavailable(
                 "this daemon does not run the orderbook role: start or stop tracking pairs "
@@ -416,7 +423,7 @@ def create_app(services: Services) -> FastAPI:
             "roles": list(services.roles),
             "feed": feed,
             "bus": {"backend": settings.bus.backend, "healthy": bus_ok,
-                    **_stats_dict(bus_stats)},
+                    **dataclasses.asdict(bus_stats)},
             "store": None if services.store is None else
             {"backend": settings.store.backend, "healthy": store_ok},
             "users": None if services.auth is None else
@@ -446,17 +453,14 @@ async def _none() -> bool:
     return False
 
 
-def _stats_dict(stats: Any) -> dict[str, Any]:
-    return dataclasses.asdict(stats)
-
-
-def _book(snap: Snapshot, source: str, state: str, depth: int | None) -> dict[str, Any]:
+def _book(snap: Snapshot, source: str, depth: int | None) -> dict[str, Any]:
+    """The order book answer; always ``state: live`` (a book that is not is a 503)."""
     d = snap.to_dict()
     bids, asks = d["bids"], d["asks"]
     if depth is not None:
         bids, asks = bids[:depth], asks[:depth]
-    return {"pair": snap.pair, "state": state, "source": source, "checksum": snap.checksum,
-            "exchange_ts": snap.exchange_ts, "time": iso_ms(snap.ts),
+    return {"pair": snap.pair, "state": PairState.LIVE.value, "source": source,
+            "checksum": snap.checksum, "exchange_ts": snap.exchange_ts, "time": iso_ms(snap.ts),
             "best_bid": d["best_bid"], "best_ask": d["best_ask"], "spread": d["spread"],
             "mid": d["mid"], "bids": bids, "asks": asks}
 
@@ -472,12 +476,12 @@ def _ws_token(websocket: WebSocket) -> str | None:
 
 def _reason(exc: KmsError) -> str:
     """A close reason: at most 123 bytes of UTF-8 (RFC 6455)."""
-    status, code = classify(exc)
+    _, code = classify(exc)
     text = f"{code}: {exc.message}"
     return text.encode()[:123].decode(errors="ignore")
 
 
-async def _drain_incoming(websocket: WebSocket, client: Any) -> None:
+async def _drain_incoming(websocket: WebSocket, client: StreamClient) -> None:
     """Read (and ignore) what the client sends, so its close frame is noticed at once."""
     try:
         while True:
