@@ -208,7 +208,7 @@ class RedisHistoryStore(PagedHistory):
             members = await self._r.smembers(self._pairs_key)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
-    async def _floor(self, pair: str) -> int | None:
+    async def _floor_ts(self, pair: str) -> int | None:
         """The ts of the cap-th newest snapshot when more than the cap are stored."""
         key, cap = self.key(pair), self.history_limit
         with self._translated("reading a history range"):
@@ -225,6 +225,3 @@ class RedisHistoryStore(PagedHistory):
                 desc=desc, byscore=True, offset=0, num=n, withscores=True,
             )
         return _rows(found)
-
-    async def _floor_ts(self, pair: str) -> int | None:
-        return await self._floor(pair)
