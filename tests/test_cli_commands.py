@@ -340,6 +340,15 @@ def test_ten_thousand_rows_csv_equals_json(
     assert rows[1][0] == "2025-11-24T18:46:39.000Z"  # ISO 8601 UTC: start + 9,999 s
 
 
+def test_a_file_name_with_brackets_is_named_as_typed(
+    live: LiveDaemon, user_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eth [bold]x[red].csv"
+    r = run(["history", FULL, "--csv", str(out), "--limit", "2"], user_home, live.url)
+    assert r.exit_code == 0, r.output
+    assert f"wrote 2 snapshots to {out}" in r.stderr and len(_csv_rows(out.read_text())) == 3
+
+
 def test_history_csv_to_stdout_and_ndjson(live: LiveDaemon, user_home: Path) -> None:
     r = run(["history", FULL, "--csv", "-", "--limit", "3", "--order", "asc"], user_home,
             live.url)

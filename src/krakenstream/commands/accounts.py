@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..client import KmsClient, check_base_url
 from ..config import server_url
@@ -85,8 +86,8 @@ def register(
         password = _read_password(password_stdin, confirm=True)
         with KmsClient(url) as client:
             user = client.register(email, password)
-        out_console.print(f"registered {user.get('email', email)} on {url}")
-        out_console.print(f"[dim]next:[/] kms login --email {user.get('email', email)}")
+        out_console.print(f"registered {user.get('email', email)} on {url}", markup=False)
+        out_console.print(f"[dim]next:[/] kms login --email {escape(user.get('email', email))}")
 
 
 def login(
@@ -114,7 +115,7 @@ def login(
                        expires_at=expires if isinstance(expires, str) else None),
         )
         until = f" until {expires}" if expires else ""
-        out_console.print(f"logged in to {url} as {email}{until}")
+        out_console.print(f"logged in to {url} as {email}{until}", markup=False)
 
 
 def logout(server: ServerOption = None) -> None:
@@ -122,9 +123,9 @@ def logout(server: ServerOption = None) -> None:
     with errors_handled():
         url = resolve_server(server)
         if credentials().remove(url):
-            out_console.print(f"logged out of {url}")
+            out_console.print(f"logged out of {url}", markup=False)
         else:
-            out_console.print(f"not logged in to {url}")
+            out_console.print(f"not logged in to {url}", markup=False)
 
 
 def whoami(server: ServerOption = None) -> None:
@@ -135,4 +136,4 @@ def whoami(server: ServerOption = None) -> None:
         with KmsClient(url, cred.token) as client:
             user = client.me()
         until = f" (session until {cred.expires_at})" if cred.expires_at else ""
-        out_console.print(f"{user.get('email', cred.email)} on {url}{until}")
+        out_console.print(f"{user.get('email', cred.email)} on {url}{until}", markup=False)

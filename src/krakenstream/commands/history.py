@@ -280,7 +280,8 @@ def _export_csv(client: KmsClient, pair: str, dest: str, query: dict[str, Any]) 
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
     rows = max(0, lines - 1)
-    err_console.print(f"wrote {rows} snapshot{'s' if rows != 1 else ''} to {path}")
+    err_console.print(f"wrote {rows} snapshot{'s' if rows != 1 else ''} to {path}",
+                      markup=False)
 
 
 @contextlib.contextmanager

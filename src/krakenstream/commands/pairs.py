@@ -108,7 +108,8 @@ def track(pair: PairArg, server: ServerOption = None) -> None:
     with errors_handled(), open_client(server) as client:
         answer = client.track(pair)
         out_console.print(
-            f"tracking {answer.get('pair', pair)} (feed {answer.get('state', 'connecting')})"
+            f"tracking {answer.get('pair', pair)} (feed {answer.get('state', 'connecting')})",
+            markup=False,
         )
 
 
@@ -116,4 +117,4 @@ def untrack(pair: PairArg, server: ServerOption = None) -> None:
     """Stop tracking PAIR on the daemon."""
     with errors_handled(), open_client(server) as client:
         answer = client.untrack(pair)
-        out_console.print(f"stopped tracking {answer.get('pair', pair)}")
+        out_console.print(f"stopped tracking {answer.get('pair', pair)}", markup=False)
