@@ -16,6 +16,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,6 @@ _KMS = [sys.executable, "-m", "krakenstream"]
 
 def free_port() -> int:
     """A port free on loopback right now (the daemon binds it a moment later)."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
