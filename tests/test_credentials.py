@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -131,3 +133,21 @@ def test_empty_or_absent_file_is_empty(tmp_path: Path) -> None:
     assert CredentialsFile(tmp_path / "absent.json").load() == {}
     (tmp_path / "empty.json").write_bytes(b"")
     assert CredentialsFile(tmp_path / "empty.json").load() == {}
+
+
+def test_concurrent_logins_to_different_servers_all_kept(tmp_path: Path) -> None:
+    # each save reads the file, adds its server and writes it back: two at once must not
+    # lose one of the two (separate processes, as two shells running kms login would be)
+    path = tmp_path / "credentials.json"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from krakenstream.credentials import Credential, CredentialsFile\n"
+        "f = CredentialsFile(Path(sys.argv[1]))\n"
+        "for i in range(40):\n"
+        "    f.save(f'http://127.0.0.1:{sys.argv[2]}{i:02d}', Credential('a@b.c', 't'))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(n)])
+             for n in (1, 2, 3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    assert len(CredentialsFile(path).load()) == 120

@@ -5,13 +5,18 @@
 The file holds bearer tokens, so it is never readable by anyone else, not even for an instant:
 every write creates a new file with mode 0600 from the start (``os.open`` with the mode, never
 a chmod after writing), fills it, and renames it over the old one, so a crash leaves either the
-old file or the new one, never half of one. An expired token is caught here, before any request.
+old file or the new one, never half of one. A save or a removal reads the file, changes one
+entry and writes it back under an exclusive ``flock`` of its folder (no lock file to leave
+behind), so two ``kms login`` at once (two shells, two servers) both land instead of the last
+write dropping the other's token. An expired token is caught here, before any request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,20 +122,32 @@ class CredentialsFile:
         return cred
 
     def save(self, server: str, credential: Credential) -> None:
-        creds = self.load()
-        creds[server_key(server)] = credential
-        self._write(creds)
+        with self._locked():
+            creds = self.load()
+            creds[server_key(server)] = credential
+            self._write(creds)
 
     def remove(self, server: str) -> bool:
         """Forget ``server``'s token; False if there was none."""
-        creds = self.load()
-        if creds.pop(server_key(server), None) is None:
-            return False
-        self._write(creds)
-        return True
+        with self._locked():
+            creds = self.load()
+            if creds.pop(server_key(server), None) is None:
+                return False
+            self._write(creds)
+            return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive use of the file for one read-change-write (waits for another's)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # drops the lock
 
     def _write(self, creds: dict[str, Credential]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         data = orjson.dumps(
             {"servers": {k: v.to_dict() for k, v in sorted(creds.items())}},
             option=orjson.OPT_INDENT_2,
