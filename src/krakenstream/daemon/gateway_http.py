@@ -177,8 +177,8 @@ class ObserveMiddleware:
     """Counts, times and logs each request; a bug becomes a logged 500 JSON answer.
 
     The log line holds the method, the path without its query string (a WebSocket token may
-    be there), the status, the duration and the user id once authenticated: never a header,
-    a token or a body.
+    be there) and re-quoted (see :func:`log_path`), the status, the duration and the user id
+    once authenticated: never a header, a token or a body.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
