@@ -361,6 +361,16 @@ async def test_metrics(gw: Stack) -> None:
         assert name in text, name
 
 
+async def test_odd_methods_share_one_metric_label(gw: Stack) -> None:
+    # a label value per method a client invents would grow the registry without bound
+    for i in range(5):
+        r = await gw.client.request(f"BREW{i}", "/health")
+        assert r.status_code == 405
+    text = (await gw.client.get("/metrics")).text
+    assert "BREW" not in text
+    assert 'kms_http_requests_total{method="OTHER",route="/health",status="405"} 5.0' in text
+
+
 async def test_logs_one_line_per_request_without_secrets(
     gw: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:

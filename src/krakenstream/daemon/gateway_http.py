@@ -52,6 +52,9 @@ log = logging.getLogger("krakenstream.gateway")
 USER_KEY = "kms.user_id"
 #: route label of requests that matched no route (keeps the metric's label set bounded)
 UNMATCHED = "unmatched"
+#: methods counted under their own name in the metrics; a client may send any token as a
+#: method, and one label value each would grow the registry without bound: the rest are OTHER
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: what a logged path keeps as it is (RFC 3986 path characters, and "%")
 _PATH_SAFE = "/-._~!$&'()*+,;=:@%"
 
@@ -227,7 +230,8 @@ class ObserveMiddleware:
             elapsed = time.perf_counter() - start
             route = route_label(scope)
             method = scope.get("method", "WS") if kind == "http" else "WS"
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            counted = method if method in _METHODS or kind != "http" else "OTHER"
+            self.metrics.http_requests.labels(counted, route, str(status)).inc()
             self.metrics.http_duration.labels(route).observe(elapsed)
             user = scope.get(USER_KEY)
             if kind == "http":
