@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +15,12 @@ from gateway_support import sample_snapshot
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway_history import csv_chunk
-from krakenstream.daemon.gateway_http import ERROR_TABLE, VerifiedTokens, classify
+from krakenstream.daemon.gateway_http import (
+    ERROR_TABLE,
+    RedactTokens,
+    VerifiedTokens,
+    classify,
+)
 from krakenstream.daemon.gateway_stream import TOO_SLOW, LatestCache, StreamHub
 from krakenstream.daemon.metrics import Metrics
 from krakenstream.errors import (
@@ -133,3 +139,15 @@ async def test_slow_client_is_cut_off_others_kept() -> None:
     assert other.close_code is None and not other.items
     hub.close_all(1001, "server shutting down")
     assert fast.close_code == 1001 and other.close_code == 1001
+
+
+@pytest.mark.parametrize("query", ["token=SECRET", "TOKEN=SECRET", "a=1&token=SECRET&b=2",
+                                   "%74oken=SECRET", "to%6Ben=SECRET", "tok%65n=SECRET&x=1"])
+def test_a_token_in_a_logged_query_is_redacted_however_spelled(query: str) -> None:
+    # Starlette decodes the name before looking up "token", so every spelling authenticates
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1,
+                               '%s - "WebSocket %s" [accepted]',
+                               ("127.0.0.1:5000", f"/api/stream/ETH-USD?{query}"), None)
+    assert RedactTokens().filter(record)
+    text = record.getMessage()
+    assert "SECRET" not in text and "=***" in text and "/api/stream/ETH-USD?" in text

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import FastAPI, Request
@@ -317,20 +317,32 @@ def iso(dt: datetime) -> str:
 # -- logs --------------------------------------------------------------------------------------
 
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+#: one ``name=value`` of a query string, as uvicorn logs it (still percent-encoded)
+_QUERY_PAIR = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
+
+
+def _redact_query_token(match: re.Match[str]) -> str:
+    if unquote_plus(match.group(2)).lower() != "token":
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}=***"
 
 
 class RedactTokens(logging.Filter):
     """uvicorn logs a WebSocket's path with its query string, where a token may travel:
-    rewrite ``token=...`` to ``token=***`` before any handler sees the record."""
+    rewrite ``token=...`` to ``token=***`` before any handler sees the record. The name is
+    matched once percent-decoded too, because Starlette decodes it before looking for
+    ``token``: ``?%74oken=...`` authenticates just the same."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             text = record.getMessage()
         except Exception:  # a record that cannot format is not ours to fix
             return True
-        if "token=" in text.lower():
-            record.msg = _TOKEN_IN_TEXT.sub(r"\1***", text)
-            record.args = None
+        if "=" in text:
+            redacted = _QUERY_PAIR.sub(_redact_query_token, _TOKEN_IN_TEXT.sub(r"\1***", text))
+            if redacted != text:
+                record.msg = redacted
+                record.args = None
         return True
 
 
