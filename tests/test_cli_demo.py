@@ -44,10 +44,12 @@ def test_demo_runs_for_a_duration_and_cleans_up(tmp_path: Path) -> None:
     creds = CredentialsFile(home / "credentials.json").load()
     assert [c.email for c in creds.values()] == ["demo@example.com"]
     assert (home / "demo-daemon.log").is_file()
-    # the same home again: its demo user exists already, so a second one is made
-    result = runner.invoke(app, ["demo", "--duration", "0.5", "--home", str(home)],
-                           env={"COLUMNS": "200"})
+    # the same home again: its demo user exists already, so a second one is made; pairs
+    # spelled as everywhere else in kms
+    result = runner.invoke(app, ["demo", "--duration", "0.5", "--home", str(home),
+                                 "--pairs", "eth-usd"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    assert "ETH/USD" in result.stdout and "BTC/USD" not in result.stdout
     emails = sorted(c.email for c in CredentialsFile(home / "credentials.json").load().values())
     assert len(emails) == 2 and emails[1] == "demo@example.com"
     assert emails[0].startswith("demo-")

@@ -27,13 +27,14 @@ from types import FrameType
 from typing import IO, Annotated
 
 import typer
+from rich.markup import escape
 
 from ..client import KmsClient
 from ..config import Paths
 from ..credentials import Credential, CredentialsFile
 from ..errors import BackendUnavailable, Conflict, InputError, KmsError
 from .common import err_console, errors_handled
-from .stream import run_stream
+from .stream import normalize_pair, run_stream
 
 DEMO_EMAIL = "demo@example.com"
 #: seconds for the simulator to listen and for the daemon to answer /health
@@ -172,7 +173,7 @@ def demo(
 ) -> None:
     """Run the simulator, a daemon and a live view on loopback: no network, no setup."""
     with errors_handled():
-        wanted = [p.strip().upper() for p in pairs.split(",") if p.strip()]
+        wanted = [normalize_pair(p) for p in pairs.split(",") if p.strip()]
         if not wanted:
             raise InputError("--pairs: give at least one pair, e.g. ETH/USD")
         temporary = home is None
@@ -227,10 +228,11 @@ def _run(root: Path, pairs: list[str], depth: int, duration: float | None,
         CredentialsFile(Paths.from_env({"KMS_HOME": str(root)}).credentials_file).save(
             url, Credential(email, answer["token"],
                             expires if isinstance(expires, str) else None))
+        home = escape(str(root))  # a folder name is text, not rich markup
         err_console.print(
-            f"[bold]kms demo[/]: simulator {sim_url}, daemon {url}, files in {root}\n"
+            f"[bold]kms demo[/]: simulator {sim_url}, daemon {url}, files in {home}\n"
             f"[dim]logged in as {email}; meanwhile, in another terminal: "
-            f"kms --home {root} history {pairs[0]} --server {url}[/]",
+            f"kms --home {home} history {escape(pairs[0])} --server {url}[/]",
             soft_wrap=True,
         )
         asyncio.run(run_stream(client, pairs, depth=depth, duration=duration))
