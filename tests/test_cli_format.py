@@ -62,13 +62,16 @@ def text_of(renderable: RenderableType, width: int = 160) -> str:
         ("1d", NOW_MS - 86_400_000),
         ("1.5h", NOW_MS - 5_400_000),
         ("500ms", NOW_MS - 500),
+        ("2025-11-25T17:00:00.001Z", NOW_MS + 1),
+        ("1999-12-31T23:59:59.999Z", 946_684_799_999),
     ],
 )
 def test_parse_when(given: str, expected: int) -> None:
     assert parse_when(given, now_ms=NOW_MS) == expected
 
 
-@pytest.mark.parametrize("given", ["yesterday", "15 minutes", "2025-13-01", ""])
+@pytest.mark.parametrize("given", ["yesterday", "15 minutes", "2025-13-01", "",
+                                   "9" * 400 + "d", "99999999999999999"])
 def test_parse_when_refuses_with_the_option_name(given: str) -> None:
     with pytest.raises(InputError) as info:
         parse_when(given, now_ms=NOW_MS, option="--until")

@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -45,6 +45,10 @@ PROGRESS_MIN_ROWS = 1_000
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+#: the largest epoch ms (either sign) the gateway takes: 16 digits
+MAX_EPOCH_MS = 10**16 - 1
 
 PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. ETH/USD or ETH-USD.")]
 
@@ -54,24 +58,32 @@ PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. ETH/USD
 
 def parse_when(text: str, *, now_ms: int, option: str = "--since") -> int:
     """A time option as epoch ms: ISO 8601 (UTC unless an offset is given), epoch ms, or a
-    duration before now such as ``90s``, ``15m``, ``2h``, ``1d``."""
+    duration before now such as ``90s``, ``15m``, ``2h``, ``1d``.
+
+    Exact integer (and Decimal) arithmetic: no float rounding to shift a millisecond, and no
+    overflow for an absurd duration, which is refused like any time the gateway would refuse.
+    """
+    hint = f"e.g. {option} 2026-11-25T17:00:00Z, {option} 1764090000000, {option} 1h"
     value = text.strip()
-    if re.fullmatch(r"-?\d+", value):
-        return int(value)
     match = _DURATION.match(value.lower())
-    if match:
-        return now_ms - int(float(match.group(1)) * _UNIT_MS[match.group(2)])
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or a duration "
-            "such as 15m",
-            hint=f"e.g. {option} 2026-11-25T17:00:00Z, {option} 1764090000000, {option} 1h",
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    if re.fullmatch(r"-?\d+", value):
+        ms = int(value)
+    elif match:
+        ms = now_ms - int(Decimal(match.group(1)) * _UNIT_MS[match.group(2)])
+    else:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(
+                f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or a "
+                "duration such as 15m", hint=hint,
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        ms = (dt - _EPOCH) // _MS
+    if abs(ms) > MAX_EPOCH_MS:
+        raise InputError(f"{option} {text!r}: more than 300,000 years from 1970", hint=hint)
+    return ms
 
 
 def _dec(value: Any) -> Decimal | None:
