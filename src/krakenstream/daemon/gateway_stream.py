@@ -100,7 +100,6 @@ class StreamHub:
         self._sub: BusSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.cut_off = 0
-        self.sent = 0
 
     @property
     def client_count(self) -> int:
@@ -161,9 +160,7 @@ class StreamHub:
         if not clients:
             return
         for client in list(clients):
-            if client.offer(message):
-                self.sent += 1
-            elif client.close_code == TOO_SLOW:
+            if not client.offer(message) and client.close_code == TOO_SLOW:
                 self.cut_off += 1
                 self.metrics.ws_cut_off.inc()
                 log.warning("ws client cut off pair=%s backlog=%d", pair, self.backlog)
@@ -239,8 +236,6 @@ class LatestCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, int, bytes]] = {}
         self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
-        self.hits = 0
-        self.misses = 0
 
     async def get(self, pair: str, read: Callable[[], Awaitable[Snapshot | None]]) -> bytes | None:
         """The pair's newest stored snapshot as JSON, or None if it has none."""
@@ -248,9 +243,7 @@ class LatestCache:
         if entry is not None and entry[0] > time.monotonic():
             seen = self.hub.latest.get(pair)
             if seen is None or seen.ts <= entry[1]:
-                self.hits += 1
                 return entry[2]
-        self.misses += 1
         fut = self._inflight.get(pair)
         if fut is None:
             fut = asyncio.ensure_future(self._fetch(pair, read))
