@@ -133,6 +133,8 @@ def test_pairs_table_shows_a_daemons_text_as_text() -> None:
     console = Console(width=200, record=True)
     console.print(format_pairs([entry], now=NOW_MS / 1000))
     assert "closed [/] by [bold]peer" in console.export_text()
+    console.print(format_pairs([{"pair": "X/Y", "state": 5, "frames": "x"}], now=0))
+    assert "X/Y" in console.export_text()
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ STATE_STYLES = {
 PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. SOL/USD or SOL-USD.")]
 
 
-def format_state(state: str | None) -> Text:
-    name = state or "unknown"
+def format_state(state: object) -> Text:
+    name = str(state) if state else "unknown"  # any JSON value a daemon sent, shown as text
     return Text(name, style=STATE_STYLES.get(name, "dim"))
 
 
