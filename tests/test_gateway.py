@@ -4,6 +4,7 @@ exchange, SQLite history and users, the in-process bus; every route and error st
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import logging
@@ -107,6 +108,9 @@ async def test_user_errors(gw: Stack) -> None:
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
     r = await c.get("/api/users/me", headers={"Authorization": "Basic dXNlcjpwdw=="})
     assert r.status_code == 401
+    nested = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()  # a RecursionError
+    r = await c.get("/api/users/me", headers={"Authorization": f"Bearer {nested}.e30.c2ln"})
+    assert r.status_code == 401 and r.json()["error"].startswith("malformed token"), r.text
 
 
 async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
@@ -124,7 +128,11 @@ async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
     r = await c.post("/api/users/login", content=b'{"email": "\xff\xfe", "password": "x"}',
                      headers=json)
     assert r.status_code == 422, r.text
-    assert r.json() == {"error": "the request body is not valid UTF-8 JSON", "code": "invalid"}
+    expected = {"error": "the request body cannot be read as JSON (not UTF-8, or nested too "
+                "deeply)", "code": "invalid"}
+    assert r.json() == expected
+    r = await c.post("/api/users/login", content=b"[" * 60_000, headers=json)
+    assert r.status_code == 422 and r.json() == expected
 
 
 async def test_login_throttled_with_retry_after(kms_home: Path, sim: SimServer) -> None:

@@ -221,6 +221,13 @@ def test_garbage_is_an_auth_error(garbage: str) -> None:
         codec().verify(garbage)
 
 
+def test_a_deeply_nested_header_is_an_auth_error() -> None:
+    # 3,000 "[" fit in a token under the size limit and would exhaust the JSON decoder's stack
+    head = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()
+    with pytest.raises(AuthError, match="malformed token"):
+        codec().verify(f"{head}.e30.c2ln")
+
+
 def test_oversized_token_is_refused_early() -> None:
     token = jwt.encode(good_payload(pad="x" * 5000), SECRET, algorithm="HS256")
     with pytest.raises(AuthError, match="too long"):

@@ -147,9 +147,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400:
-            # FastAPI's answer to a JSON body it could not even decode (not UTF-8); the
-            # contract has no 400: bad input is a 422
-            return error_response(422, "invalid", "the request body is not valid UTF-8 JSON")
+            # FastAPI's answer to a JSON body its decoder could not even read (not UTF-8, or
+            # a RecursionError on "[[[[..."); the contract has no 400: bad input is a 422
+            return error_response(422, "invalid", "the request body cannot be read as JSON "
+                                  "(not UTF-8, or nested too deeply)")
         code = _STATUS_CODES.get(exc.status_code, "invalid")
         if exc.status_code == 404:
             message = f"no such route: {request.method} {request.url.path}"

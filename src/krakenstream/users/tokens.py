@@ -168,7 +168,8 @@ def _unverified_header(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
         header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: "[[[[..." nested deeper than the decoder's stack, within the size cap
         raise AuthError("malformed token: its header is not base64url JSON") from exc
     if not isinstance(header, dict):
         raise AuthError("malformed token: its header is not a JSON object")
