@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from krakenstream.commands.stream import (
     format_frame,
     ladder_rows,
     normalize_pair,
+    run_stream,
 )
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.errors import InputError
@@ -229,3 +231,22 @@ def test_frame_is_a_function_of_state() -> None:
     text = text_of(format_frame(state, depth=5, now=11.0, wall=wall))
     assert "reconnecting… (connection refused, next try in 0.8s)" in text
     assert "3000.00" in text  # the last book stays on screen meanwhile
+
+
+async def test_a_pair_given_twice_is_streamed_once() -> None:
+    asked: list[list[str]] = []
+
+    class Daemon:  # the two calls run_stream makes, answered as a daemon would
+        base_url = "http://127.0.0.1:1"
+
+        def pairs(self) -> list[dict[str, Any]]:
+            return [{"pair": "ETH/USD", "state": "live"}]
+
+        async def stream(self, pairs: list[str]) -> AsyncIterator[Any]:
+            asked.append(list(pairs))
+            yield SnapshotEvent("ETH/USD", snap())
+
+    console = Console(width=200, record=True)
+    state = await run_stream(Daemon(), ["ETH/USD", "eth-usd", " ETH/USD "],  # type: ignore[arg-type]
+                             once=True, console=console)
+    assert asked == [["ETH/USD"]] and list(state.views) == ["ETH/USD"]

@@ -271,6 +271,8 @@ async def run_stream(
     pair fails at once with the daemon's message instead of an empty screen.
     """
     console = console or out_console
+    # one connection per pair however often it is named: two would count each snapshot twice
+    pairs = list(dict.fromkeys(normalize_pair(p) for p in pairs))
     entries = await asyncio.to_thread(client.pairs)
     _check_tracked(client, pairs, entries)
     state = StreamState.for_pairs(pairs)
