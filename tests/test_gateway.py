@@ -481,3 +481,33 @@ async def test_a_bug_is_a_logged_500(
     assert any("path=/api/pairs status=500" in rec.getMessage() for rec in caplog.records)
     r = await gw.client.get("/api/users/me", headers=gw.auth)  # and the app goes on
     assert r.status_code == 200
+
+
+async def test_summary_over_the_stored_window(gw: Stack) -> None:
+    from krakenstream.core.analysis import SeriesSummary
+
+    c = gw.client
+    gw.token = await login(c)
+    await wait_snapshots(gw, n=6)
+    stored = (await c.get("/api/analysis/history/ETH-USD?order=asc",
+                          headers=gw.auth)).json()["snapshots"]
+    window = stored[1:5]
+    params = {"since": window[0]["ts"], "until": window[-1]["time"]}
+    r = await c.get("/api/analysis/summary/ETH-USD", headers=gw.auth, params=params)
+    assert r.status_code == 200, r.text
+    acc = SeriesSummary()
+    for d in window:
+        acc.add_dict(d)
+    assert r.json() == acc.result()
+    assert r.json()["snapshots"] == 4 and r.json()["pair"] == "ETH/USD"
+    # limit counts from the newest end
+    r = await c.get("/api/analysis/summary/eth-usd?limit=2", headers=gw.auth)
+    assert r.status_code == 200 and r.json()["snapshots"] == 2
+    r = await c.get("/api/analysis/summary/ETH-USD")
+    assert r.status_code == 401
+    r = await c.get("/api/analysis/summary/NOPE-USD", headers=gw.auth)
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = await c.get("/api/analysis/summary/ETH-USD?limit=0", headers=gw.auth)
+    assert r.status_code == 422
+    r = await c.get("/api/analysis/summary/ETH-USD?since=0&until=1", headers=gw.auth)
+    assert r.status_code == 200 and r.json()["snapshots"] == 0

@@ -35,6 +35,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
 from .. import __version__
+from ..core.analysis import SeriesSummary
 from ..core.snapshot import Snapshot, iso_ms
 from ..errors import AuthError, BackendUnavailable, KmsError, NotFound
 from ..feed.status import PairState
@@ -267,6 +268,30 @@ def create_app(services: Services) -> FastAPI:
         return StreamingResponse(json_body(name, order, first, rows),
                                  media_type="application/json")
 
+    @app.get("/api/analysis/summary/{pair:path}", responses=_errors(401, 404, 422, 503),
+             tags=["analysis"])
+    async def summary(
+        pair: Pair,
+        claims: Authed,
+        since: Annotated[str | None, Query(description="ISO 8601 or epoch ms")] = None,
+        until: Annotated[str | None, Query(description="ISO 8601 or epoch ms")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=history_cap,
+                                           description="the newest N snapshots")] = None,
+    ) -> Response:
+        """Coverage, gaps, mid change and volatility, spread percentiles and imbalance over
+        the stored snapshots in the window (see ``core.analysis.SeriesSummary``)."""
+        name = normalize_pair(pair)
+        lo, hi = parse_time("since", since), parse_time("until", until)
+        st = store()
+        rows = [row async for row in st.history_json(name, since=lo, until=hi, limit=limit,
+                                                     order="desc")]
+        if not rows and await st.count(name) == 0:
+            raise NotFound(f"no snapshot of {name} stored",
+                           hint="GET /api/pairs lists the tracked pairs")
+        result = await asyncio.to_thread(_summarize_rows, rows)
+        result["pair"] = name
+        return _json(result)
+
     # -- order books ------------------------------------------------------------------------
 
     @app.get("/api/orderbook/{pair:path}", responses=_errors(401, 404, 422, 503),
@@ -463,6 +488,14 @@ def _book(snap: Snapshot, source: str, depth: int | None) -> dict[str, Any]:
             "checksum": snap.checksum, "exchange_ts": snap.exchange_ts, "time": iso_ms(snap.ts),
             "best_bid": d["best_bid"], "best_ask": d["best_ask"], "spread": d["spread"],
             "mid": d["mid"], "bids": bids, "asks": asks}
+
+
+def _summarize_rows(rows_newest_first: list[bytes]) -> dict[str, Any]:
+    """Off the event loop: decode stored snapshots and summarise them oldest first."""
+    acc = SeriesSummary()
+    for row in reversed(rows_newest_first):
+        acc.add_dict(orjson.loads(row))
+    return acc.result()
 
 
 def _ws_token(websocket: WebSocket) -> str | None:
