@@ -435,3 +435,20 @@ def test_stream_ctrl_c_exits_cleanly(live: LiveDaemon, user_home: Path) -> None:
     assert proc.returncode in (0, 130), err
     assert b"Traceback" not in err and b"Traceback" not in out
     assert b"ETH/USD" in out
+
+
+def test_analyze(live: LiveDaemon, user_home: Path) -> None:
+    from krakenstream.commands.analyze import format_summary
+
+    r = run(["analyze", FULL, "--json"], user_home, live.url)
+    assert r.exit_code == 0, r.output
+    summary = orjson.loads(r.stdout)
+    assert summary["pair"] == FULL and summary["snapshots"] == N_FULL
+    assert summary["coverage"] == 1.0 and summary["interval_ms"] == 1000
+    r = run(["analyze", FULL, "--limit", "100"], user_home, live.url)
+    assert r.exit_code == 0, r.output
+    for expected in ("100 of 100 expected", "volatility per step", "spread median"):
+        assert expected in r.stdout, expected
+    assert format_summary({"pair": "X/Y", "snapshots": 0}).row_count == 10
+    r = run(["analyze", "DOGE/XYZ"], user_home, live.url)
+    assert r.exit_code == 1 and "hint: kms pairs lists the tracked pairs" in r.stderr

@@ -11,7 +11,18 @@ import sys
 
 import typer
 
-from .commands import accounts, common, demo, history, pairs, record, replay, sim, stream
+from .commands import (
+    accounts,
+    analyze,
+    common,
+    demo,
+    history,
+    pairs,
+    record,
+    replay,
+    sim,
+    stream,
+)
 from .commands.daemon import daemon_app
 
 app = typer.Typer(
@@ -31,6 +42,7 @@ app.command("logout")(accounts.logout)
 app.command("whoami")(accounts.whoami)
 app.command("latest")(history.latest)
 app.command("history")(history.history)
+app.command("analyze")(analyze.analyze)
 app.command("pairs")(pairs.pairs)
 app.command("track")(pairs.track)
 app.command("untrack")(pairs.untrack)

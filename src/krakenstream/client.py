@@ -360,6 +360,19 @@ class KmsClient:
         """The newest stored snapshot of ``pair`` (``Snapshot.to_dict()``)."""
         return self._call("GET", f"/api/analysis/latest/{quote_pair(pair)}")
 
+    def summary(
+        self,
+        pair: str,
+        *,
+        since: str | int | None = None,
+        until: str | int | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """The analysis of ``pair``'s stored snapshots in a window (``core.analysis``)."""
+        params = {k: v for k, v in (("since", since), ("until", until), ("limit", limit))
+                  if v is not None}
+        return self._call("GET", f"/api/analysis/summary/{quote_pair(pair)}", params=params)
+
     def history(
         self,
         pair: str,
