@@ -227,3 +227,47 @@ async def test_services_close_everything_after_the_feed_failed(tmp_path: Path) -
     assert bus.closed
     with pytest.raises(BackendUnavailable):
         await store.count("A/B")
+
+
+class _Enough(Exception):
+    pass
+
+
+class _RecordingRole(OrderbookRole):
+    """Records the tick stamps instead of publishing; stops after ``n`` ticks."""
+
+    def __init__(self, n: int, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.n, self.stamps = n, []  # type: list[int]
+
+    async def publish_tick(self, ts_ms: int) -> int:
+        self.stamps.append(ts_ms)
+        if len(self.stamps) >= self.n:
+            raise _Enough
+        return 0
+
+
+@pytest.mark.parametrize("interval_ms", [100, 200, 300])
+async def test_ticks_stay_on_the_interval_grid_for_hours(interval_ms: int) -> None:
+    # 0.1 and 0.2 have no exact float: adding the interval to the last tick drifts by
+    # milliseconds within hours; each tick must be computed from its index instead
+    interval = interval_ms / 1000
+    # called twice a tick, a quarter interval past each tick when the ticker sleeps (so it
+    # never really sleeps) and three quarters past when it stamps (so never late)
+    t = [round(1_764_094_000 / interval) * interval + interval / 4]
+
+    def clock() -> float:
+        t[0] += interval / 2
+        return t[0]
+
+    n = round(3 * 3600 / interval)  # three hours of ticks
+    role = _RecordingRole(n, kraken=kraken("ws://127.0.0.1:1/v2", interval=interval),
+                          bus=MemoryBus(), clock=clock)
+    with pytest.raises(_Enough):
+        await role._ticker()
+    stamps = role.stamps
+    assert len(stamps) == n
+    off_grid = [s for s in stamps if s % interval_ms]
+    assert not off_grid, f"{len(off_grid)} ticks off the wall-clock grid, first {off_grid[0]}"
+    steps = {b - a for a, b in zip(stamps, stamps[1:], strict=False)}
+    assert steps == {interval_ms}, sorted(steps)[:5]

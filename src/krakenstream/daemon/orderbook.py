@@ -1,7 +1,8 @@
 """The orderbook role: live books from the feed, one snapshot per pair per tick onto the bus.
 
 Ticks are aligned to wall-clock multiples of ``snapshot_interval`` (``:00.000``, ``:01.000``,
-...), computed afresh from the clock at every tick, so there is no drift over hours. At each
+...): the n-th is n × interval, never the last tick plus an interval, so there is no drift
+over hours (an interval like 0.1 s has no exact float). At each
 tick every tracked pair whose book is live, verified and not crossed publishes a snapshot,
 also when nothing changed; a pair that is stale, resyncing, connecting or in error publishes
 nothing, and its next snapshot carries ``gap_before=True`` so history never pretends to be
@@ -172,26 +173,27 @@ class OrderbookRole:
             except Exception:  # a listener must never break the feed
                 log.exception("state listener failed")
 
-    def next_tick(self, now: float) -> float:
-        """The next wall-clock multiple of the interval strictly after ``now``."""
-        return (math.floor(now / self.interval) + 1) * self.interval
-
     async def _ticker(self) -> None:
-        tick = self.next_tick(self._clock())
+        # ticks are counted, not summed: k * interval is within one rounding of the grid,
+        # while adding an interval like 0.1 to the last tick drifts by milliseconds in hours
+        interval = self.interval
+        k = math.floor(self._clock() / interval) + 1
         while True:
+            tick = k * interval
             await asyncio.sleep(max(0.0, tick - self._clock()))
             # the loop sleeps on the monotonic clock: a wake-up a hair early is on time
             now = max(self._clock(), tick)
-            if now - tick >= self.interval:
+            if now - tick >= interval:
                 # the process stalled past whole ticks: they are gone, say so in the history
                 self.stats.late_ticks += 1
                 log.warning("publish tick late by %.3f s: marking a gap", now - tick)
                 for t in self._ticks.values():
                     t.gap = True
-                tick = math.floor(now / self.interval) * self.interval
+                k = math.floor(now / interval)
+                tick = k * interval
             self.metrics.tick_lag.observe(now - tick)
             await self.publish_tick(round(tick * 1000))
-            tick += self.interval
+            k += 1
 
     async def publish_tick(self, ts_ms: int) -> int:
         """Publish one snapshot per live pair stamped ``ts_ms``; returns how many."""
