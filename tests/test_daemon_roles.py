@@ -271,3 +271,17 @@ async def test_ticks_stay_on_the_interval_grid_for_hours(interval_ms: int) -> No
     assert not off_grid, f"{len(off_grid)} ticks off the wall-clock grid, first {off_grid[0]}"
     steps = {b - a for a, b in zip(stamps, stamps[1:], strict=False)}
     assert steps == {interval_ms}, sorted(steps)[:5]
+
+
+def test_pair_names_that_kraken_could_never_list_are_refused() -> None:
+    from krakenstream.feed.client import check_pair
+
+    for good in ("BTC/USD", "1INCH/USD", "ETH2.S/ETH", "SYN0001/USD"):
+        assert check_pair(good) == good
+    for bad in ("[/]", "ÉTH/USD", "\x00/USD", "\x1b[31mX/USD", "btc/usd", "BTC/USD/X",
+                "BTC/ USD", "", "/USD", "A" * 17 + "/USD"):
+        try:
+            check_pair(bad)
+        except InvalidPair:
+            continue
+        raise AssertionError(f"accepted {bad!r}")

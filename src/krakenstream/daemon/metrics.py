@@ -14,7 +14,8 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        # feed (exported from the feed client's counters at scrape time: see set_feed)
+        # feed: copied from the feed client's counters at scrape time
+        # (OrderbookRole.export_metrics)
         self.feed_frames = Gauge("kms_feed_frames", "Book frames received", ["pair"], registry=r)
         self.feed_mismatches = Gauge(
             "kms_feed_checksum_mismatches", "Book frames whose checksum did not match",

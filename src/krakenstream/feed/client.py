@@ -32,6 +32,7 @@ import asyncio
 import enum
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
@@ -144,17 +145,14 @@ def check_depth(depth: int) -> int:
     return depth
 
 
+_PAIR = re.compile(r"[A-Z0-9][A-Z0-9.]{0,15}/[A-Z0-9][A-Z0-9.]{0,15}")
+
+
 def check_pair(pair: str) -> str:
-    """A Kraken v2 symbol is ``BASE/QUOTE``; anything else could never be subscribed."""
-    base, sep, quote = pair.partition("/") if isinstance(pair, str) else ("", "", "")
-    if (
-        not sep
-        or not base
-        or not quote
-        or "/" in quote
-        or len(pair) > 40
-        or any(c.isspace() for c in pair)
-    ):
+    """A Kraken v2 symbol is ``BASE/QUOTE`` in upper-case letters, digits and dots
+    (``BTC/USD``, ``1INCH/USD``, ``ETH2.S/ETH``); anything else could never be subscribed,
+    and a name with markup or control characters must not reach the exchange or the logs."""
+    if not isinstance(pair, str) or _PAIR.fullmatch(pair) is None:
         raise InvalidPair(f"{pair!r} is not a pair of the form BASE/QUOTE (e.g. BTC/USD)")
     return pair
 
