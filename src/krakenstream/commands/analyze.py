@@ -18,7 +18,7 @@ from rich.text import Text
 
 from .accounts import ServerOption, open_client
 from .common import errors_handled, out_console
-from .history import PairArg, pair_hints, parse_when
+from .history import PairArg, SinceOption, UntilOption, pair_hints, parse_when
 
 
 def _v(value: Any, suffix: str = "") -> str:
@@ -55,14 +55,8 @@ def format_summary(s: dict[str, Any]) -> Table:
 
 def analyze(
     pair: PairArg,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="From this time: ISO 8601, epoch ms, or a duration ago "
-                     "(15m, 2h, 1d)."),
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="Up to this time (same forms as --since).")
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the newest N snapshots.")
     ] = None,

@@ -51,6 +51,14 @@ _MS = timedelta(milliseconds=1)
 MAX_EPOCH_MS = 10**16 - 1
 
 PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. ETH/USD or ETH-USD.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="From this time: ISO 8601, epoch ms, or a duration ago "
+                 "(15m, 2h, 1d)."),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Up to this time (same forms as --since).")
+]
 
 
 # -- pure helpers -----------------------------------------------------------------------------
@@ -183,14 +191,8 @@ def latest(
 
 def history(
     pair: PairArg,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="From this time: ISO 8601, epoch ms, or a duration ago "
-                     "(15m, 2h, 1d)."),
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="Up to this time (same forms as --since).")
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help=f"At most this many snapshots (table default: "
