@@ -18,6 +18,7 @@ from ..bus.base import BusSubscription, SnapshotBus
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..store.base import HistoryStore
+from ..tasks import report_failure
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class AnalysisRole:
         self._sub = self.bus.subscribe(self.group)
         await self._sub.start()
         self._task = asyncio.create_task(self._run(), name="kms-analysis")
-        self._task.add_done_callback(_report_failure)
+        self._task.add_done_callback(
+            report_failure(log, "analysis role stopped: nothing more is stored until a restart"))
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop consuming. With ``drain``, first store what the bus still holds for us."""
@@ -78,7 +80,7 @@ class AnalysisRole:
             except TimeoutError:
                 log.warning("analysis drain timed out; stopping with snapshots unconsumed")
             except Exception:
-                pass  # reported by _report_failure when it happened
+                pass  # reported by report_failure when it happened
         task.cancel()
         # a task that failed earlier was reported then; closing must still go on
         await asyncio.gather(task, return_exceptions=True)
@@ -119,10 +121,3 @@ class AnalysisRole:
         self.metrics.snapshots_duplicate.inc(len(batch) - stored)
         for snap in batch:
             self.metrics.publish_to_store.observe(max(0.0, now - snap.ts / 1000))
-
-
-def _report_failure(task: asyncio.Task[None]) -> None:
-    """Say so the moment the role's task dies: nobody awaits it until shutdown."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("analysis role stopped: nothing more is stored until a restart",
-                  exc_info=exc)

@@ -27,6 +27,7 @@ from ..core.snapshot import Snapshot
 from ..errors import Conflict, InvalidPair, NotFound
 from ..feed.client import FeedClient, check_pair
 from ..feed.status import ConnectionStatus, FeedEvent, PairStatus
+from ..tasks import report_failure
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ class OrderbookRole:
     async def start(self) -> None:
         await self.feed.start()
         self._task = asyncio.create_task(self._ticker(), name="kms-orderbook-ticker")
-        self._task.add_done_callback(_report_failure)
+        self._task.add_done_callback(report_failure(
+            log, "orderbook role: publish ticker stopped, no more snapshots until a restart"))
 
     async def stop(self) -> None:
         """Stop ticking and stop the feed. Snapshots already published stay on the bus.
@@ -228,10 +230,3 @@ class OrderbookRole:
             m.feed_resyncs.labels(pair).set(st.resyncs)
             m.feed_live.labels(pair).set(1 if st.state.value == "live" else 0)
         m.feed_reconnects.set(self.feed.connection_status().reconnects)
-
-
-def _report_failure(task: asyncio.Task[None]) -> None:
-    """Say so the moment the ticker dies: nobody awaits it until shutdown."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("orderbook role: publish ticker stopped, no more snapshots until a restart",
-                  exc_info=exc)

@@ -49,6 +49,7 @@ from ..core.book import OrderBook, Verdict
 from ..core.events import BadFrame, Instrument, Pong, Status, SubscriptionAck
 from ..core.session import BookResult, BookSession
 from ..errors import BackendUnavailable, ConfigError, FeedError, InputError, InvalidPair
+from ..tasks import report_failure
 from .backoff import BackoffPolicy, Reason, ReconnectSchedule
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
@@ -381,7 +382,7 @@ class FeedClient:
         """Run the client in a background task (see :meth:`stop`)."""
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name=f"kms-feed {self.url}")
-            self._task.add_done_callback(_report_failure)
+            self._task.add_done_callback(report_failure(log, "feed client stopped"))
 
     async def stop(self) -> None:
         """Close the connection and end :meth:`run`; raises what ended the run, if anything."""
@@ -899,13 +900,6 @@ class FeedClient:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-
-
-def _report_failure(task: asyncio.Task[None]) -> None:
-    """Say so the moment a started client dies: ``stop()`` may be a long way off."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("feed client stopped task=%r error=%s: %s", task.get_name(),
-                  type(exc).__name__, exc, exc_info=exc)
 
 
 def _describe_close(exc: ConnectionClosed) -> str:
