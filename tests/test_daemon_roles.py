@@ -285,32 +285,3 @@ def test_pair_names_that_kraken_could_never_list_are_refused() -> None:
         except InvalidPair:
             continue
         raise AssertionError(f"accepted {bad!r}")
-
-
-async def test_analysis_marks_a_hole_in_the_sequence_as_a_gap(tmp_path: Path) -> None:
-    bus = MemoryBus()
-    await bus.start()
-    store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
-    await store.open()
-    role = AnalysisRole(bus, store, group="g", poll_timeout=0.1)
-    await role.start()
-
-    def s(seq: int, ts: int, gap: bool = False) -> Snapshot:
-        return Snapshot("A/B", ts, None, seq, 1, 1, ((10, 1),), ((11, 1),), 0, gap)
-
-    # 3 lost on the way (a bus buffer overflow); then a redelivery of 2; then a new
-    # orderbook process starting again at 1 (it marks its own gap)
-    for snap in (s(1, 1000, True), s(2, 2000), s(4, 4000), s(5, 5000), s(2, 2000),
-                 s(1, 9000, True), s(2, 10000)):
-        await bus.publish(snap)
-    for _ in range(200):
-        if await store.count("A/B") >= 6:
-            break
-        await asyncio.sleep(0.05)
-    await role.stop()
-    await bus.close()
-    gaps = {snap.ts: snap.gap_before async for snap in store.history("A/B", order="asc")}
-    await store.close()
-    assert gaps == {1000: True, 2000: False, 4000: True, 5000: False, 9000: True,
-                    10000: False}
-    assert role.stats.holes == 1

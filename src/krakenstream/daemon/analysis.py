@@ -9,7 +9,6 @@ nothing is committed that was not stored.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -32,8 +31,6 @@ class AnalysisStats:
     stored: int = 0
     duplicates: int = 0
     store_errors: int = 0
-    #: snapshots marked ``gap_before`` here because their pair's ``seq`` skipped numbers
-    holes: int = 0
 
 
 class AnalysisRole:
@@ -63,8 +60,6 @@ class AnalysisRole:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.stats = AnalysisStats()
-        #: the last ``seq`` seen per pair (a new orderbook process starts again at 1)
-        self._last_seq: dict[str, int] = {}
 
     async def start(self) -> None:
         self._sub = self.bus.subscribe(self.group)
@@ -102,30 +97,8 @@ class AnalysisRole:
                 if self._stopping.is_set():
                     return  # drained
                 continue
-            await self._store(self._mark_holes(batch))
+            await self._store(batch)
             await sub.commit()
-
-    def _mark_holes(self, batch: list[Snapshot]) -> list[Snapshot]:
-        """Mark ``gap_before`` on a snapshot whose pair's sequence skipped numbers.
-
-        The orderbook role marks the gaps it knows of (a stale feed, a restart); snapshots
-        lost between it and here (a bus buffer that overflowed while the broker was down)
-        show only as a hole in ``seq``, so the history says so here. A sequence that goes
-        back (a redelivery, or a retried send overtaken by a newer one) marks nothing.
-        """
-        out: list[Snapshot] = []
-        last = self._last_seq
-        for snap in batch:
-            prev = last.get(snap.pair)
-            if prev is not None and snap.seq > prev + 1 and not snap.gap_before:
-                self.stats.holes += 1
-                log.warning("snapshots missing before this one pair=%s seq=%d after=%d",
-                            snap.pair, snap.seq, prev)
-                snap = dataclasses.replace(snap, gap_before=True)
-            if prev is None or snap.seq > prev or snap.seq == 1:
-                last[snap.pair] = snap.seq
-            out.append(snap)
-        return out
 
     async def _store(self, batch: list[Snapshot]) -> None:
         delay = 0.1
