@@ -47,8 +47,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def shared_recording() -> Path:
-    """The real Kraken v2 BTC/USD recording from ../shared/data."""
+    """The real Kraken v2 BTC/USD recording from ../shared/data (or the copy in tests/data,
+    so that a checkout without ../shared, such as a worktree, runs these tests too)."""
     path = SHARED_DATA / RECORDING
+    if not path.is_file():
+        path = ROOT / "tests" / "data" / RECORDING
     if not path.is_file():
         skip_or_fail(f"{path} is absent (the shared/ folder is not beside the checkout)")
     return path

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
 from krakenstream.errors import InputError, NotFound
-from krakenstream.sim import server as sim_server
+from krakenstream.sim import connection as sim_connection
 from krakenstream.sim.market import DEFAULT_PAIRS, BookStream, Market
 from krakenstream.sim.server import SimServer
 
@@ -384,7 +384,7 @@ async def test_random_faults_follow_the_seed() -> None:
 async def test_a_slow_consumer_is_cut_off(
     sim: SimServer, peer: Peer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sim_server, "OUT_QUEUE_LIMIT", 20)
+    monkeypatch.setattr(sim_connection, "OUT_QUEUE_LIMIT", 20)
     await peer.subscribe_book(["ETH/USD", "BTC/USD"], 10)
     await sim.fault("stall", seconds=5.0)  # frames pile up in the bounded queue
     with pytest.raises(ConnectionClosed):
@@ -493,8 +493,8 @@ def _write_recording(path: Path, symbols: list[str], frames_each: int) -> None:
 async def test_replay_of_a_long_file_at_full_speed_keeps_pace_with_the_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sim_server, "REPLAY_BACKLOG", 40)
-    monkeypatch.setattr(sim_server, "OUT_QUEUE_LIMIT", 100)
+    monkeypatch.setattr(sim_connection, "REPLAY_BACKLOG", 40)
+    monkeypatch.setattr(sim_connection, "OUT_QUEUE_LIMIT", 100)
     path = tmp_path / "two-pairs.jsonl"
     await asyncio.to_thread(_write_recording, path, ["ETH/USD", "PEPE/USD"], 600)
     async with SimServer(replay=path, speed=0, heartbeat_interval=0.25) as sim:

@@ -1,8 +1,10 @@
 """A local exchange that speaks Kraken's WebSocket v2 on loopback.
 
 :mod:`.market` holds the pure random-walk books and turns them into Kraken's book frames;
-:mod:`.replay` prepares a recorded file; :mod:`.server` serves either over ``websockets``,
-with injectable faults.
+:mod:`.replay` prepares a recorded file; :mod:`.protocol` answers requests (sans-I/O);
+:mod:`.connection` queues each client's frames; :mod:`.loops` sends market updates,
+heartbeats and replays; :mod:`.faults` injects faults; :mod:`.server` assembles them over
+``websockets``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from .market import (
     guess_spec,
     synthetic_specs,
 )
-from .server import FAULT_KINDS, FaultKind, SimServer, SimStats
+from .server import SimServer
+from .stats import FAULT_KINDS, FaultKind, SimStats
 
 __all__ = [
     "DEFAULT_PAIRS",

@@ -1,31 +1,20 @@
 """The simulated exchange on the wire: Kraken WebSocket v2 over ``websockets`` on loopback.
 
 Only scheme, host and port differ from Kraken's URL (the path is ``/v2``), so the feed client
-runs its real code path against it. One market loop steps every subscribed pair ``rate`` times
-a second on average (at irregular times) and hands each subscriber its own frame (see
-:class:`~.market.BookStream`); one writer task per connection drains that connection's bounded
-outbound queue. A client that cannot keep up (the queue is full) is disconnected, as an
-exchange would: a book with holes must never be served.
-
-Faults, on command (:meth:`SimServer.fault`, or the private ``x-sim-fault`` method over the
-socket) or at random with a seed (``fault_rate``):
-
-- ``drop``: the TCP connection is aborted, no close frame (or, given a ``code``, closed
-  cleanly with it: 1001, 1011...);
-- ``corrupt``: one update of one symbol carries a wrong checksum;
-- ``stall``: nothing at all (frames, heartbeats) for some seconds; frames are held, then sent;
-- ``maintenance``: ``status`` says ``maintenance``, the market stops for some seconds
-  (optionally the connections are closed), then ``online`` again.
+runs its real code path against it. :class:`SimServer` assembles the parts, each in its own
+module: :mod:`.protocol` decides the answers to requests (sans-I/O), :mod:`.connection` holds
+each client's bounded outbound queue and its writer, :mod:`.loops` sends what nobody asked
+for (market updates, heartbeats, replays), :mod:`.faults` injects faults (also at random,
+with a seed, given a ``fault_rate``).
 
 With ``replay`` it serves a recorded file instead of the random market: each subscribed
 symbol's book frames, as recorded, paced by their timestamps (``speed`` times faster).
 
-Two private methods, which Kraken does not have, let another process drive the simulator:
-``{"method":"x-sim-fault","params":{"kind":"drop"}}`` (also ``symbol``, ``seconds``, ``close``,
-``code``, and ``scope``: ``others`` by default, ``self`` or ``all``) and
-``{"method":"x-sim-book","params":{"symbol":"ETH/USD","depth":10}}``, which answers with the
-simulator's own book as scaled integers, and ``{"method":"x-sim-pause","params":{"paused":
-true}}`` (``false`` to resume), so that a test in another process can compare books.
+Besides ``x-sim-fault`` (see :mod:`.faults`), two private methods that Kraken does not have
+let another process drive the simulator: ``{"method":"x-sim-book","params":{"symbol":
+"ETH/USD","depth":10}}``, which answers with the simulator's own book as scaled integers, and
+``{"method":"x-sim-pause","params":{"paused":true}}`` (``false`` to resume), so that a test
+in another process can compare books.
 """
 
 from __future__ import annotations
@@ -33,107 +22,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, get_args
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ..config import VALID_DEPTHS
 from ..core.events import Level, Precision
 from ..errors import InputError, NotFound
+from . import loops
+from .connection import Connection
+from .faults import GOING_AWAY, Faults
+from .loops import Flow, MarketLoop
 from .market import DEFAULT_PAIRS, BookStream, Market, PairSpec, guess_spec, synthetic_specs
-from .replay import Recording, corrupt_checksum, load_recording
+from .protocol import (
+    Action,
+    Catalog,
+    CloseBook,
+    Fault,
+    OpenBook,
+    Pause,
+    Reply,
+    SendInstrument,
+    Session,
+    ShowBook,
+    instrument_frame,
+    iso_now,
+    status_frame,
+)
+from .replay import Recording, load_recording
+from .stats import FAULT_KINDS, FaultKind, SimStats
 
 log = logging.getLogger(__name__)
 
-FaultKind = Literal["drop", "corrupt", "stall", "maintenance"]
-FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+__all__ = ["FAULT_KINDS", "PATH", "FaultKind", "SimServer", "SimStats"]
 
 PATH = "/v2"
-API_VERSION = "v2"
-VERSION = "2.0.10"
-#: frames queued for one connection before it counts as a slow consumer and is cut off
-OUT_QUEUE_LIMIT = 50_000
-#: market ticks a second; each subscribed pair steps on a tick with probability rate / TICK_HZ
-TICK_HZ = 50.0
-#: a replay waits while this many frames are queued for its connection
-REPLAY_BACKLOG = 1000
-#: close code when the server shuts down or goes into maintenance ("going away")
-GOING_AWAY = 1001
-
-
-def iso_now() -> str:
-    """Kraken's timestamp form: ISO 8601, microseconds, ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class SimStats:
-    """What the simulator did; tests and ``kms sim`` read it."""
-
-    #: connections open now, and ever accepted
-    connections: int = 0
-    connections_total: int = 0
-    frames_sent: int = 0
-    book_frames: int = 0
-    heartbeats: int = 0
-    #: connections cut off because their outbound queue was full
-    slow_consumers: int = 0
-    #: requests that got an error answer
-    errors: int = 0
-    #: faults injected, by kind
-    faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAULT_KINDS, 0))
-
-
-@dataclass(frozen=True, slots=True)
-class _Close:
-    """A queue item: close the connection once everything before it was sent."""
-
-    code: int
-    reason: str
-
-
-class _Conn:
-    """One client connection: its subscriptions and its outbound queue."""
-
-    __slots__ = (
-        "id", "ws", "rng", "out", "wake", "room", "busy", "writer", "streams", "depths", "replays",
-        "instrument", "corrupt", "stalled_until", "last_sent",
-    )
-
-    def __init__(self, cid: int, ws: ServerConnection, rng: random.Random, now: float) -> None:
-        self.id = cid
-        self.ws = ws
-        self.rng = rng
-        self.out: deque[bytes | _Close] = deque()
-        self.wake = asyncio.Event()
-        #: set while the queue has room for a replay to add frames
-        self.room = asyncio.Event()
-        #: the writer holds a frame it has not finished sending
-        self.busy = False
-        self.writer: asyncio.Task[None] | None = None
-        self.streams: dict[str, BookStream] = {}
-        #: subscribed book symbols and their depths (both modes)
-        self.depths: dict[str, int] = {}
-        self.replays: dict[str, asyncio.Task[None]] = {}
-        self.instrument = False
-        #: symbols whose next update gets a wrong checksum
-        self.corrupt: set[str] = set()
-        self.stalled_until = 0.0
-        self.last_sent = now
-
-    @property
-    def subscribed(self) -> bool:
-        return self.instrument or bool(self.depths)
 
 
 class SimServer:
@@ -185,22 +113,21 @@ class SimServer:
             specs.append(p if isinstance(p, PairSpec) else guess_spec(p))
         specs.extend(synthetic_specs(synthetic, seed))
         self.market = Market(specs, seed)
-        self._instrument_data = self.market.instrument_data()
         self.recording: Recording | None = None
-        self._rng = random.Random(f"{seed}:server") if seed is not None else random.Random()
-        self._fault_rng = random.Random(f"{seed}:faults") if seed is not None else random.Random()
-        self._tick_rng = random.Random(f"{seed}:ticks") if seed is not None else random.Random()
+        self._rng = self._seeded("server")
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._conns: dict[int, _Conn] = {}
+        self._conns: dict[int, Connection] = {}
         self._conn_count = 0
-        #: symbol -> connection id -> (connection, stream): who gets each pair's steps
-        self._subs: dict[str, dict[int, tuple[_Conn, BookStream]]] = {}
-        self._paused = False
-        self._maintenance = False
-        self._maintenance_task: asyncio.Task[None] | None = None
-        self._flowing = asyncio.Event()
-        self._flowing.set()
+        self._flow = Flow()
+        self._faults = Faults(self._conns, self._flow, self.stats, self._seeded("faults"))
+        self._market_loop = MarketLoop(self.market, rate, self._seeded("ticks"), self._flow,
+                                       self.stats)
+        self._catalog = Catalog(self.market)
+        self._instrument = instrument_frame(self.market.instrument_data())
+
+    def _seeded(self, name: str) -> random.Random:
+        return random.Random(f"{self.seed}:{name}") if self.seed is not None else random.Random()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -221,7 +148,9 @@ class SimServer:
         if self._server is not None:
             raise InputError("the simulator is already running")
         if self.replay_path is not None:
-            self.recording = await asyncio.to_thread(load_recording, self.replay_path)
+            rec = self.recording = await asyncio.to_thread(load_recording, self.replay_path)
+            self._catalog = Catalog(rec.frames, rec.depths)
+            self._instrument = rec.instrument
         try:
             self._server = await serve(
                 self._serve_connection,
@@ -239,21 +168,27 @@ class SimServer:
         for sock in self._server.sockets:
             self.port = int(sock.getsockname()[1])
             break
-        if self.recording is None:
-            self._tasks.append(asyncio.create_task(self._market_loop(), name="sim-market"))
-        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="sim-heartbeat"))
-        if self.fault_rate > 0:
-            self._tasks.append(asyncio.create_task(self._fault_loop(), name="sim-faults"))
+        self._spawn()
         log.info("sim listening url=%s pairs=%d rate=%s replay=%s",
                  self.url, len(self.symbols), self.rate, self.replay_path)
 
+    def _spawn(self) -> None:
+        tasks = self._tasks
+        if self.recording is None:
+            tasks.append(asyncio.create_task(self._market_loop.run(), name="sim-market"))
+        tasks.append(asyncio.create_task(
+            loops.heartbeats(self._conns, self.heartbeat_interval, self.stats),
+            name="sim-heartbeat"))
+        if self.fault_rate > 0:
+            tasks.append(asyncio.create_task(
+                self._faults.run_random(self.fault_rate, self.fault_kinds), name="sim-faults"))
+
     async def stop(self) -> None:
         tasks = list(self._tasks)
-        if self._maintenance_task is not None:
-            tasks.append(self._maintenance_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._faults.stop()
         self._tasks.clear()
         if self._server is not None:
             self._server.close(close_connections=True, code=GOING_AWAY, reason="server stopping")
@@ -284,11 +219,12 @@ class SimServer:
 
     def precision(self, symbol: str) -> Precision:
         """The pair's price and qty precision, as its instrument frame gives them."""
-        known = self.market.specs if self.recording is None else self.recording.precisions
-        if symbol not in known:
-            raise NotFound(f"the simulator does not list {symbol}")
         if self.recording is not None:
+            if symbol not in self.recording.precisions:
+                raise NotFound(f"the simulator does not list {symbol}")
             return self.recording.precisions[symbol]
+        if symbol not in self.market.specs:
+            raise NotFound(f"the simulator does not list {symbol}")
         return self.market.precision(symbol)
 
     def connection_ids(self) -> list[int]:
@@ -305,26 +241,19 @@ class SimServer:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._flow.paused
 
     @property
     def in_maintenance(self) -> bool:
-        return self._maintenance
+        return self._flow.maintenance
 
     async def pause(self, drain_within: float = 2.0) -> None:
         """Stop market updates (heartbeats go on) and wait until queued frames are sent."""
-        self._set_paused(True)
+        self._flow.set_paused(True)
         await self.drain(drain_within)
 
     async def resume(self) -> None:
-        self._set_paused(False)
-
-    def _set_paused(self, paused: bool) -> None:
-        self._paused = paused
-        if paused:
-            self._flowing.clear()
-        elif not self._maintenance:
-            self._flowing.set()
+        self._flow.set_paused(False)
 
     async def drain(self, within: float = 2.0) -> bool:
         """Wait until every (unstalled) connection's queue is sent; False if that takes
@@ -333,13 +262,10 @@ class SimServer:
         deadline = loop.time() + within
         while loop.time() < deadline:
             now = loop.time()
-            if not any((c.out or c.busy) and c.stalled_until <= now
-                       for c in self._conns.values()):
+            if not any(c.pending(now) for c in self._conns.values()):
                 return True
             await asyncio.sleep(0.005)
         return False
-
-    # -- faults ------------------------------------------------------------------------
 
     async def fault(
         self,
@@ -363,83 +289,10 @@ class SimServer:
         if connection is not None:
             if connection not in self._conns:
                 raise NotFound(f"no connection with id {connection}")
-            targets = [self._conns[connection]]
+            aimed = [self._conns[connection]]
         else:
-            targets = list(self._conns.values())
-        return self._fault(kind, targets, symbol, seconds, close, code)
-
-    def _fault(
-        self, kind: FaultKind, targets: list[_Conn], symbol: str | None, seconds: float,
-        close: bool, code: int | None = None,
-    ) -> int:
-        self.stats.faults[kind] += 1
-        now = asyncio.get_running_loop().time()
-        touched = 0
-        if kind == "maintenance":
-            self._start_maintenance(seconds, close)
-            return len(self._conns)
-        for conn in targets:
-            if kind == "drop":
-                if code is None:
-                    conn.ws.transport.abort()
-                else:
-                    # close now: what was queued is lost, as on a real cut
-                    conn.out.clear()
-                    conn.stalled_until = 0.0
-                    self._push(conn, _Close(code, "dropped by the simulator"))
-                touched += 1
-            elif kind == "corrupt":
-                sym = symbol
-                if sym is None and conn.depths:
-                    sym = self._fault_rng.choice(sorted(conn.depths))
-                if sym is not None and sym in conn.depths:
-                    conn.corrupt.add(sym)
-                    touched += 1
-            elif kind == "stall":
-                conn.stalled_until = now + seconds
-                touched += 1
-        log.info("sim fault kind=%s connections=%d symbol=%s seconds=%s",
-                 kind, touched, symbol, seconds)
-        return touched
-
-    def _start_maintenance(self, seconds: float, close: bool) -> None:
-        if self._maintenance_task is not None:
-            self._maintenance_task.cancel()
-        self._maintenance = True
-        self._flowing.clear()
-        self._broadcast_status("maintenance")
-        if close:
-            for conn in list(self._conns.values()):
-                self._push(conn, _Close(GOING_AWAY, "maintenance"))
-        log.info("sim maintenance seconds=%s close=%s", seconds, close)
-        self._maintenance_task = asyncio.create_task(self._end_maintenance(seconds))
-
-    async def _end_maintenance(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        self._maintenance = False
-        self._maintenance_task = None
-        if not self._paused:
-            self._flowing.set()
-        self._broadcast_status("online")
-        log.info("sim maintenance over")
-
-    def _broadcast_status(self, system: str) -> None:
-        for conn in list(self._conns.values()):
-            self._push(conn, self._status_frame(conn.id, system))
-
-    async def _fault_loop(self) -> None:
-        rng = self._fault_rng
-        while True:
-            await asyncio.sleep(rng.expovariate(self.fault_rate))
-            conns = [c for _, c in sorted(self._conns.items()) if c.depths]
-            if not conns:
-                continue
-            kind = rng.choice(self.fault_kinds)
-            seconds = rng.uniform(0.5, 2.5)
-            if kind == "maintenance":
-                self._fault(kind, conns, None, seconds, close=False)
-            else:
-                self._fault(kind, [rng.choice(conns)], None, seconds, close=False)
+            aimed = list(self._conns.values())
+        return self._faults.inject(kind, aimed, symbol, seconds, close, code)
 
     # -- connections -------------------------------------------------------------------
 
@@ -452,17 +305,17 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._conn_count += 1
         cid = self._rng.getrandbits(64) | (1 << 63)  # like Kraken's: beyond int64
-        rng = (random.Random(f"{self.seed}:conn:{self._conn_count}") if self.seed is not None
-               else random.Random())
-        conn = _Conn(cid, ws, rng, loop.time())
+        conn = Connection(cid, ws, self._seeded(f"conn:{self._conn_count}"),
+                          Session(self._catalog), self.stats, loop.time())
         self._conns[cid] = conn
         self.stats.connections += 1
         self.stats.connections_total += 1
-        conn.writer = asyncio.create_task(self._write(conn), name=f"sim-writer-{cid}")
-        self._push(conn, self._status_frame(cid, "maintenance" if self._maintenance else "online"))
+        conn.writer = asyncio.create_task(conn.write(), name=f"sim-writer-{cid}")
+        conn.push(status_frame(cid, "maintenance" if self._flow.maintenance else "online"))
         try:
             async for message in ws:
-                self._on_request(conn, message)
+                for action in conn.session.receive(message):
+                    self._act(conn, action)
         except ConnectionClosed:
             pass
         finally:
@@ -472,367 +325,74 @@ class SimServer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _forget(self, conn: _Conn) -> None:
+    def _forget(self, conn: Connection) -> None:
+        conn.closed = True
         self._conns.pop(conn.id, None)
         self.stats.connections -= 1
         for symbol in conn.streams:
-            self._unindex(symbol, conn)
+            self._market_loop.remove(symbol, conn)
         conn.streams.clear()
         conn.out.clear()
 
-    def _unindex(self, symbol: str, conn: _Conn) -> None:
-        subs = self._subs.get(symbol)
-        if subs is not None:
-            subs.pop(conn.id, None)
-            if not subs:
-                del self._subs[symbol]
+    # -- carrying out what the protocol decided ----------------------------------------
 
-    def _push(self, conn: _Conn, item: bytes | _Close) -> None:
-        out = conn.out
-        if len(out) >= OUT_QUEUE_LIMIT:
-            if conn.id in self._conns:
-                self.stats.slow_consumers += 1
-                log.warning("sim slow consumer connection=%d queued=%d: disconnecting",
-                            conn.id, len(out))
-                out.clear()
-                conn.ws.transport.abort()
-            return
-        out.append(item)
-        conn.wake.set()
+    def _act(self, conn: Connection, action: Action) -> None:
+        if isinstance(action, Reply):
+            if action.error:
+                self.stats.errors += 1
+            conn.push(action.frame)
+        elif isinstance(action, OpenBook):
+            self._open_book(conn, action)
+        elif isinstance(action, CloseBook):
+            self._close_book(conn, action.symbol)
+        elif isinstance(action, SendInstrument):
+            conn.push(self._instrument)
+        elif isinstance(action, Fault):
+            self._faults.control(conn, action.params, action.req_id, action.time_in)
+        elif isinstance(action, Pause):
+            self._flow.set_paused(action.paused)
+        elif isinstance(action, ShowBook):
+            self._act(conn, self._show_book(conn, action))
 
-    async def _write(self, conn: _Conn) -> None:
-        """Drain one connection's queue; a stall holds the frames back."""
-        loop = asyncio.get_running_loop()
-        ws, out, stats = conn.ws, conn.out, self.stats
-        try:
-            while True:
-                if not out:
-                    conn.wake.clear()
-                    await conn.wake.wait()
-                    continue
-                delay = conn.stalled_until - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                    continue
-                item = out.popleft()
-                if len(out) < REPLAY_BACKLOG // 2:
-                    conn.room.set()
-                conn.busy = True
-                if isinstance(item, _Close):
-                    await ws.close(item.code, item.reason)
-                    return
-                await ws.send(item, text=True)
-                conn.busy = False
-                conn.last_sent = loop.time()
-                stats.frames_sent += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            conn.busy = False
-
-    # -- requests ----------------------------------------------------------------------
-
-    def _on_request(self, conn: _Conn, message: str | bytes) -> None:
-        time_in = iso_now()
-        try:
-            req = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            self._error(conn, None, None, "Malformed request", time_in)
-            return
-        if type(req) is not dict:
-            self._error(conn, None, None, "Malformed request", time_in)
-            return
-        method = req.get("method")
-        req_id = req.get("req_id")
-        params = req.get("params")
-        if method == "ping":
-            self._answer(conn, {"method": "pong"}, req_id, time_in)
-        elif method in ("subscribe", "unsubscribe"):
-            if type(params) is not dict:
-                self._error(conn, method, req_id, "Params field must be an object", time_in)
-                return
-            self._on_subscription(conn, method, req_id, params, time_in)
-        elif method == "x-sim-fault":
-            self._on_control_fault(conn, req_id, params, time_in)
-        elif method == "x-sim-book":
-            self._on_control_book(conn, req_id, params, time_in)
-        elif method == "x-sim-pause":
-            self._on_control_pause(conn, req_id, params, time_in)
-        else:
-            self._error(conn, method if type(method) is str else None, req_id,
-                        f"Unsupported method {method}", time_in)
-
-    def _on_subscription(
-        self, conn: _Conn, method: str, req_id: Any, params: dict[str, Any], time_in: str
-    ) -> None:
-        channel = params.get("channel")
-        subscribe = method == "subscribe"
-        if channel == "book":
-            self._on_book(conn, subscribe, req_id, params, time_in)
-        elif channel == "instrument":
-            conn.instrument = subscribe
-            result: dict[str, Any] = {"channel": "instrument"}
-            if subscribe:
-                result["snapshot"] = params.get("snapshot", True) is not False
-            self._answer(conn, {"method": method, "result": result, "success": True},
-                         req_id, time_in)
-            if subscribe and result["snapshot"]:
-                self._push(conn, self._instrument_frame())
-        elif channel in ("heartbeat", "status"):
-            self._answer(conn, {"method": method, "result": {"channel": channel},
-                                "success": True}, req_id, time_in)
-        else:
-            self._error(conn, method, req_id, f"Channel {channel} not supported", time_in)
-
-    def _on_book(
-        self, conn: _Conn, subscribe: bool, req_id: Any, params: dict[str, Any], time_in: str
-    ) -> None:
-        method = "subscribe" if subscribe else "unsubscribe"
-        symbols = params.get("symbol")
-        if type(symbols) is not list:
-            self._error(conn, method, req_id, "Symbol field must be an array", time_in)
-            return
-        depth = params.get("depth", 10)
-        snapshot = params.get("snapshot", True) is not False
-        depth_ok = type(depth) is int and depth in VALID_DEPTHS
-        rec = self.recording
-        for symbol in symbols:
-            if type(symbol) is not str or not (
-                symbol in self.market if rec is None else symbol in rec.frames
-            ):
-                self._error(conn, method, req_id, f"Currency pair not supported {symbol}",
-                            time_in, symbol=symbol)
-                continue
-            if not depth_ok or (rec is not None and depth != rec.depths[symbol]):
-                self._error(conn, method, req_id, "Subscription depth not supported",
-                            time_in, symbol=symbol)
-                continue
-            if not subscribe:
-                if conn.depths.get(symbol) != depth:
-                    # Kraken names this error "subscribe": clients must match on req_id
-                    self._error(conn, "subscribe", req_id, "Subscription Not Found",
-                                time_in, symbol=symbol)
-                    continue
-                self._book_unsubscribe(conn, symbol)
-                self._answer(conn, {"method": method, "result": {
-                    "channel": "book", "depth": depth, "symbol": symbol}, "success": True},
-                    req_id, time_in)
-                continue
-            if symbol in conn.depths:
-                self._error(conn, method, req_id, "Already subscribed", time_in, symbol=symbol)
-                continue
-            self._answer(conn, {"method": method, "result": {
-                "channel": "book", "depth": depth, "snapshot": snapshot, "symbol": symbol},
-                "success": True}, req_id, time_in)
-            self._book_subscribe(conn, symbol, depth, snapshot)
-
-    def _book_subscribe(self, conn: _Conn, symbol: str, depth: int, snapshot: bool) -> None:
-        conn.depths[symbol] = depth
+    def _open_book(self, conn: Connection, order: OpenBook) -> None:
+        symbol = order.symbol
         if self.recording is not None:
-            conn.replays[symbol] = asyncio.create_task(self._replay(conn, symbol))
+            conn.replays[symbol] = asyncio.create_task(loops.replay(
+                conn, symbol, self.recording.frames[symbol], self.speed, self._flow,
+                self.stats))
             return
         if self.quirks:
-            stream = BookStream(self.market.book(symbol), depth, conn.rng)
+            stream = BookStream(self.market.book(symbol), order.depth, conn.rng)
         else:
-            stream = BookStream(self.market.book(symbol), depth, conn.rng,
+            stream = BookStream(self.market.book(symbol), order.depth, conn.rng,
                                 extra_rate=0.0, duplicate_rate=0.0)
         frame = stream.snapshot(iso_now())
-        if snapshot:
-            self._push(conn, orjson.dumps(frame))
+        if order.snapshot:
+            conn.push(orjson.dumps(frame))
             self.stats.book_frames += 1
         conn.streams[symbol] = stream
-        self._subs.setdefault(symbol, {})[conn.id] = (conn, stream)
+        self._market_loop.add(conn, stream)
 
-    def _book_unsubscribe(self, conn: _Conn, symbol: str) -> None:
-        conn.depths.pop(symbol, None)
+    def _close_book(self, conn: Connection, symbol: str) -> None:
         conn.corrupt.discard(symbol)
         if conn.streams.pop(symbol, None) is not None:
-            self._unindex(symbol, conn)
+            self._market_loop.remove(symbol, conn)
         task = conn.replays.pop(symbol, None)
         if task is not None:
             task.cancel()
 
-    def _on_control_fault(self, conn: _Conn, req_id: Any, params: Any, time_in: str) -> None:
-        """``{"method":"x-sim-fault","params":{"kind":"drop"}}``: a fault from another
-        process. ``scope`` is ``others`` (default: every connection but this one), ``self``
-        or ``all``; ``symbol``, ``seconds``, ``close`` and ``code`` as in
-        :meth:`SimServer.fault`."""
-        params = params if type(params) is dict else {}
-        kind = params.get("kind")
-        scope = params.get("scope", "others")
-        seconds = params.get("seconds", 2.0)
-        symbol = params.get("symbol")
-        code = params.get("code")
-        valid = (
-            kind in FAULT_KINDS
-            and scope in ("others", "self", "all")
-            and type(seconds) in (int, float) and 0 <= seconds <= 3600
-            and (symbol is None or type(symbol) is str)
-            and (code is None or (type(code) is int and 1000 <= code <= 4999))
-        )
-        if not valid:
-            self._error(conn, "x-sim-fault", req_id,
-                        f"bad fault: kind one of {', '.join(FAULT_KINDS)}, scope one of "
-                        "others/self/all, seconds 0..3600, code 1000..4999", time_in)
-            return
-        if scope == "self":
-            targets = [conn]
-        elif scope == "all":
-            targets = list(self._conns.values())
-        else:
-            targets = [c for c in self._conns.values() if c is not conn]
-        self._answer(conn, {"method": "x-sim-fault", "result": {"kind": kind, "scope": scope},
-                            "success": True}, req_id, time_in)
-        self._fault(kind, targets, symbol, float(seconds), bool(params.get("close", False)),
-                    code)
-
-    def _on_control_book(self, conn: _Conn, req_id: Any, params: Any, time_in: str) -> None:
-        """``{"method":"x-sim-book","params":{"symbol":"ETH/USD","depth":10}}``: the sim's
-        own book as scaled ints, for tests that run the sim in another process."""
-        params = params if type(params) is dict else {}
-        symbol, depth = params.get("symbol"), params.get("depth", 10)
-        if type(symbol) is not str or type(depth) is not int or depth < 1:
-            self._error(conn, "x-sim-book", req_id, "bad request: symbol and depth", time_in)
-            return
+    def _show_book(self, conn: Connection, ask: ShowBook) -> Reply:
+        """The answer to ``x-sim-book``: the sim's own book as scaled ints, for tests that
+        run the sim in another process."""
+        session = conn.session
         try:
-            bids, asks = self.book_view(symbol, depth)
-            prec = self.precision(symbol)
+            bids, asks = self.book_view(ask.symbol, ask.depth)
+            prec = self.precision(ask.symbol)
         except NotFound as exc:
-            self._error(conn, "x-sim-book", req_id, str(exc), time_in, symbol=symbol)
-            return
-        self._answer(conn, {"method": "x-sim-book", "success": True, "result": {
-            "symbol": symbol, "depth": depth, "price_precision": prec.price,
-            "qty_precision": prec.qty, "paused": self._paused,
+            return session.error("x-sim-book", ask.req_id, str(exc), ask.time_in,
+                                 symbol=ask.symbol)
+        return session.answer({"method": "x-sim-book", "success": True, "result": {
+            "symbol": ask.symbol, "depth": ask.depth, "price_precision": prec.price,
+            "qty_precision": prec.qty, "paused": self._flow.paused,
             "bids": [list(lv) for lv in bids], "asks": [list(lv) for lv in asks],
-        }}, req_id, time_in)
-
-    def _on_control_pause(self, conn: _Conn, req_id: Any, params: Any, time_in: str) -> None:
-        """``{"method":"x-sim-pause","params":{"paused":true}}``: freeze (or thaw) the market
-        from another process; heartbeats go on. Frames already queued are still sent."""
-        params = params if type(params) is dict else {}
-        paused = params.get("paused", True)
-        if type(paused) is not bool:
-            self._error(conn, "x-sim-pause", req_id, "bad request: paused is a boolean", time_in)
-            return
-        self._set_paused(paused)
-        self._answer(conn, {"method": "x-sim-pause", "result": {"paused": paused},
-                            "success": True}, req_id, time_in)
-
-    def _answer(self, conn: _Conn, body: dict[str, Any], req_id: Any, time_in: str) -> None:
-        if req_id is not None:
-            body["req_id"] = req_id
-        body["time_in"] = time_in
-        body["time_out"] = iso_now()
-        self._push(conn, orjson.dumps(body))
-
-    def _error(
-        self, conn: _Conn, method: str | None, req_id: Any, error: str, time_in: str,
-        *, symbol: Any = None,
-    ) -> None:
-        self.stats.errors += 1
-        body: dict[str, Any] = {"error": error, "success": False}
-        if method is not None:
-            body["method"] = method
-        if symbol is not None:
-            body["symbol"] = symbol
-        self._answer(conn, body, req_id, time_in)
-
-    # -- frames ------------------------------------------------------------------------
-
-    def _status_frame(self, cid: int, system: str) -> bytes:
-        return orjson.dumps({"channel": "status", "type": "update", "data": [{
-            "api_version": API_VERSION, "connection_id": cid, "system": system,
-            "version": VERSION,
-        }]})
-
-    def _instrument_frame(self) -> bytes:
-        if self.recording is not None:
-            return self.recording.instrument
-        return orjson.dumps({"channel": "instrument", "type": "snapshot",
-                             "data": self._instrument_data})
-
-    async def _market_loop(self) -> None:
-        """Tick ``TICK_HZ`` times a second; never tries to catch up after falling behind."""
-        loop = asyncio.get_running_loop()
-        tick_hz = max(TICK_HZ, self.rate)
-        period = 1.0 / tick_hz
-        per_tick = self.rate / tick_hz
-        next_at = loop.time()
-        warned_at = -1e9
-        while True:
-            next_at += period
-            if self._flowing.is_set():
-                self._step_all(per_tick)
-            delay = next_at - loop.time()
-            if delay < 0:
-                if loop.time() - warned_at > 10.0:
-                    warned_at = loop.time()
-                    log.warning("sim market loop fell %.3fs behind (CPU busy); not catching up",
-                                -delay)
-                next_at = loop.time()
-                delay = 0
-            await asyncio.sleep(delay)
-
-    def _step_all(self, per_tick: float) -> None:
-        """One market tick: each subscribed pair steps with probability ``per_tick`` (so
-        updates arrive at ``rate`` a second on average, at irregular times, and the load is
-        spread over the ticks), each subscriber gets its own frame for each step.
-
-        Synchronous on purpose: no subscription can change in the middle of a tick."""
-        ts = iso_now()
-        dumps = orjson.dumps
-        market = self.market
-        push = self._push
-        chance = self._tick_rng.random
-        frames = 0
-        for symbol, subs in self._subs.items():
-            if per_tick < 1.0 and chance() >= per_tick:
-                continue
-            step = market.step(symbol)
-            for conn, stream in subs.values():
-                corrupt = bool(conn.corrupt) and symbol in conn.corrupt
-                frame = stream.update(step, ts, corrupt=corrupt)
-                if frame is None:
-                    continue
-                if corrupt:
-                    conn.corrupt.discard(symbol)
-                push(conn, dumps(frame))
-                frames += 1
-        self.stats.book_frames += frames
-
-    async def _heartbeat_loop(self) -> None:
-        """A heartbeat for each subscribed connection that sent nothing for an interval."""
-        loop = asyncio.get_running_loop()
-        interval = self.heartbeat_interval
-        frame = b'{"channel":"heartbeat"}'
-        while True:
-            await asyncio.sleep(interval / 4)
-            now = loop.time()
-            for conn in list(self._conns.values()):
-                if (conn.subscribed and not conn.out and not conn.busy
-                        and conn.stalled_until <= now and now - conn.last_sent >= interval):
-                    conn.last_sent = now  # one per interval even if the send is slow
-                    self._push(conn, frame)
-                    self.stats.heartbeats += 1
-
-    async def _replay(self, conn: _Conn, symbol: str) -> None:
-        """Serve one symbol's recorded frames to one subscriber, paced by their timestamps."""
-        assert self.recording is not None
-        speed = self.speed
-        for delay, line in self.recording.frames[symbol]:
-            if delay > 0 and speed > 0:
-                await asyncio.sleep(delay / speed)
-            if len(conn.out) >= REPLAY_BACKLOG:
-                # as fast as the client reads, never faster: a long file at speed 0 must
-                # not overflow the queue and get the client cut off as a slow consumer
-                conn.room.clear()
-                await conn.room.wait()
-            if not self._flowing.is_set():
-                await self._flowing.wait()
-            if symbol in conn.corrupt and b'"update"' in line:
-                conn.corrupt.discard(symbol)
-                line = corrupt_checksum(line)
-            self._push(conn, line)
-            self.stats.book_frames += 1
-        log.info("sim replay of %s done for connection %d", symbol, conn.id)
-
+        }}, ask.req_id, ask.time_in)
