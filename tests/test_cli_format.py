@@ -21,7 +21,6 @@ from krakenstream.commands.stream import (
     StreamState,
     format_frame,
     ladder_rows,
-    normalize_pair,
     run_stream,
 )
 from krakenstream.core.snapshot import Snapshot
@@ -166,11 +165,6 @@ def test_ladder_cumulates_exactly() -> None:
     assert rows[2] == ("1.75000100", "0.00000100", "2999.95", "", "", "")
     assert len(ladder_rows(snap(), depth=1)) == 1
     assert sum(Decimal(r[1]) for r in rows) == Decimal(rows[-1][0])
-
-
-def test_normalize_pair() -> None:
-    assert normalize_pair(" eth-usd ") == "ETH/USD"
-    assert normalize_pair("BTC/USD") == "BTC/USD"
 
 
 def test_state_follows_events() -> None:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .core.pairs import VALID_DEPTHS
 from .errors import ConfigError
 
-VALID_DEPTHS = (10, 25, 100, 500, 1000)
 ROLES = ("orderbook", "analysis", "gateway")
 
 #: environment variables that are not ``section.key`` settings but are still ours

@@ -31,10 +31,11 @@ from rich.markup import escape
 
 from ..client import KmsClient
 from ..config import Paths
+from ..core.pairs import spell_pair
 from ..credentials import Credential, CredentialsFile
 from ..errors import BackendUnavailable, Conflict, InputError, KmsError
 from .common import err_console, errors_handled
-from .stream import normalize_pair, run_stream
+from .stream import run_stream
 
 DEMO_EMAIL = "demo@example.com"
 #: seconds for the simulator to listen and for the daemon to answer /health
@@ -173,7 +174,7 @@ def demo(
 ) -> None:
     """Run the simulator, a daemon and a live view on loopback: no network, no setup."""
     with errors_handled():
-        wanted = [normalize_pair(p) for p in pairs.split(",") if p.strip()]
+        wanted = [spell_pair(p) for p in pairs.split(",") if p.strip()]
         if not wanted:
             raise InputError("--pairs: give at least one pair, e.g. ETH/USD")
         temporary = home is None

@@ -33,10 +33,11 @@ from rich.progress import (
 from rich.table import Table
 
 from ..client import KmsClient
+from ..core.pairs import spell_pair
 from ..errors import InputError, NotFound
 from .accounts import ServerOption, open_client
 from .common import err_console, errors_handled, out_console
-from .stream import format_ladder, normalize_pair
+from .stream import format_ladder
 
 #: rows shown by the table view when no ``--limit`` is given (exports have no such default)
 TABLE_ROWS = 50
@@ -259,7 +260,7 @@ def _expected_rows(client: KmsClient, pair: str, query: dict[str, Any]) -> int |
     limit: int | None = query["limit"]
     if query["since"] is not None or query["until"] is not None:
         return limit
-    wanted = normalize_pair(pair)
+    wanted = spell_pair(pair)
     for entry in client.pairs():
         if str(entry.get("pair", "")).upper() == wanted and isinstance(
                 entry.get("snapshots"), int):

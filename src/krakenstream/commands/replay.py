@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ..config import VALID_DEPTHS
+from ..core.pairs import VALID_DEPTHS
 from ..core.replay import ReplayResult, replay_lines
 from .common import err_console, errors_handled, fail, out_console
 

@@ -34,6 +34,7 @@ from ..client import (
     StatusEvent,
     StreamEvent,
 )
+from ..core.pairs import spell_pair
 from ..errors import KmsError, NotFound
 from .accounts import ServerOption, open_client
 from .common import err_console, errors_handled, out_console
@@ -47,11 +48,6 @@ POLL_EVERY = 2.0
 REDRAW_EVERY = 0.5
 #: ``--once`` waits this long for every pair's first snapshot by default
 ONCE_TIMEOUT = 10.0
-
-
-def normalize_pair(pair: str) -> str:
-    """The daemon's spelling of a pair typed as ``eth-usd`` or ``ETH/USD``."""
-    return pair.strip().upper().replace("-", "/")
 
 
 # -- state ------------------------------------------------------------------------------------
@@ -99,7 +95,7 @@ class StreamState:
         return state
 
     def view(self, pair: str) -> PairView:
-        key = normalize_pair(pair)
+        key = spell_pair(pair)
         if key not in self.views:
             self.views[key] = PairView(key)
         return self.views[key]
@@ -136,7 +132,7 @@ class StreamState:
         list is no longer tracked."""
         seen = set()
         for entry in entries:
-            key = normalize_pair(str(entry.get("pair", "")))
+            key = spell_pair(str(entry.get("pair", "")))
             seen.add(key)
             if key in self.views:
                 view = self.views[key]
@@ -245,12 +241,12 @@ def format_frame(state: StreamState, *, depth: int, now: float, wall: float) -> 
 
 def _check_tracked(client: KmsClient, pairs: Sequence[str],
                    entries: list[dict[str, Any]]) -> None:
-    tracked = {normalize_pair(str(e.get("pair", ""))) for e in entries}
+    tracked = {spell_pair(str(e.get("pair", ""))) for e in entries}
     for pair in pairs:
-        if normalize_pair(pair) not in tracked:
+        if spell_pair(pair) not in tracked:
             raise NotFound(
-                f"{normalize_pair(pair)} is not tracked by the daemon at {client.base_url}",
-                hint=f"kms track {normalize_pair(pair)}",
+                f"{spell_pair(pair)} is not tracked by the daemon at {client.base_url}",
+                hint=f"kms track {spell_pair(pair)}",
             )
 
 
@@ -272,7 +268,7 @@ async def run_stream(
     """
     console = console or out_console
     # one connection per pair however often it is named: two would count each snapshot twice
-    pairs = list(dict.fromkeys(normalize_pair(p) for p in pairs))
+    pairs = list(dict.fromkeys(spell_pair(p) for p in pairs))
     entries = await asyncio.to_thread(client.pairs)
     _check_tracked(client, pairs, entries)
     state = StreamState.for_pairs(pairs)

@@ -36,6 +36,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from .. import __version__
 from ..core.analysis import SeriesSummary
+from ..core.pairs import normalize_pair
 from ..core.snapshot import Snapshot, iso_ms
 from ..errors import AuthError, BackendUnavailable, KmsError, NotFound
 from ..feed.status import PairState
@@ -63,7 +64,7 @@ from .gateway_stream import (
     StreamHub,
     send_until_closed,
 )
-from .orderbook import OrderbookRole, normalize_pair
+from .orderbook import OrderbookRole
 from .services import Services
 
 log = logging.getLogger("krakenstream.gateway")

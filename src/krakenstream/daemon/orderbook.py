@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from ..bus.base import SnapshotBus
 from ..config import KrakenSettings, parse_shard
 from ..core.book import OrderBook
+from ..core.pairs import normalize_pair
 from ..core.snapshot import Snapshot
-from ..errors import Conflict, InvalidPair, NotFound
-from ..feed.client import FeedClient, check_pair
+from ..errors import Conflict, NotFound
+from ..feed.client import FeedClient
 from ..feed.status import ConnectionStatus, FeedEvent, PairStatus
 from ..tasks import report_failure
 from .metrics import Metrics
@@ -42,15 +43,6 @@ def owns_pair(pair: str, shard: str) -> bool:
         return True
     index, count = parse_shard(shard)
     return zlib.crc32(pair.encode()) % count == index
-
-
-def normalize_pair(text: str) -> str:
-    """``eth-usd``, ``ETH/USD``, ``eth%2Fusd`` (decoded by the router) → ``ETH/USD``."""
-    pair = text.strip().upper().replace("-", "/")
-    try:
-        return check_pair(pair)
-    except InvalidPair:
-        raise InvalidPair(f"{text!r} is not a pair like ETH/USD or ETH-USD") from None
 
 
 @dataclass

@@ -5,7 +5,7 @@ core's (:mod:`krakenstream.core`). Reconnect delays are decided by the pure
 :mod:`krakenstream.feed.backoff`.
 """
 
-from .client import FeedClient, check_depth, check_pair
+from .client import FeedClient
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
 __all__ = [
@@ -14,6 +14,4 @@ __all__ = [
     "FeedEvent",
     "PairState",
     "PairStatus",
-    "check_depth",
-    "check_pair",
 ]

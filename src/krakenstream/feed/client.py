@@ -32,7 +32,6 @@ import asyncio
 import enum
 import logging
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
@@ -44,11 +43,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 from websockets.uri import parse_uri
 
-from ..config import VALID_DEPTHS, KrakenSettings
+from ..config import KrakenSettings
 from ..core.book import OrderBook, Verdict
 from ..core.events import BadFrame, Instrument, Pong, Status, SubscriptionAck
+from ..core.pairs import check_depth, check_pair
 from ..core.session import BookResult, BookSession
-from ..errors import BackendUnavailable, ConfigError, FeedError, InputError, InvalidPair
+from ..errors import BackendUnavailable, ConfigError, FeedError, InputError
 from ..tasks import report_failure
 from .backoff import BackoffPolicy, Reason, ReconnectSchedule
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
@@ -134,28 +134,6 @@ class _Connection:
         if s is None:
             s = self.subs[symbol] = _PairSub()
         return s
-
-
-def check_depth(depth: int) -> int:
-    """Kraken accepts these depths only; refuse anything else before a frame is sent."""
-    if depth not in VALID_DEPTHS:
-        raise InputError(
-            f"book depth {depth} is not supported",
-            hint=f"use one of {', '.join(map(str, VALID_DEPTHS))}",
-        )
-    return depth
-
-
-_PAIR = re.compile(r"[A-Z0-9][A-Z0-9.]{0,15}/[A-Z0-9][A-Z0-9.]{0,15}")
-
-
-def check_pair(pair: str) -> str:
-    """A Kraken v2 symbol is ``BASE/QUOTE`` in upper-case letters, digits and dots
-    (``BTC/USD``, ``1INCH/USD``, ``ETH2.S/ETH``); anything else could never be subscribed,
-    and a name with markup or control characters must not reach the exchange or the logs."""
-    if not isinstance(pair, str) or _PAIR.fullmatch(pair) is None:
-        raise InvalidPair(f"{pair!r} is not a pair of the form BASE/QUOTE (e.g. BTC/USD)")
-    return pair
 
 
 class FeedClient:

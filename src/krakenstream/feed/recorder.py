@@ -22,8 +22,9 @@ from types import TracebackType
 from typing import IO, Self
 
 from ..config import KrakenSettings
+from ..core.pairs import check_depth, check_pair
 from ..errors import FeedError
-from .client import FeedClient, check_depth, check_pair
+from .client import FeedClient
 from .status import ConnectionStatus, PairState, PairStatus
 
 log = logging.getLogger(__name__)

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ..config import VALID_DEPTHS
 from ..core.checksum import checksum as crc_checksum
 from ..core.events import Level, Precision
+from ..core.pairs import VALID_DEPTHS, is_pair
 from ..errors import InvalidPair
 
 #: every side keeps between these many levels, so a depth-1000 view is always full
@@ -43,9 +42,6 @@ START_LEVELS = 1120
 
 #: the largest scaled value we emit: keeps every number exact as a float
 _MAX_SCALED: int = 10**15
-
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$")
-
 
 @dataclass(frozen=True, slots=True)
 class PairSpec:
@@ -110,7 +106,7 @@ def guess_spec(symbol: str) -> PairSpec:
     """A spec for any ``BASE/QUOTE``: known assets get a plausible price, unknown ones a
     price derived from the name (stable across runs); the price precision keeps about six
     significant digits, like Kraken's."""
-    if not _SYMBOL.match(symbol):
+    if not is_pair(symbol):
         raise InvalidPair(f"not a pair of the form BASE/QUOTE: {symbol!r}")
     for spec in DEFAULT_PAIRS:
         if spec.symbol == symbol:

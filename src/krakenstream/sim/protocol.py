@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ..config import VALID_DEPTHS
+from ..core.pairs import VALID_DEPTHS
 
 API_VERSION = "v2"
 VERSION = "2.0.10"

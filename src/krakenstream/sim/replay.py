@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..config import VALID_DEPTHS
 from ..core.events import Precision
+from ..core.pairs import VALID_DEPTHS
 from ..core.session import BookSession
 from ..errors import InputError
 from .market import increment

@@ -1,0 +1,66 @@
+"""Kraken pair names and book depths: the one syntax the feed, the simulator, the daemon and
+the CLI all check.
+
+A pair is Kraken v2's ``BASE/QUOTE`` symbol: each side one to sixteen upper-case letters,
+digits and dots, starting with a letter or a digit (``BTC/USD``, ``1INCH/USD``,
+``ETH2.S/ETH``). This is the widest syntax that is still safe, and the one kept when four
+copies had drifted apart:
+
+- no narrower, because Kraken lists symbols with leading digits and with dots: a stricter
+  copy (the simulator's ``[A-Z0-9]{1,12}``) refused pairs the exchange really has;
+- no wider, because a pair name travels into subscribe requests, log lines, Redis keys, URLs
+  and terminals: markup, spaces, slashes beyond the one, control and non-ASCII characters
+  never name a Kraken pair, and refusing them here keeps them out of all of those.
+
+Lower case is not another pair: people type ``eth-usd`` or ``eth/usd``, so
+:func:`normalize_pair` upper-cases and turns ``-`` into ``/`` before checking, while
+:func:`check_pair` takes only the exchange's own spelling.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import InputError, InvalidPair
+
+#: the one pair syntax (see the module docstring for why exactly this)
+PAIR_SYNTAX = re.compile(r"[A-Z0-9][A-Z0-9.]{0,15}/[A-Z0-9][A-Z0-9.]{0,15}")
+#: the book depths Kraken's v2 ``book`` channel accepts
+VALID_DEPTHS = (10, 25, 100, 500, 1000)
+
+
+def is_pair(text: object) -> bool:
+    """Whether ``text`` is a pair in the exchange's spelling (``BTC/USD``)."""
+    return isinstance(text, str) and PAIR_SYNTAX.fullmatch(text) is not None
+
+
+def check_pair(pair: str) -> str:
+    """``pair`` itself if it is in the exchange's spelling, else :class:`InvalidPair`."""
+    if not is_pair(pair):
+        raise InvalidPair(f"{pair!r} is not a pair of the form BASE/QUOTE (e.g. BTC/USD)")
+    return pair
+
+
+def spell_pair(text: str) -> str:
+    """The exchange's spelling of what a person typed (``" eth-usd "`` → ``ETH/USD``),
+    unchecked: for matching names a daemon sent back, where refusing is not ours to do."""
+    return text.strip().upper().replace("-", "/")
+
+
+def normalize_pair(text: str) -> str:
+    """``eth-usd``, ``eth/usd``, ``ETH/USD`` (and ``eth%2Fusd`` once a router decoded it) →
+    ``ETH/USD``, or :class:`InvalidPair` naming what was given."""
+    pair = spell_pair(text)
+    if not is_pair(pair):
+        raise InvalidPair(f"{text!r} is not a pair like ETH/USD or ETH-USD")
+    return pair
+
+
+def check_depth(depth: int) -> int:
+    """``depth`` if Kraken's book channel accepts it; refused before a frame is sent."""
+    if depth not in VALID_DEPTHS:
+        raise InputError(
+            f"book depth {depth} is not supported",
+            hint=f"use one of {', '.join(map(str, VALID_DEPTHS))}",
+        )
+    return depth

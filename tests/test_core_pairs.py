@@ -1,0 +1,61 @@
+"""The one pair syntax and the depths Kraken accepts (core/pairs.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from krakenstream.core.pairs import (
+    VALID_DEPTHS,
+    check_depth,
+    check_pair,
+    is_pair,
+    normalize_pair,
+    spell_pair,
+)
+from krakenstream.errors import InputError, InvalidPair
+
+
+def test_pair_names_that_kraken_could_never_list_are_refused() -> None:
+    for good in ("BTC/USD", "1INCH/USD", "ETH2.S/ETH", "SYN0001/USD", "A" * 16 + "/USD"):
+        assert check_pair(good) == good
+        assert is_pair(good)
+    for bad in ("[/]", "ÉTH/USD", "\x00/USD", "\x1b[31mX/USD", "btc/usd", "BTC/USD/X",
+                "BTC/ USD", "", "/USD", "A" * 17 + "/USD", ".ETH/USD", "BTC/USD\n"):
+        with pytest.raises(InvalidPair, match="is not a pair of the form BASE/QUOTE"):
+            check_pair(bad)
+        assert not is_pair(bad)
+    assert not is_pair(None) and not is_pair(b"BTC/USD")
+
+
+def test_normalize_pair_takes_what_people_type() -> None:
+    assert normalize_pair("eth-usd") == "ETH/USD" == normalize_pair(" ETH/USD ")
+    assert normalize_pair("eth/usd") == "ETH/USD"
+    for bad in ("ETHUSD", "ETH/USD/X", "", "E TH/USD", "eth-usd-x", "<b>/USD"):
+        with pytest.raises(InvalidPair) as info:
+            normalize_pair(bad)
+        assert str(info.value) == f"{bad!r} is not a pair like ETH/USD or ETH-USD"
+
+
+def test_spell_pair_only_spells() -> None:
+    assert spell_pair(" eth-usd ") == "ETH/USD"
+    assert spell_pair("BTC/USD") == "BTC/USD"
+    assert spell_pair("no such pair") == "NO SUCH PAIR"  # checking is not its job
+
+
+def test_depths() -> None:
+    assert VALID_DEPTHS == (10, 25, 100, 500, 1000)
+    for depth in VALID_DEPTHS:
+        assert check_depth(depth) == depth
+    for bad in (0, 5, 20, 1001, -10):
+        with pytest.raises(InputError, match=f"book depth {bad} is not supported") as info:
+            check_depth(bad)
+        assert info.value.hint == "use one of 10, 25, 100, 500, 1000"
+
+
+def test_the_simulator_takes_every_pair_the_feed_takes() -> None:
+    from krakenstream.sim.market import guess_spec
+
+    for good in ("1INCH/USD", "ETH2.S/ETH", "SYN0001/USD"):
+        assert guess_spec(good).symbol == good
+    with pytest.raises(InvalidPair, match="not a pair of the form BASE/QUOTE: 'btc-usd'"):
+        guess_spec("btc-usd")
