@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from krakenstream.core.book import OrderBook
 from krakenstream.core.events import Precision
-from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot, iso_ms
+from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 from test_core_checksum import GUIDE_ASKS, GUIDE_BIDS, GUIDE_CHECKSUM
 
 
@@ -67,11 +67,6 @@ def test_json_round_trip_is_exact(pp: int, qp: int, bids: list, asks: list, ts: 
 def test_malformed_records_raise_value_error(bad: bytes) -> None:
     with pytest.raises(ValueError):
         Snapshot.from_json(bad)
-
-
-def test_iso_ms() -> None:
-    assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
-    assert iso_ms(1_690_730_998_343) == "2023-07-30T15:29:58.343Z"
 
 
 def test_csv_row_from_stored_dict_equals_csv_row() -> None:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from .config import Settings
+from .core.times import parse_iso
 from .errors import AuthError, ConfigError
 
 FILE_MODE = 0o600
@@ -37,12 +38,6 @@ def server_key(url: str) -> str:
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/")
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time (``Z`` or an offset; none means UTC) as an aware datetime."""
-    dt = datetime.fromisoformat(text.strip())
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +53,7 @@ class Credential:
         if self.expires_at is None:
             return False
         try:
-            expires = parse_time(self.expires_at)
+            expires = parse_iso(self.expires_at)
         except ValueError:
             return False  # the daemon will judge it
         return (now or datetime.now(UTC)) >= expires

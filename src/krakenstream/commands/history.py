@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..client import KmsClient
+from ..core import times
 from ..core.pairs import spell_pair
 from ..errors import InputError, NotFound
 from .accounts import ServerOption, open_client
@@ -43,13 +42,6 @@ from .stream import format_ladder
 TABLE_ROWS = 50
 #: exports at least this long get a progress bar even when their size is unknown
 PROGRESS_MIN_ROWS = 1_000
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
-_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-#: the largest epoch ms (either sign) the gateway takes: 16 digits
-MAX_EPOCH_MS = 10**16 - 1
 
 PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. ETH/USD or ETH-USD.")]
 SinceOption = Annotated[
@@ -67,32 +59,19 @@ UntilOption = Annotated[
 
 def parse_when(text: str, *, now_ms: int, option: str = "--since") -> int:
     """A time option as epoch ms: ISO 8601 (UTC unless an offset is given), epoch ms, or a
-    duration before now such as ``90s``, ``15m``, ``2h``, ``1d``.
-
-    Exact integer (and Decimal) arithmetic: no float rounding to shift a millisecond, and no
-    overflow for an absurd duration, which is refused like any time the gateway would refuse.
-    """
+    duration before now such as ``90s``, ``15m``, ``2h``, ``1d``
+    (:func:`krakenstream.core.times.parse_time`), refused in words that name ``option``."""
     hint = f"e.g. {option} 2026-11-25T17:00:00Z, {option} 1764090000000, {option} 1h"
-    value = text.strip()
-    match = _DURATION.match(value.lower())
-    if re.fullmatch(r"-?\d+", value):
-        ms = int(value)
-    elif match:
-        ms = now_ms - int(Decimal(match.group(1)) * _UNIT_MS[match.group(2)])
-    else:
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise InputError(
-                f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or a "
-                "duration such as 15m", hint=hint,
-            ) from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        ms = (dt - _EPOCH) // _MS
-    if abs(ms) > MAX_EPOCH_MS:
-        raise InputError(f"{option} {text!r}: more than 300,000 years from 1970", hint=hint)
-    return ms
+    try:
+        return times.parse_time(text, now_ms=now_ms)
+    except times.TimeOutOfRange:
+        raise InputError(f"{option} {text!r}: more than 300,000 years from 1970",
+                         hint=hint) from None
+    except times.BadTime:
+        raise InputError(
+            f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or a "
+            "duration such as 15m", hint=hint,
+        ) from None
 
 
 def _dec(value: Any) -> Decimal | None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .snapshot import Snapshot, iso_ms
+from .snapshot import Snapshot
+from .times import iso_ms
 
 
 @dataclass

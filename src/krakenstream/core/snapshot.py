@@ -8,7 +8,6 @@ mid, microprice, imbalance) are computed from the levels, never stored apart fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,17 +16,12 @@ import orjson
 from .book import OrderBook
 from .events import Level
 from .numbers import format_scaled, parse_scaled, to_decimal
+from .times import iso_ms
 
 SCHEMA_VERSION = 1
 #: levels per side counted by the top-N imbalance
 IMBALANCE_LEVELS = 10
 _BPS = Decimal(10_000)
-
-
-def iso_ms(ts_ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC with milliseconds and a Z."""
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

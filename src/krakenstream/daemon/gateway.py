@@ -37,7 +37,8 @@ from starlette.websockets import WebSocketDisconnect
 from .. import __version__
 from ..core.analysis import SeriesSummary
 from ..core.pairs import normalize_pair
-from ..core.snapshot import Snapshot, iso_ms
+from ..core.snapshot import Snapshot
+from ..core.times import iso, iso_ms
 from ..errors import AuthError, BackendUnavailable, KmsError, NotFound
 from ..feed.status import PairState
 from ..store.base import HistoryStore
@@ -52,7 +53,6 @@ from .gateway_http import (
     VerifiedTokens,
     classify,
     install_error_handlers,
-    iso,
     parse_time,
     redact_uvicorn_logs,
 )

@@ -22,7 +22,6 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -33,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..core import times
 from ..errors import (
     AuthError,
     BackendUnavailable,
@@ -284,35 +284,18 @@ class BodyLimitMiddleware:
 
 # -- parameters --------------------------------------------------------------------------------
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_INT = re.compile(r"-?[0-9]{1,16}")
-
-
 def parse_time(name: str, text: str | None) -> int | None:
-    """``since``/``until``: epoch milliseconds, or ISO 8601 (``Z`` or an offset; a time
-    without either is taken as UTC), as epoch milliseconds."""
+    """``since``/``until`` (:func:`krakenstream.core.times.parse_time`: epoch milliseconds or
+    ISO 8601, no durations: a query has no "now") as epoch milliseconds."""
     if text is None:
         return None
-    value = text.strip()
-    if _INT.fullmatch(value):
-        return int(value)
     try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
+        return times.parse_time(text)
+    except times.BadTime:
         raise InputError(
             f"{name}: expected ISO 8601 such as 2026-11-25T17:00:00Z or epoch milliseconds, "
             f"got {text[:64]!r}"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // _MS
-
-
-def iso(dt: datetime) -> str:
-    """A timezone-aware time as ISO 8601 UTC with milliseconds and a Z."""
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 # -- logs --------------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""Times as the gateway and the CLI read and write them: one syntax on both sides of the wire.
+
+A time is read from epoch milliseconds (``1764090000000``), ISO 8601 (``Z`` or an offset; a
+time with neither is UTC), or, where a "now" is given, a duration before it (``90s``, ``15m``,
+``2h``, ``1d``; the CLI's ``--since 1h``). The gateway has no "now" to offer: a query string
+is absolute. Written times are ISO 8601 UTC with milliseconds and a ``Z``.
+
+Pure: no clock (``now_ms`` is a parameter) and exact integer arithmetic throughout (no float
+rounding to shift a millisecond, no overflow for an absurd duration). Errors are plain
+:class:`ValueError` subclasses; each side words its own message, naming its query parameter
+or its option.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+#: the largest epoch ms (either sign) accepted: 16 digits, about 300,000 years from 1970
+MAX_EPOCH_MS = 10**16 - 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_INT = re.compile(r"-?([0-9]+)")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+class BadTime(ValueError):
+    """Text that is not a time in any accepted form."""
+
+
+class TimeOutOfRange(BadTime):
+    """A time more than :data:`MAX_EPOCH_MS` away from 1970."""
+
+
+def parse_iso(text: str) -> datetime:
+    """ISO 8601 as an aware datetime (a time without ``Z`` or an offset is UTC)."""
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadTime(f"not an ISO 8601 time: {text[:64]!r}") from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def parse_time(text: str, *, now_ms: int | None = None) -> int:
+    """Epoch milliseconds from epoch ms, ISO 8601, or (with ``now_ms``) a duration before now.
+
+    Raises :class:`TimeOutOfRange` for a time beyond :data:`MAX_EPOCH_MS` either way, and
+    :class:`BadTime` for anything else it cannot read.
+    """
+    value = text.strip()
+    whole = _INT.fullmatch(value)
+    if whole is not None:
+        # refused before int(): no 4,300-digit conversion error, no huge integer to build
+        if len(whole.group(1).lstrip("0")) > len(str(MAX_EPOCH_MS)):
+            raise TimeOutOfRange(f"{text[:64]!r} is too far from 1970")
+        ms = int(value)
+    else:
+        duration = _DURATION.fullmatch(value.lower()) if now_ms is not None else None
+        if duration is not None and now_ms is not None:
+            ms = now_ms - int(Decimal(duration.group(1)) * _UNIT_MS[duration.group(2)])
+        else:
+            ms = (parse_iso(value) - _EPOCH) // _MS
+    if abs(ms) > MAX_EPOCH_MS:
+        raise TimeOutOfRange(f"{text[:64]!r} is too far from 1970")
+    return ms
+
+
+def iso(dt: datetime) -> str:
+    """A timezone-aware time as ISO 8601 UTC with milliseconds and a Z."""
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def iso_ms(ts_ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC with milliseconds and a Z."""
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"

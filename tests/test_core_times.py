@@ -1,0 +1,89 @@
+"""Reading and writing times (core/times.py): the one syntax of the gateway and the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from krakenstream.core.times import (
+    MAX_EPOCH_MS,
+    BadTime,
+    TimeOutOfRange,
+    iso,
+    iso_ms,
+    parse_iso,
+    parse_time,
+)
+
+NOW_MS = 1_764_090_000_000  # 2025-11-25T17:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("1795628858600", 1795628858600),
+        ("-1", -1),
+        (" 0000000000000000001 ", 1),  # zero-padded: the value counts, not the digits
+        ("2026-11-25T17:00:00Z", 1795626000000),
+        ("2026-11-25T17:00:00.250Z", 1795626000250),
+        ("2026-11-25T18:00:00+01:00", 1795626000000),
+        ("2026-11-25T17:00:00", 1795626000000),  # naive = UTC
+        (str(MAX_EPOCH_MS), MAX_EPOCH_MS),
+        (str(-MAX_EPOCH_MS), -MAX_EPOCH_MS),
+    ],
+)
+def test_absolute_times_read_the_same_with_or_without_a_now(given: str, expected: int) -> None:
+    assert parse_time(given) == expected
+    assert parse_time(given, now_ms=NOW_MS) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "ago_ms"),
+    [("90s", 90_000), ("15m", 900_000), ("2h", 7_200_000), ("1d", 86_400_000),
+     ("1.5h", 5_400_000), ("500ms", 500), ("2 H", 7_200_000), ("0s", 0)],
+)
+def test_durations_count_back_from_now(given: str, ago_ms: int) -> None:
+    assert parse_time(given, now_ms=NOW_MS) == NOW_MS - ago_ms
+
+
+def test_durations_need_a_now() -> None:
+    with pytest.raises(BadTime):
+        parse_time("15m")  # a query string has no "now": not a time there
+
+
+@pytest.mark.parametrize("given", ["yesterday", "15 minutes", "2025-13-01", "", "1h ago",
+                                   "٣٠٠٠", "1e3"])
+def test_unreadable_times_are_bad_times(given: str) -> None:
+    with pytest.raises(BadTime) as info:
+        parse_time(given, now_ms=NOW_MS)
+    assert not isinstance(info.value, TimeOutOfRange)
+
+
+@pytest.mark.parametrize("given", ["9" * 400 + "d", "99999999999999999", "-99999999999999999",
+                                   "1" * 5000, str(MAX_EPOCH_MS + 1)])
+def test_times_beyond_the_range_are_refused_without_building_them(given: str) -> None:
+    with pytest.raises(TimeOutOfRange):
+        parse_time(given, now_ms=NOW_MS)
+
+
+def test_parse_iso_is_aware_and_utc_by_default() -> None:
+    assert parse_iso("2026-11-25T17:00:00") == datetime(2026, 11, 25, 17, tzinfo=UTC)
+    plus_one = parse_iso(" 2026-11-25T18:00:00+01:00 ")
+    assert plus_one.utcoffset() == timedelta(hours=1)
+    assert plus_one == datetime(2026, 11, 25, 17, tzinfo=UTC)
+    with pytest.raises(ValueError):  # BadTime is a ValueError: callers may catch either
+        parse_iso("not a time")
+
+
+def test_iso_ms() -> None:
+    assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_ms(1_690_730_998_343) == "2023-07-30T15:29:58.343Z"
+    assert parse_time(iso_ms(1_690_730_998_343)) == 1_690_730_998_343
+
+
+def test_iso_is_utc_with_milliseconds() -> None:
+    east = timezone(timedelta(hours=2))
+    assert iso(datetime(2026, 11, 25, 19, 0, 0, 250_999, tzinfo=east)) == (
+        "2026-11-25T17:00:00.250Z")
+    assert iso(datetime(1970, 1, 1, tzinfo=UTC)) == iso_ms(0)
