@@ -1,5 +1,5 @@
 """The gateway's parts on their own: the verified-token cache, the latest cache, CSV lines,
-the WebSocket backlog policy and the error table."""
+the WebSocket backlog policy (the error table is tested in test_wire.py)."""
 
 from __future__ import annotations
 
@@ -15,40 +15,15 @@ from gateway_support import sample_snapshot
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway_history import csv_chunk
-from krakenstream.daemon.gateway_http import (
-    ERROR_TABLE,
-    RedactTokens,
-    VerifiedTokens,
-    classify,
-)
-from krakenstream.daemon.gateway_stream import TOO_SLOW, LatestCache, StreamHub
+from krakenstream.daemon.gateway_http import RedactTokens, VerifiedTokens
+from krakenstream.daemon.gateway_stream import LatestCache, StreamHub
 from krakenstream.daemon.metrics import Metrics
 from krakenstream.errors import (
     AuthError,
     BackendUnavailable,
-    Conflict,
-    InvalidPair,
-    KmsError,
-    NotFound,
-    PasswordPolicyError,
-    Throttled,
 )
 from krakenstream.users.tokens import Claims
-
-
-def test_error_table() -> None:
-    assert classify(Throttled("x", retry_after=3)) == (429, "throttled")
-    assert classify(AuthError("x")) == (401, "unauthorized")
-    assert classify(InvalidPair("x")) == (422, "invalid")
-    assert classify(PasswordPolicyError("x")) == (422, "invalid")
-    assert classify(NotFound("x")) == (404, "not_found")
-    assert classify(Conflict("x")) == (409, "conflict")
-    assert classify(BackendUnavailable("x")) == (503, "unavailable")
-    assert classify(KmsError("x")) == (500, "internal")
-    # a subclass never comes after its base, or the base would shadow it
-    for i, (cls, _, _) in enumerate(ERROR_TABLE):
-        for base, _, _ in ERROR_TABLE[:i]:
-            assert not issubclass(cls, base), (cls, base)
+from krakenstream.wire import TOO_SLOW
 
 
 def test_verified_tokens_kept_until_expiry_and_bounded() -> None:

@@ -2,7 +2,8 @@
 
 One method per endpoint of the gateway (the README's "HTTP gateway" lists them). This module
 is the boundary where transport failures and HTTP error answers become our own errors, so
-callers handle one exception tree (:mod:`krakenstream.errors`) and print the gateway's own message:
+callers handle one exception tree (:mod:`krakenstream.errors`) and print the gateway's own message,
+by the table both ends import (:mod:`krakenstream.wire`):
 
     401/403 → AuthError (hint ``kms login``)     404 → NotFound       409 → Conflict
     413/422 → InputError                         429 → Throttled(retry_after)
@@ -31,18 +32,17 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from . import __version__
+from . import __version__, wire
 from .config import redact_url
 from .errors import (
     AuthError,
     BackendUnavailable,
-    Conflict,
     InputError,
     KmsError,
-    NotFound,
     Throttled,
 )
 from .feed.backoff import backoff
+from .wire import error_class
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +59,6 @@ MAX_MESSAGE = 4 * 2**20
 
 HistoryFormat = Literal["json", "ndjson", "csv"]
 Order = Literal["desc", "asc"]
-
-_STATUS_ERRORS: dict[int, type[KmsError]] = {
-    401: AuthError,
-    403: AuthError,
-    404: NotFound,
-    409: Conflict,
-    413: InputError,
-    422: InputError,
-    503: BackendUnavailable,
-}
-
-#: WebSocket close codes of the gateway that mean "do not come back with the same request"
-WS_BAD_TOKEN = 4401
-WS_BAD_PAIR = 4404
-WS_TOO_SLOW = 1013
-WS_GOING_AWAY = 1001
-
 
 # -- stream events ----------------------------------------------------------------------------
 
@@ -178,7 +161,7 @@ def error_from_response(
     message, hint = _error_body(body)
     if status == 429:
         return Throttled(message or "too many attempts", retry_after=_retry_after(headers))
-    cls = _STATUS_ERRORS.get(status)
+    cls = error_class(status)
     if cls is not None:
         return cls(message or f"the daemon answered {status} for {url}", hint=hint)
     if status >= 500:
@@ -535,13 +518,13 @@ class KmsClient:
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else 1006
                 why = exc.rcvd.reason if exc.rcvd is not None else ""
-                if code == WS_BAD_TOKEN:
+                if code == wire.BAD_TOKEN:
                     raise AuthError(why or "the daemon rejected the token") from exc
-                if code == WS_BAD_PAIR:
+                if code == wire.BAD_PAIR:
                     raise InputError(why or f"the daemon refused the pair {pair!r}") from exc
-                if code == WS_TOO_SLOW:
+                if code == wire.TOO_SLOW:
                     reason = "this terminal fell behind; the daemon cut the stream"
-                elif code == WS_GOING_AWAY:
+                elif code == wire.GOING_AWAY:
                     reason = "the daemon is shutting down"
                 else:
                     reason = f"the connection dropped ({code})"

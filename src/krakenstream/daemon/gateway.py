@@ -45,20 +45,18 @@ from ..store.base import HistoryStore
 from ..users.base import User
 from ..users.service import AuthService
 from ..users.tokens import Claims
+from ..wire import BAD_PAIR, BAD_TOKEN, classify
 from .gateway_history import aclose, csv_body, json_body, ndjson_body
 from .gateway_http import (
     USER_KEY,
     BodyLimitMiddleware,
     ObserveMiddleware,
     VerifiedTokens,
-    classify,
     install_error_handlers,
     parse_time,
     redact_uvicorn_logs,
 )
 from .gateway_stream import (
-    BAD_PAIR,
-    BAD_TOKEN,
     LatestCache,
     StreamClient,
     StreamHub,

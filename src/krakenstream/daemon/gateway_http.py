@@ -2,9 +2,9 @@
 
 Everything here is shared by every route, so it lives apart from the routes themselves:
 
-* :data:`ERROR_TABLE`, the one place where our exceptions become HTTP statuses and codes
-  (the contract in ``notes/HTTP_API.md``), and the handlers that render every error, FastAPI's
-  own validation errors and unknown routes included, as ``{"error", "code", "hint"?}``;
+* the handlers that render every error, FastAPI's own validation errors and unknown routes
+  included, as ``{"error", "code", "hint"?}``, with the status and code that
+  :mod:`krakenstream.wire`'s error table gives (the table the client reads answers with);
 * :class:`ObserveMiddleware`, a pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs
   a task and a memory stream per request) that counts and times each request by route
   template, writes the one log line per request, and turns a bug into a logged 500;
@@ -34,16 +34,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core import times
 from ..errors import (
-    AuthError,
-    BackendUnavailable,
-    Conflict,
-    FeedError,
     InputError,
     KmsError,
-    NotFound,
     Throttled,
 )
 from ..users.tokens import Claims
+from ..wire import STATUS_CODES, classify
 from .metrics import Metrics
 
 log = logging.getLogger("krakenstream.gateway")
@@ -67,23 +63,6 @@ class PayloadTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
-#: KmsError subclass → (status, code), most specific first: the first match wins, so
-#: Throttled (an AuthError) must come before AuthError.
-ERROR_TABLE: tuple[tuple[type[KmsError], int, str], ...] = (
-    (Throttled, 429, "throttled"),
-    (AuthError, 401, "unauthorized"),
-    (InputError, 422, "invalid"),
-    (NotFound, 404, "not_found"),
-    (Conflict, 409, "conflict"),
-    (BackendUnavailable, 503, "unavailable"),
-    (FeedError, 503, "unavailable"),
-)
-
-#: HTTP statuses raised by the framework itself (routing, body limit) → code
-_STATUS_CODES = {401: "unauthorized", 404: "not_found", 405: "invalid", 413: "too_large",
-                 422: "invalid", 429: "throttled", 503: "unavailable"}
-
-
 def error_response(
     status: int, code: str, message: str, *, hint: str | None = None,
     headers: Mapping[str, str] | None = None,
@@ -93,14 +72,6 @@ def error_response(
         body["hint"] = hint
     return Response(orjson.dumps(body), status_code=status, headers=headers,
                     media_type="application/json")
-
-
-def classify(exc: KmsError) -> tuple[int, str]:
-    """The status and code of one of our errors (500 ``internal`` for one not in the table)."""
-    for cls, status, code in ERROR_TABLE:
-        if isinstance(exc, cls):
-            return status, code
-    return 500, "internal"
 
 
 def kms_error_response(exc: KmsError) -> Response:
@@ -151,7 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # a RecursionError on "[[[[..."); the contract has no 400: bad input is a 422
             return error_response(422, "invalid", "the request body cannot be read as JSON "
                                   "(not UTF-8, or nested too deeply)")
-        code = _STATUS_CODES.get(exc.status_code, "invalid")
+        code = STATUS_CODES.get(exc.status_code, "invalid")
         if exc.status_code == 404:
             message = f"no such route: {request.method} {request.url.path}"
         elif exc.status_code == 405:

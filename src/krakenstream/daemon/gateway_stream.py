@@ -25,15 +25,10 @@ import orjson
 from ..bus.base import BusSubscription, SnapshotBus
 from ..core.snapshot import Snapshot
 from ..feed.status import FeedEvent
+from ..wire import GOING_AWAY, TOO_SLOW
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-#: close codes (RFC 6455 and the contract's private ones)
-GOING_AWAY = 1001
-TOO_SLOW = 1013
-BAD_TOKEN = 4401
-BAD_PAIR = 4404
 
 #: snapshots taken from the tap per read, and how long one read waits (bounds stop latency)
 TAP_BATCH = 500

@@ -1,0 +1,77 @@
+"""What the gateway and its clients agree on: WebSocket close codes and the error table.
+
+Both ends import this module (the gateway to answer, :mod:`krakenstream.client` to read the
+answer), so the two can never drift apart. No web framework or HTTP client here: only the
+numbers, the codes and the exception classes they stand for.
+
+An error answer is ``{"error": message, "code": code, "hint"?: hint}`` with the status that
+:data:`ERROR_TABLE` (our exceptions) or :data:`STATUS_CODES` (statuses the framework answers
+itself) gives; a client turns a status back into an exception with :func:`error_class`.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AuthError,
+    BackendUnavailable,
+    Conflict,
+    FeedError,
+    InputError,
+    KmsError,
+    NotFound,
+    Throttled,
+)
+
+# -- WebSocket close codes (RFC 6455's, and the gateway's private ones) ---------------------
+
+#: the server is shutting down: come back later
+GOING_AWAY = 1001
+#: the client fell more than ``gateway.ws_backlog`` messages behind and was cut off
+TOO_SLOW = 1013
+#: the token was missing, expired or forged: coming back with it will not help
+BAD_TOKEN = 4401
+#: the pair is malformed: coming back with it will not help
+BAD_PAIR = 4404
+
+# -- HTTP statuses and error codes ------------------------------------------------------------
+
+#: KmsError subclass → (status, code), most specific first: the first match wins, so
+#: Throttled (an AuthError) must come before AuthError.
+ERROR_TABLE: tuple[tuple[type[KmsError], int, str], ...] = (
+    (Throttled, 429, "throttled"),
+    (AuthError, 401, "unauthorized"),
+    (InputError, 422, "invalid"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (BackendUnavailable, 503, "unavailable"),
+    (FeedError, 503, "unavailable"),
+)
+
+#: HTTP statuses the web framework answers itself (routing, body limit) → code; any other
+#: such status is answered with the code ``invalid``
+STATUS_CODES: dict[int, str] = {
+    401: "unauthorized", 404: "not_found", 405: "invalid", 413: "too_large", 422: "invalid",
+    429: "throttled", 503: "unavailable",
+}
+
+#: error status → the exception a client raises for it: the first row of
+#: :data:`ERROR_TABLE` with that status, and the two statuses only the framework sends
+#: (413, a body over the limit; 403, a WebSocket refused before its handshake)
+STATUS_ERRORS: dict[int, type[KmsError]] = {
+    **{status: cls for cls, status, _ in reversed(ERROR_TABLE)},
+    403: AuthError,
+    413: InputError,
+}
+
+
+def classify(exc: KmsError) -> tuple[int, str]:
+    """The status and code of one of our errors (500 ``internal`` for one not in the table)."""
+    for cls, status, code in ERROR_TABLE:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "internal"
+
+
+def error_class(status: int) -> type[KmsError] | None:
+    """The exception an error answer with ``status`` stands for, if the table names one."""
+    return STATUS_ERRORS.get(status)
