@@ -5,12 +5,14 @@ real broker is in the contract suite (test_bus_contract.py)."""
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import replace
 from itertools import islice
 
 from conftest import free_port
-from krakenstream.bus.kafka import KafkaBus, _backoff
+from krakenstream.bus.kafka import KafkaBus
 from krakenstream.config import KafkaSettings
+from krakenstream.core.backoff import backoff
 from test_bus_support import snap, wait_until
 
 
@@ -66,8 +68,12 @@ async def test_a_subscription_without_broker_returns_empty_within_its_timeout() 
     await bus.close()
 
 
-def test_backoff_is_jittered_and_capped() -> None:
-    delays = list(islice(_backoff(0.2, 5.0), 50))
+def test_backoff_is_the_core_one_jittered_capped_and_seeded() -> None:
+    bus = KafkaBus(nowhere(), backoff_initial=0.2, backoff_max=5.0, rng=random.Random(4))
+    delays = list(islice(bus._new_delays(), 50))
+    assert delays == list(islice(backoff(0.2, 5.0, rng=random.Random(4)), 50))
     assert all(0.0 <= d <= 5.0 for d in delays)
     assert all(d <= 0.2 for d in delays[:1])
     assert max(delays[10:]) > 0.2  # grows past the initial delay
+    sub = bus.subscribe("g")  # its subscriptions draw from the same seeded source
+    assert all(0.0 <= d <= 5.0 for d in islice(sub._new_delays(), 50))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from . import __version__, wire
 from .config import redact_url
+from .core.backoff import backoff
 from .errors import (
     AuthError,
     BackendUnavailable,
@@ -41,7 +43,6 @@ from .errors import (
     KmsError,
     Throttled,
 )
-from .feed.backoff import backoff
 from .wire import error_class
 
 log = logging.getLogger(__name__)
@@ -485,7 +486,8 @@ class KmsClient:
     ) -> None:
         url = self.stream_url(pair)
         headers = self._auth_headers()
-        delays = backoff(backoff_initial, backoff_max)
+        rng = random.Random()
+        delays = backoff(backoff_initial, backoff_max, rng=rng)
         connected_once = False
         attempt = 0
         while True:
@@ -499,7 +501,7 @@ class KmsClient:
                     proxy=None if self._local else True,
                 ) as ws:
                     connected_once, attempt = True, 0
-                    delays = backoff(backoff_initial, backoff_max)
+                    delays = backoff(backoff_initial, backoff_max, rng=rng)
                     await queue.put(Connected(pair))
                     async for message in ws:
                         event = parse_stream_message(pair, message)

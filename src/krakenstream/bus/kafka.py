@@ -39,6 +39,7 @@ from aiokafka.errors import (
 )
 
 from ..config import KafkaSettings, Settings
+from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from .base import BusStats, StartsAndCloses, SubscriptionStats
@@ -58,14 +59,6 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 _NEVER_ACCEPTED: tuple[type[BaseException], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
 #: malformed records logged at WARNING: the first, then one in this many
 _MALFORMED_LOG_EVERY = 100
-
-
-def _backoff(initial: float, maximum: float) -> Iterator[float]:
-    """Capped exponential delays with full jitter, so several clients do not retry in step."""
-    ceiling = initial
-    while True:
-        yield random.uniform(0.0, ceiling)
-        ceiling = min(maximum, ceiling * 2)
 
 
 @dataclass(slots=True)
@@ -129,6 +122,7 @@ class KafkaBus(StartsAndCloses):
         close_timeout: float = 5.0,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._linger_ms = linger_ms
@@ -136,6 +130,8 @@ class KafkaBus(StartsAndCloses):
         self._request_timeout = request_timeout
         self._close_timeout = close_timeout
         self._backoff = (backoff_initial, backoff_max)
+        #: the jitter of every reconnect delay, the bus's and its subscriptions'
+        self._rng = rng or random.Random()
         self._buffer: deque[Snapshot] = deque()
         #: snapshots handed to the producer and not yet acknowledged or failed
         self._inflight: list[Snapshot] = []
@@ -199,7 +195,8 @@ class KafkaBus(StartsAndCloses):
     def subscribe(self, group: str | None) -> KafkaSubscription:
         if group is not None and not group:
             raise ValueError("a group name must not be empty (use None for a tap)")
-        return KafkaSubscription(self.settings, group, self._counters, backoff=self._backoff)
+        return KafkaSubscription(self.settings, group, self._counters, backoff=self._backoff,
+                                 rng=self._rng)
 
     def stats(self) -> BusStats:
         c = self._counters
@@ -252,8 +249,12 @@ class KafkaBus(StartsAndCloses):
                 await self._drop_producer()
                 await self._sleep(self._backoff[1])
 
+    def _new_delays(self) -> Iterator[float]:
+        """Reconnect delays from the start (:func:`krakenstream.core.backoff.backoff`)."""
+        return backoff(*self._backoff, rng=self._rng)
+
     async def _drain(self) -> None:
-        delays = _backoff(*self._backoff)
+        delays = self._new_delays()
         while not self._give_up.is_set():
             if self._producer is None:
                 if self._closing and not self._buffer:
@@ -268,7 +269,7 @@ class KafkaBus(StartsAndCloses):
                 if self._unreachable_logged:
                     log.info("Kafka at %s reachable again", self.settings.bootstrap)
                     self._unreachable_logged = False
-                delays = _backoff(*self._backoff)
+                delays = self._new_delays()
             if not self._buffer:
                 if self._closing:
                     return
@@ -394,12 +395,14 @@ class KafkaSubscription(StartsAndCloses):
         *,
         backoff: tuple[float, float] = (0.2, 5.0),
         start_timeout: float | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._group = group
         self._counters = counters
         self._backoff_limits = backoff
-        self._delays = _backoff(*backoff)
+        self._rng = rng or random.Random()
+        self._delays = self._new_delays()
         #: a group join can wait a whole session timeout for the other members to rejoin
         self._start_timeout = start_timeout or max(10.0, 2 * settings.session_timeout_ms / 1000)
         self._consumer: AIOKafkaConsumer | None = None
@@ -488,6 +491,9 @@ class KafkaSubscription(StartsAndCloses):
 
     # -- internals -----------------------------------------------------------------------
 
+    def _new_delays(self) -> Iterator[float]:
+        return backoff(*self._backoff_limits, rng=self._rng)
+
     def _decode(self, value: bytes | None, tp: TopicPartition, offset: int) -> Snapshot | None:
         try:
             if value is None:
@@ -544,7 +550,7 @@ class KafkaSubscription(StartsAndCloses):
             log.warning("Kafka subscription (group %s) not connected: %s", self._group, exc)
             self._retry_at = loop.time() + next(self._delays)
             return None
-        self._delays = _backoff(*self._backoff_limits)
+        self._delays = self._new_delays()
         return self._consumer
 
     async def _connect(self) -> AIOKafkaConsumer:

@@ -2,19 +2,22 @@
 
 Batches are taken from the bus, written to the store, and only then committed, so a crash
 between the two redelivers the batch (at-least-once) and the store's (pair, ts) key makes the
-second write a no-op. A store that is down is retried with capped backoff, holding the batch:
-nothing is committed that was not stored.
+second write a no-op. A store that is down is retried with capped, jittered backoff
+(:mod:`krakenstream.core.backoff`), holding the batch: nothing is committed that was not
+stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..bus.base import BusSubscription, SnapshotBus
+from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..store.base import HistoryStore
@@ -22,6 +25,9 @@ from ..tasks import report_failure
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: the first store retry waits up to this long (then capped exponential, full jitter)
+RETRY_INITIAL = 0.1
 
 
 @dataclass
@@ -47,6 +53,7 @@ class AnalysisRole:
         poll_timeout: float = 0.5,
         retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -56,6 +63,7 @@ class AnalysisRole:
         self.poll_timeout = poll_timeout
         self.retry_max = retry_max
         self._clock = clock
+        self._rng = rng or random.Random()
         self._sub: BusSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -101,7 +109,7 @@ class AnalysisRole:
             await sub.commit()
 
     async def _store(self, batch: list[Snapshot]) -> None:
-        delay = 0.1
+        delays = backoff(RETRY_INITIAL, self.retry_max, rng=self._rng)
         while True:
             try:
                 stored = await self.store.add(batch)
@@ -109,9 +117,9 @@ class AnalysisRole:
             except BackendUnavailable as exc:
                 self.stats.store_errors += 1
                 self.metrics.store_errors.inc()
+                delay = next(delays)
                 log.warning("history store unavailable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(self.retry_max, delay * 2)
         now = self._clock()
         self.stats.batches += 1
         self.stats.received += len(batch)

@@ -2,7 +2,7 @@
 
 Everything with a socket lives here; the books, the parsing and the checksums are the pure
 core's (:mod:`krakenstream.core`). Reconnect delays are decided by the pure
-:mod:`krakenstream.feed.backoff`.
+:mod:`krakenstream.core.backoff`.
 """
 
 from .client import FeedClient

@@ -23,7 +23,7 @@ One connection runs three tasks:
   works from per-pair flags rather than a queue of messages, so its backlog is bounded by
   the number of pairs and repeated requests for one pair collapse into one.
 
-Between connections the client waits as :mod:`krakenstream.feed.backoff` decides, forever.
+Between connections the client waits as :mod:`krakenstream.core.backoff` decides, forever.
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketExcepti
 from websockets.uri import parse_uri
 
 from ..config import KrakenSettings
+from ..core.backoff import BackoffPolicy, Reason, ReconnectSchedule
 from ..core.book import OrderBook, Verdict
 from ..core.events import BadFrame, Instrument, Pong, Status, SubscriptionAck
 from ..core.pairs import check_depth, check_pair
 from ..core.session import BookResult, BookSession
 from ..errors import BackendUnavailable, ConfigError, FeedError, InputError
 from ..tasks import report_failure
-from .backoff import BackoffPolicy, Reason, ReconnectSchedule
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class FeedClient:
         self.on_frame = on_frame
         self._clock = clock
         self._schedule = ReconnectSchedule(
-            BackoffPolicy(initial=backoff_initial, maximum=backoff_max), rng
+            BackoffPolicy(initial=backoff_initial, maximum=backoff_max), rng or random.Random()
         )
         # a loopback URL (the simulator) never goes through a proxy from the environment
         self._proxy: Literal[True] | None = None if uri.host in _LOOPBACK else True

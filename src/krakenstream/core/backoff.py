@@ -1,4 +1,9 @@
-"""How long to wait before the next connection attempt: pure, no asyncio, no clock.
+"""How long to wait before the next attempt: the one backoff of krakenstream, pure (no
+asyncio, no clock, and no randomness of its own: the caller passes a :class:`random.Random`).
+
+Every retry loop uses it: the Kraken feed's reconnects (:class:`ReconnectSchedule`, with the
+policy below), the Kafka bus's reconnects, the history writer's store retries and the
+client's WebSocket reconnects (:func:`backoff`, capped exponential with full jitter).
 
 Kraken bans an IP that opens more than about 150 connections in ten minutes, so reconnects
 back off exponentially with a cap and *full jitter* (a uniform draw between 0 and the capped
@@ -7,7 +12,7 @@ reasons bend that rule: a plain drop of a healthy connection (a proxy restart, c
 retried at once a few times, since waiting only loses data; during ``maintenance`` attempts
 are never closer than :data:`MAINTENANCE_DELAY` seconds.
 
-The randomness comes from an injectable :class:`random.Random`, so tests pin every delay.
+The randomness comes from the :class:`random.Random` passed in, so tests pin every delay.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class Reason(enum.Enum):
 
 
 def backoff(
-    initial: float, maximum: float, *, factor: float = 2.0, rng: random.Random | None = None
+    initial: float, maximum: float, *, rng: random.Random, factor: float = 2.0
 ) -> Iterator[float]:
     """Endless capped exponential delays with full jitter: ``uniform(0, min(max, i*f**n))``.
 
@@ -48,7 +53,7 @@ def backoff(
     """
     if initial < 0 or maximum < 0 or factor < 1:
         raise InputError("backoff needs initial >= 0, maximum >= 0 and factor >= 1")
-    draw = (rng or random.Random()).uniform
+    draw = rng.uniform
     ceiling = initial
     while True:
         yield draw(0.0, min(maximum, ceiling))
@@ -120,12 +125,12 @@ class ReconnectSchedule:
     def __init__(
         self,
         policy: BackoffPolicy,
-        rng: random.Random | None = None,
+        rng: random.Random,
         *,
         stable_after: float = STABLE_AFTER,
     ) -> None:
         self.policy = policy
-        self.rng = rng or random.Random()
+        self.rng = rng
         self.attempt = 0
         self.stable_after = stable_after
 

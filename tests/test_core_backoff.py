@@ -1,4 +1,4 @@
-"""The reconnect delays: pure, seeded, no clock."""
+"""The one backoff (core/backoff.py): pure, seeded, no clock."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from itertools import islice
 
 import pytest
 
-from krakenstream.errors import InputError
-from krakenstream.feed.backoff import (
+from krakenstream.core.backoff import (
     MAINTENANCE_DELAY,
     BackoffPolicy,
     Reason,
@@ -17,6 +16,7 @@ from krakenstream.feed.backoff import (
     exponential_ceiling,
     next_delay,
 )
+from krakenstream.errors import InputError
 
 
 def test_backoff_generator_is_capped_full_jitter() -> None:
@@ -37,7 +37,7 @@ def test_backoff_generator_is_reproducible_with_a_seed() -> None:
 
 def test_backoff_rejects_nonsense() -> None:
     with pytest.raises(InputError):
-        next(backoff(-1.0, 10.0))
+        next(backoff(-1.0, 10.0, rng=random.Random(0)))
     with pytest.raises(InputError):
         BackoffPolicy(initial=1.0, maximum=10.0, factor=0.5)
 
@@ -90,3 +90,11 @@ def test_schedule_counts_attempts_and_forgets_them_after_a_stable_connection() -
     sched.connected_for(30.0)
     assert sched.attempt == 0
     assert sched.failed(Reason.DROPPED) == 0.0
+
+
+def test_backoff_starts_at_the_initial_ceiling_and_grows_past_it() -> None:
+    """What the Kafka bus and the client rely on (their own copy was tested this way)."""
+    delays = list(islice(backoff(0.2, 5.0, rng=random.Random(11)), 50))
+    assert all(0.0 <= d <= 5.0 for d in delays)
+    assert all(d <= 0.2 for d in delays[:1])
+    assert max(delays[10:]) > 0.2  # grows past the initial delay
