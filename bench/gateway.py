@@ -73,8 +73,7 @@ def snapshot(ts: int, seq: int) -> Snapshot:
 
 async def prepare(home: Path) -> str:
     """Fill the history, register the user; the token of a login."""
-    from krakenstream.store import open_store
-    from krakenstream.users import open_auth
+    from krakenstream.daemon.wiring import open_auth, open_store
 
     settings = settings_for(home)
     store = open_store(settings)
@@ -129,7 +128,7 @@ async def serve_minimal(home: Path, port: int, body: bytes) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from krakenstream.users.tokens import load_secret
+    from krakenstream.daemon.wiring import secret as load_secret
 
     settings = settings_for(home)
     secret = load_secret(settings)

@@ -214,13 +214,11 @@ async def bus_half(args: argparse.Namespace) -> list[Figure]:
         return figs
     proc, bootstrap = broker
     try:
-        from krakenstream.bus.kafka import KafkaBus
-        from krakenstream.config import KafkaSettings
+        from krakenstream.bus.kafka import KafkaBus, KafkaOptions
 
         def make() -> KafkaBus:
-            return KafkaBus(KafkaSettings(bootstrap=bootstrap, topic=f"bench.{uuid.uuid4().hex}",
-                                          group="bench", session_timeout_ms=6000,
-                                          buffer_size=n + 10))
+            return KafkaBus(KafkaOptions(bootstrap=bootstrap, topic=f"bench.{uuid.uuid4().hex}",
+                                         session_timeout_ms=6000, buffer_size=n + 10))
 
         figs += await _bench_bus("kafka", make, n, note="tansu broker on loopback")
     finally:

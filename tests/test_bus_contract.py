@@ -17,9 +17,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from conftest import Broker
-from krakenstream.bus import MemoryBus, SnapshotBus, make_bus
+from krakenstream.bus import MemoryBus, SnapshotBus
 from krakenstream.config import BusSettings, Settings
 from krakenstream.core.snapshot import Snapshot
+from krakenstream.daemon.wiring import make_bus
 from test_bus_support import PAIRS, collect, drain, interleaved, snap, wait_until
 
 TOPIC = "kms.test.snapshots"

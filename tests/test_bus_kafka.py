@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import replace
 from itertools import islice
 
 from conftest import free_port
-from krakenstream.bus.kafka import KafkaBus
-from krakenstream.config import KafkaSettings
+from krakenstream.bus.kafka import KafkaBus, KafkaOptions
 from krakenstream.core.backoff import backoff
 from test_bus_support import snap, wait_until
 
 
-def nowhere(buffer_size: int = 10_000) -> KafkaSettings:
-    """Settings pointing at a loopback port nobody listens on."""
-    return replace(
-        KafkaSettings(), bootstrap=f"127.0.0.1:{free_port()}", buffer_size=buffer_size
-    )
+def nowhere(buffer_size: int = 10_000) -> KafkaOptions:
+    """Options pointing at a loopback port nobody listens on."""
+    return KafkaOptions(bootstrap=f"127.0.0.1:{free_port()}", buffer_size=buffer_size)
 
 
 async def test_buffer_keeps_the_newest_and_close_counts_the_rest_as_dropped() -> None:

@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from krakenstream.bus import BusSubscription, MemoryBus, SnapshotBus, make_bus
+from krakenstream.bus import BusSubscription, MemoryBus, SnapshotBus
 from krakenstream.bus.kafka import KafkaBus
 from krakenstream.config import BusSettings, Settings
+from krakenstream.daemon.wiring import make_bus
 from test_bus_support import collect, snap
 
 

@@ -112,10 +112,41 @@ def test_env_name_and_shard() -> None:
     assert parse_shard("1/3") == (1, 3)
 
 
-def test_redact_url_hides_passwords_even_in_bad_urls() -> None:
-    from krakenstream.config import redact_url
+@pytest.mark.parametrize(("section", "options"), [
+    ("kraken", "krakenstream.feed.options:FeedOptions"),
+    ("kafka", "krakenstream.bus.kafka:KafkaOptions"),
+])
+def test_backend_options_are_settings_with_the_same_defaults(section: str, options: str) -> None:
+    """Backends take option values, not Settings; as_options fills one from a section, so
+    each field must be a setting of that section, of the same type and default."""
+    import dataclasses
+    import importlib
+    from typing import get_type_hints
 
-    assert redact_url("mysql://kms:s3cret@db:3306/k") == "mysql://kms:***@db:3306/k"
-    assert redact_url("mysql://kms:s3cret@db:notaport/k") == "mysql://kms:***@db:notaport/k"
-    assert "s3cret" not in redact_url("redis://:s3cret@h/0")
-    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+    from krakenstream.config import Settings, as_options
+
+    module, _, name = options.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    defaults = getattr(Settings(), section)
+    hints, setting_hints = get_type_hints(cls), get_type_hints(type(defaults))
+    for f in dataclasses.fields(cls):
+        assert f.name in setting_hints, f"{name}.{f.name} is not a setting of [{section}]"
+        assert hints[f.name] == setting_hints[f.name], f.name
+        assert f.default == getattr(defaults, f.name), f"{name}.{f.name}: default differs"
+    assert as_options(defaults, cls) == cls()
+
+
+def test_the_in_process_bus_and_the_stores_default_to_the_settings() -> None:
+    """Plain constructor arguments, with the settings' defaults where they have one."""
+    import inspect
+
+    from krakenstream.bus.memory import MemoryBus
+    from krakenstream.config import Settings
+    from krakenstream.store.redis import RedisHistoryStore
+    from krakenstream.store.sqlite import SQLiteHistoryStore
+
+    s = Settings()
+    assert inspect.signature(MemoryBus).parameters["queue_size"].default == s.bus.queue_size
+    for store in (SQLiteHistoryStore, RedisHistoryStore):
+        limit = inspect.signature(store).parameters["history_limit"].default
+        assert limit == s.store.history_limit, store

@@ -221,7 +221,7 @@ def test_configuration_errors_read_as_the_page_says(env: dict[str, str], tmp_pat
 
 
 def test_the_secret_file_error_reads_as_the_page_says(tmp_path: Path) -> None:
-    from krakenstream.users.tokens import load_secret
+    from krakenstream.daemon.wiring import secret as load_secret
 
     s = load_settings(env={"KMS_HOME": str(tmp_path)})
     secret = s.paths.secret_file

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from conftest import free_port
-from krakenstream.config import KrakenSettings
+from krakenstream.config import KrakenSettings, as_options
 from krakenstream.errors import BackendUnavailable, FeedError, InputError, InvalidPair
 from krakenstream.feed import FeedClient, FeedEvent, PairState
+from krakenstream.feed.options import FeedOptions
 from krakenstream.sim.server import SimServer
 
 FAST: dict[str, Any] = {
@@ -347,15 +348,19 @@ def test_bad_depth_and_bad_pairs_are_refused_before_anything_is_sent() -> None:
             FeedClient([bad], url="ws://127.0.0.1:1/v2")
 
 
-def test_from_settings_takes_every_kraken_key() -> None:
+def test_from_options_takes_every_kraken_key() -> None:
     k = KrakenSettings(url="ws://127.0.0.1:9/v2", pairs=["ETH/USD"], depth=25,
                        heartbeat_timeout=2.5, subscribe_batch=3, subscribe_pacing=0.1,
                        queue_size=77, backoff_initial=0.1, backoff_max=9.0)
-    c = FeedClient.from_settings(k)
+    options = as_options(k, FeedOptions)
+    assert options == FeedOptions(url="ws://127.0.0.1:9/v2", depth=25, heartbeat_timeout=2.5,
+                                  subscribe_batch=3, subscribe_pacing=0.1, queue_size=77,
+                                  backoff_initial=0.1, backoff_max=9.0)
+    c = FeedClient.from_options(options, k.pairs)
     assert (c.url, c.pairs, c.depth, c.heartbeat_timeout, c.subscribe_batch,
             c.subscribe_pacing, c.queue_size) == (
         "ws://127.0.0.1:9/v2", ("ETH/USD",), 25, 2.5, 3, 0.1, 77)
-    assert FeedClient.from_settings(k, pairs=["BTC/USD"]).pairs == ("BTC/USD",)
+    assert FeedClient.from_options(options, ["BTC/USD"]).pairs == ("BTC/USD",)
 
 
 async def test_a_storm_of_faults_ends_with_every_book_exact(sim: SimServer) -> None:

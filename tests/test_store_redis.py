@@ -18,9 +18,11 @@ import pytest
 import redis
 
 from conftest import free_port, port_open, skip_or_fail
-from krakenstream.config import load_settings, redact_url
+from krakenstream.config import load_settings
+from krakenstream.daemon.wiring import open_store
 from krakenstream.errors import BackendUnavailable
-from krakenstream.store import RedisHistoryStore, open_store
+from krakenstream.redact import redact_url
+from krakenstream.store import RedisHistoryStore
 from test_store_support import T0, series
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from krakenstream.config import load_settings
+from krakenstream.daemon.wiring import open_store, sqlite_path
 from krakenstream.errors import BackendUnavailable
-from krakenstream.store import SQLiteHistoryStore, open_store, sqlite_path
+from krakenstream.store import SQLiteHistoryStore
 from test_store_support import T0, series
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from krakenstream.config import Settings, load_settings
+from krakenstream.daemon.wiring import open_auth
 from krakenstream.errors import AuthError, Conflict, InputError, PasswordPolicyError, Throttled
-from krakenstream.users import AuthService, Claims, User, open_auth
+from krakenstream.users import AuthService, Claims, User
 
 PASSWORD = "correct horse battery"
 

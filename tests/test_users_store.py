@@ -19,8 +19,9 @@ import pytest
 
 from conftest import free_port
 from krakenstream.config import load_settings
+from krakenstream.daemon.wiring import open_user_store
 from krakenstream.errors import BackendUnavailable, ConfigError, Conflict, InputError
-from krakenstream.users import User, UserStore, open_user_store
+from krakenstream.users import User, UserStore
 from krakenstream.users.mysql import MysqlUserStore, parse_mysql_url
 from krakenstream.users.sqlite import SqliteUserStore
 

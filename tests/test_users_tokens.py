@@ -246,19 +246,23 @@ def settings_in(home: Path, **env: str) -> Any:
     return load_settings(env={"KMS_HOME": str(home), **env})
 
 
+def secret_in(settings: Any) -> bytes:
+    return load_secret(settings.auth.secret, settings.paths.secret_file)
+
+
 def test_secret_generated_once_with_mode_0600(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = settings_in(home)
-    first = load_secret(settings)
+    first = secret_in(settings)
     path = settings.paths.secret_file
     assert path == home / "secret"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(first) == 64 and int(first, 16) >= 0  # 32 random bytes, hex
-    assert load_secret(settings) == first  # reused, not regenerated
+    assert secret_in(settings) == first  # reused, not regenerated
     assert [p.name for p in home.iterdir()] == ["secret"]  # no temporary file left behind
     # a token made with the first load verifies with the second
     token = codec(first).issue(USER).token
-    assert codec(load_secret(settings_in(home))).verify(token).user_id == 42
+    assert codec(secret_in(settings_in(home))).verify(token).user_id == 42
 
 
 def test_secret_race_keeps_the_first_file(tmp_path: Path) -> None:
@@ -275,10 +279,10 @@ def test_secret_race_keeps_the_first_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o666])
 def test_secret_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
     settings = settings_in(tmp_path)
-    load_secret(settings)
+    secret_in(settings)
     settings.paths.secret_file.chmod(mode)
     with pytest.raises(ConfigError, match=f"mode {mode:04o}") as info:
-        load_secret(settings)
+        secret_in(settings)
     assert info.value.hint is not None and "chmod 600" in info.value.hint
 
 
@@ -290,7 +294,7 @@ def test_secret_file_symlink_is_refused(tmp_path: Path) -> None:
     settings.paths.secret_file.parent.mkdir()
     settings.paths.secret_file.symlink_to(real)
     with pytest.raises(ConfigError, match="cannot read the secret file"):
-        load_secret(settings)
+        secret_in(settings)
 
 
 def test_secret_file_too_short_is_refused(tmp_path: Path) -> None:
@@ -299,22 +303,22 @@ def test_secret_file_too_short_is_refused(tmp_path: Path) -> None:
     os.write(fd, b"short\n")
     os.close(fd)
     with pytest.raises(ConfigError, match="holds 5 bytes"):
-        load_secret(settings)
+        secret_in(settings)
 
 
 def test_configured_secret_is_used_and_no_file_written(tmp_path: Path) -> None:
     configured = "s" * 40
     settings = settings_in(tmp_path, KMS_AUTH_SECRET=configured)
-    assert load_secret(settings) == configured.encode()
+    assert secret_in(settings) == configured.encode()
     assert not settings.paths.secret_file.exists()
 
 
 @pytest.mark.parametrize("bad", ["short", "x" * 31, "é" * 15])
 def test_configured_secret_too_short(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ConfigError, match="auth.secret is .* bytes; at least 32"):
-        load_secret(settings_in(tmp_path, KMS_AUTH_SECRET=bad))
+        secret_in(settings_in(tmp_path, KMS_AUTH_SECRET=bad))
 
 
 def test_configured_secret_that_is_a_pem_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PEM"):
-        load_secret(settings_in(tmp_path, KMS_AUTH_SECRET=PUBLIC_PEM.decode()))
+        secret_in(settings_in(tmp_path, KMS_AUTH_SECRET=PUBLIC_PEM.decode()))

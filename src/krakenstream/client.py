@@ -34,7 +34,6 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from . import __version__, wire
-from .config import redact_url
 from .core.backoff import backoff
 from .errors import (
     AuthError,
@@ -43,6 +42,7 @@ from .errors import (
     KmsError,
     Throttled,
 )
+from .redact import redact_url
 from .wire import error_class
 
 log = logging.getLogger(__name__)

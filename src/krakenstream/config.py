@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from .core.pairs import VALID_DEPTHS
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Options = TypeVar("Options", bound=DataclassInstance)
 
 ROLES = ("orderbook", "analysis", "gateway")
 
@@ -430,6 +434,16 @@ def load_settings(
     return Settings(**sections, paths=paths)
 
 
+def as_options(section: object, cls: type[Options]) -> Options:
+    """A backend's options (a small frozen dataclass of plain values) from a settings section:
+    each of its fields takes the section's setting of the same name.
+
+    Backends, the feed and the bus never see :class:`Settings`: the daemon's wiring and the
+    CLI hand them values built here, so only those two edges read the configuration.
+    """
+    return cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
+
+
 def server_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     """The gateway the CLI talks to: ``KMS_SERVER`` or the local daemon's address."""
     environ: Mapping[str, str] = os.environ if env is None else env
@@ -472,12 +486,3 @@ def set_home(path: Path) -> Path:
     home = path.expanduser().resolve()
     os.environ["KMS_HOME"] = str(home)
     return home
-
-
-_URL_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
-
-
-def redact_url(url: str) -> str:
-    """A backend URL without its password (``redis://u:***@h:6379/0``), fit for a log line
-    or an error message; works on malformed URLs too."""
-    return _URL_PASSWORD.sub(r"\1:***@", url)

@@ -38,7 +38,6 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
-from ..config import KafkaSettings, Settings
 from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
@@ -61,6 +60,23 @@ _NEVER_ACCEPTED: tuple[type[BaseException], ...] = (MessageSizeTooLargeError, Re
 _MALFORMED_LOG_EVERY = 100
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaOptions:
+    """Where the bus's topic is and how it is made: the ``[kafka]`` values it uses (built
+    from the settings by the daemon's wiring; the defaults are the settings' defaults)."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = "kms.book.snapshots"
+    session_timeout_ms: int = 10_000
+    #: snapshots held while the broker is unreachable (then dropped and counted)
+    buffer_size: int = 10_000
+    client_id: str = "krakenstream"
+    #: partitions of the topic when the bus creates it (an existing topic is left as it is)
+    partitions: int = 4
+    #: replication factor of the topic when the bus creates it
+    replication_factor: int = 1
+
+
 @dataclass(slots=True)
 class _Counters:
     """The bus's counters; its subscriptions add what they deliver, skip and fail at."""
@@ -72,7 +88,7 @@ class _Counters:
     malformed: int = 0
 
 
-async def ensure_topic(settings: KafkaSettings, *, within: float = 5.0) -> bool:
+async def ensure_topic(options: KafkaOptions, *, within: float = 5.0) -> bool:
     """Create the topic if it is missing; answer whether it was created just now.
 
     An existing topic is left as it is (partitions are never changed: that would move pairs
@@ -81,17 +97,17 @@ async def ensure_topic(settings: KafkaSettings, *, within: float = 5.0) -> bool:
     cannot be reached.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap,
-        client_id=settings.client_id,
+        bootstrap_servers=options.bootstrap,
+        client_id=options.client_id,
         request_timeout_ms=int(within * 1000),
     )
     try:
         await asyncio.wait_for(admin.start(), within)
-        topic = NewTopic(settings.topic, settings.partitions, settings.replication_factor)
+        topic = NewTopic(options.topic, options.partitions, options.replication_factor)
         response = await asyncio.wait_for(admin.create_topics([topic]), within)
     except (KafkaError, *_UNREACHABLE) as exc:
         raise BackendUnavailable(
-            f"Kafka at {settings.bootstrap} is unreachable: {exc!r}",
+            f"Kafka at {options.bootstrap} is unreachable: {exc!r}",
             hint="check kafka.bootstrap and that the broker is running",
         ) from exc
     finally:
@@ -102,7 +118,7 @@ async def ensure_topic(settings: KafkaSettings, *, within: float = 5.0) -> bool:
     for entry in response.topic_errors:
         name, code = entry[0], entry[1]
         if code == 0:
-            log.info("created Kafka topic %s (%d partitions)", name, settings.partitions)
+            log.info("created Kafka topic %s (%d partitions)", name, options.partitions)
             return True
         if code != TopicAlreadyExistsError.errno:
             log.warning("Kafka refused to create topic %s (error code %d): %s", name, code, entry)
@@ -114,7 +130,7 @@ class KafkaBus(StartsAndCloses):
 
     def __init__(
         self,
-        settings: KafkaSettings,
+        options: KafkaOptions,
         *,
         linger_ms: int = 5,
         batch_size: int = 500,
@@ -124,9 +140,9 @@ class KafkaBus(StartsAndCloses):
         backoff_max: float = 5.0,
         rng: random.Random | None = None,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self._linger_ms = linger_ms
-        self._batch_size = max(1, min(batch_size, settings.buffer_size))
+        self._batch_size = max(1, min(batch_size, options.buffer_size))
         self._request_timeout = request_timeout
         self._close_timeout = close_timeout
         self._backoff = (backoff_initial, backoff_max)
@@ -143,10 +159,6 @@ class KafkaBus(StartsAndCloses):
         self._closing = False
         self._give_up = asyncio.Event()
         self._unreachable_logged = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> KafkaBus:
-        return cls(settings.kafka)
 
     # -- SnapshotBus ---------------------------------------------------------------------
 
@@ -195,7 +207,7 @@ class KafkaBus(StartsAndCloses):
     def subscribe(self, group: str | None) -> KafkaSubscription:
         if group is not None and not group:
             raise ValueError("a group name must not be empty (use None for a tap)")
-        return KafkaSubscription(self.settings, group, self._counters, backoff=self._backoff,
+        return KafkaSubscription(self.options, group, self._counters, backoff=self._backoff,
                                  rng=self._rng)
 
     def stats(self) -> BusStats:
@@ -229,7 +241,7 @@ class KafkaBus(StartsAndCloses):
 
     def _trim(self) -> None:
         """Keep buffered + in flight within ``buffer_size`` by dropping the oldest queued."""
-        excess = len(self._buffer) + len(self._inflight) - self.settings.buffer_size
+        excess = len(self._buffer) + len(self._inflight) - self.options.buffer_size
         for _ in range(min(excess, len(self._buffer))):
             self._buffer.popleft()
             self._counters.dropped += 1
@@ -267,7 +279,7 @@ class KafkaBus(StartsAndCloses):
                     await self._sleep(next(delays))
                     continue
                 if self._unreachable_logged:
-                    log.info("Kafka at %s reachable again", self.settings.bootstrap)
+                    log.info("Kafka at %s reachable again", self.options.bootstrap)
                     self._unreachable_logged = False
                 delays = self._new_delays()
             if not self._buffer:
@@ -289,7 +301,7 @@ class KafkaBus(StartsAndCloses):
 
     async def _send(self, producer: AIOKafkaProducer, batch: list[Snapshot]) -> list[Snapshot]:
         """Send a batch and wait for every acknowledgement; answer the ones to send again."""
-        topic = self.settings.topic
+        topic = self.options.topic
         futures: list[asyncio.Future[Any]] = []
         try:
             for snap in batch:
@@ -314,11 +326,11 @@ class KafkaBus(StartsAndCloses):
         return retry + batch[len(futures) :]
 
     async def _connect(self) -> AIOKafkaProducer:
-        await ensure_topic(self.settings, within=self._request_timeout)
+        await ensure_topic(self.options, within=self._request_timeout)
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap,
-                client_id=self.settings.client_id,
+                bootstrap_servers=self.options.bootstrap,
+                client_id=self.options.client_id,
                 acks="all",
                 enable_idempotence=self._idempotence,
                 linger_ms=self._linger_ms,
@@ -336,12 +348,12 @@ class KafkaBus(StartsAndCloses):
                     log.warning(
                         "Kafka at %s refused an idempotent producer (%r): "
                         "continuing with acks=all without idempotence",
-                        self.settings.bootstrap,
+                        self.options.bootstrap,
                         exc,
                     )
                     continue
                 raise BackendUnavailable(
-                    f"Kafka at {self.settings.bootstrap}: producer did not start: {exc!r}"
+                    f"Kafka at {self.options.bootstrap}: producer did not start: {exc!r}"
                 ) from exc
             return producer
 
@@ -362,7 +374,7 @@ class KafkaBus(StartsAndCloses):
             log.warning(
                 "Kafka unreachable (%s); buffering up to %d snapshots and retrying",
                 exc,
-                self.settings.buffer_size,
+                self.options.buffer_size,
             )
             self._unreachable_logged = True
         else:
@@ -389,7 +401,7 @@ class KafkaSubscription(StartsAndCloses):
 
     def __init__(
         self,
-        settings: KafkaSettings,
+        options: KafkaOptions,
         group: str | None,
         counters: _Counters,
         *,
@@ -397,14 +409,14 @@ class KafkaSubscription(StartsAndCloses):
         start_timeout: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self._group = group
         self._counters = counters
         self._backoff_limits = backoff
         self._rng = rng or random.Random()
         self._delays = self._new_delays()
         #: a group join can wait a whole session timeout for the other members to rejoin
-        self._start_timeout = start_timeout or max(10.0, 2 * settings.session_timeout_ms / 1000)
+        self._start_timeout = start_timeout or max(10.0, 2 * options.session_timeout_ms / 1000)
         self._consumer: AIOKafkaConsumer | None = None
         #: a (re)connection in progress, awaited by start() and, in slices, by get_batch()
         self._connecting: asyncio.Task[AIOKafkaConsumer] | None = None
@@ -554,7 +566,7 @@ class KafkaSubscription(StartsAndCloses):
         return self._consumer
 
     async def _connect(self) -> AIOKafkaConsumer:
-        s = self.settings
+        s = self.options
         await ensure_topic(s, within=self._start_timeout)
         consumer = AIOKafkaConsumer(
             s.topic,

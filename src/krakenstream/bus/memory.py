@@ -19,7 +19,6 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 
-from ..config import Settings
 from ..core.snapshot import Snapshot
 from .base import BusStats, StartsAndCloses, SubscriptionStats
 
@@ -74,10 +73,6 @@ class MemoryBus(StartsAndCloses):
         self._published = 0
         self._delivered = 0
         self._dropped = 0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MemoryBus:
-        return cls(queue_size=settings.bus.queue_size)
 
     @property
     def closed(self) -> bool:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ..config import as_options
+from ..feed.options import FeedOptions
 from ..feed.recorder import record as record_feed
 from .common import errors_handled, fail, settings, verbose
 
@@ -39,6 +41,7 @@ def record(
             raise fail(f"{out} is a folder; give a file name", "e.g. --out btc.jsonl")
         conf = settings({"kraken.url": url, "kraken.depth": depth})
         summary = asyncio.run(
-            record_feed(pairs, out, kraken=conf.kraken, duration=duration, handle_signals=True)
+            record_feed(pairs, out, options=as_options(conf.kraken, FeedOptions),
+                        duration=duration, handle_signals=True)
         )
         typer.echo(summary.line())

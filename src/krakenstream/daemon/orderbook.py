@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..bus.base import SnapshotBus
-from ..config import KrakenSettings, parse_shard
+from ..config import KrakenSettings, as_options, parse_shard
 from ..core.book import OrderBook
 from ..core.pairs import normalize_pair
 from ..core.snapshot import Snapshot
 from ..errors import Conflict, NotFound
 from ..feed.client import FeedClient
+from ..feed.options import FeedOptions
 from ..feed.status import ConnectionStatus, FeedEvent, PairStatus
 from ..tasks import report_failure
 from .metrics import Metrics
@@ -82,8 +83,8 @@ class OrderbookRole:
         self._clock = clock
         wanted = list(kraken.pairs if pairs is None else pairs)
         mine = [p for p in wanted if owns_pair(p, kraken.shard)]
-        self.feed = feed or FeedClient.from_settings(
-            kraken, pairs=mine, on_state_change=self._on_state_change
+        self.feed = feed or FeedClient.from_options(
+            as_options(kraken, FeedOptions), mine, on_state_change=self._on_state_change
         )
         self._ticks: dict[str, _PairTicks] = {p: _PairTicks() for p in mine}
         self._task: asyncio.Task[None] | None = None

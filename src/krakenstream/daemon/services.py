@@ -13,17 +13,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..bus import make_bus
 from ..bus.base import SnapshotBus
 from ..config import ROLES, Settings
 from ..errors import ConfigError
-from ..store import open_store
 from ..store.base import HistoryStore
-from ..users import open_auth
 from ..users.service import AuthService
 from .analysis import AnalysisRole
 from .metrics import Metrics
 from .orderbook import OrderbookRole
+from .wiring import make_bus, open_auth, open_store
 
 log = logging.getLogger(__name__)
 

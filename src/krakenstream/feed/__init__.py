@@ -6,12 +6,14 @@ core's (:mod:`krakenstream.core`). Reconnect delays are decided by the pure
 """
 
 from .client import FeedClient
+from .options import FeedOptions
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
 __all__ = [
     "ConnectionStatus",
     "FeedClient",
     "FeedEvent",
+    "FeedOptions",
     "PairState",
     "PairStatus",
 ]

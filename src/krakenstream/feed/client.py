@@ -43,7 +43,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 from websockets.uri import parse_uri
 
-from ..config import KrakenSettings
 from ..core.backoff import BackoffPolicy, Reason, ReconnectSchedule
 from ..core.book import OrderBook, Verdict
 from ..core.events import BadFrame, Instrument, Pong, Status, SubscriptionAck
@@ -51,6 +50,7 @@ from ..core.pairs import check_depth, check_pair
 from ..core.session import BookResult, BookSession
 from ..errors import BackendUnavailable, ConfigError, FeedError, InputError
 from ..tasks import report_failure
+from .options import FeedOptions
 from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ MAX_FRAME_BYTES = 16 * 2**20
 #: a log line about bad frames at most this often (the rest are counted)
 BAD_FRAME_LOG_INTERVAL = 10.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-_DEFAULTS = KrakenSettings()
+_DEFAULTS = FeedOptions()
 
 OnStateChange = Callable[[FeedEvent], None]
 OnFrame = Callable[[str], None]
@@ -220,20 +220,20 @@ class FeedClient:
         self._bad_unlogged = 0
 
     @classmethod
-    def from_settings(
-        cls, kraken: KrakenSettings, *, pairs: Iterable[str] | None = None, **kwargs: Any
+    def from_options(
+        cls, options: FeedOptions, pairs: Iterable[str] = (), **kwargs: Any
     ) -> FeedClient:
-        """A client configured from ``[kraken]``; ``pairs`` defaults to ``kraken.pairs``."""
+        """A client for ``pairs`` configured by ``options`` (the ``[kraken]`` values)."""
         return cls(
-            kraken.pairs if pairs is None else pairs,
-            url=kraken.url,
-            depth=kraken.depth,
-            heartbeat_timeout=kraken.heartbeat_timeout,
-            subscribe_batch=kraken.subscribe_batch,
-            subscribe_pacing=kraken.subscribe_pacing,
-            queue_size=kraken.queue_size,
-            backoff_initial=kraken.backoff_initial,
-            backoff_max=kraken.backoff_max,
+            pairs,
+            url=options.url,
+            depth=options.depth,
+            heartbeat_timeout=options.heartbeat_timeout,
+            subscribe_batch=options.subscribe_batch,
+            subscribe_pacing=options.subscribe_pacing,
+            queue_size=options.queue_size,
+            backoff_initial=options.backoff_initial,
+            backoff_max=options.backoff_max,
             **kwargs,
         )
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from ..config import KrakenSettings
 from ..core.pairs import check_depth, check_pair
 from ..errors import FeedError
 from .client import FeedClient
+from .options import FeedOptions
 from .status import ConnectionStatus, PairState, PairStatus
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ async def record(
     pairs: Iterable[str],
     out: Path,
     *,
-    kraken: KrakenSettings | None = None,
+    options: FeedOptions | None = None,
     url: str | None = None,
     depth: int | None = None,
     duration: float | None = None,
@@ -129,22 +129,20 @@ async def record(
     Raises :class:`~krakenstream.errors.BackendUnavailable` if the feed cannot be reached and
     :class:`~krakenstream.errors.FeedError` if the exchange refused every pair.
     """
-    settings = kraken or KrakenSettings()
+    options = options or FeedOptions()
     wanted = [check_pair(p) for p in pairs]
     if not wanted:
         raise FeedError("no pair to record", hint="name at least one pair, e.g. BTC/USD")
-    settings = dataclasses.replace(
-        settings,
-        url=settings.url if url is None else url,
-        depth=check_depth(settings.depth if depth is None else depth),
+    options = dataclasses.replace(
+        options,
+        url=options.url if url is None else url,
+        depth=check_depth(options.depth if depth is None else depth),
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     started = loop.time()
     # built first: a bad URL is refused before the file is touched
-    client = FeedClient.from_settings(
-        settings, pairs=wanted, give_up_after=RECORD_GIVE_UP_AFTER
-    )
+    client = FeedClient.from_options(options, wanted, give_up_after=RECORD_GIVE_UP_AFTER)
     with Recorder(out) as rec:
         client.on_frame = rec.write
         with _signals_set(stop, enabled=handle_signals):
@@ -161,7 +159,7 @@ async def record(
                 await client.stop()  # raises what ended the run (e.g. unreachable)
         summary = RecordSummary(
             path=out,
-            url=settings.url,
+            url=options.url,
             frames=rec.frames,
             bytes=rec.bytes,
             seconds=loop.time() - started,

@@ -1,9 +1,10 @@
 """Snapshot history: the newest ``store.history_limit`` snapshots per pair, queryable by time.
 
-``open_store(settings)`` builds the configured backend (``store.backend``: ``sqlite``, the
-embedded default, or ``redis``); the caller opens and closes it::
+Two backends, :class:`SQLiteHistoryStore` (the embedded default) and
+:class:`RedisHistoryStore`; the daemon's wiring (:func:`krakenstream.daemon.wiring.open_store`)
+builds the one ``store.backend`` names. The caller opens and closes it::
 
-    store = open_store(settings)
+    store = SQLiteHistoryStore(path, history_limit=10_000)
     await store.open()
     try:
         await store.add(snapshots)
@@ -15,9 +16,6 @@ embedded default, or ``redis``); the caller opens and closes it::
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..config import Settings
 from .base import CHUNK_SIZE, HistoryStore, Order
 from .redis import RedisHistoryStore
 from .sqlite import SQLiteHistoryStore
@@ -28,24 +26,5 @@ __all__ = [
     "Order",
     "RedisHistoryStore",
     "SQLiteHistoryStore",
-    "open_store",
-    "sqlite_path",
 ]
 
-
-def sqlite_path(settings: Settings) -> Path:
-    """``store.path``, or ``history.sqlite3`` in the data dir (``KMS_HOME`` when set)."""
-    if settings.store.path:
-        return Path(settings.store.path).expanduser()
-    return settings.paths.data_dir / "history.sqlite3"
-
-
-def open_store(settings: Settings) -> HistoryStore:
-    """The configured history store, built but not yet opened (``await store.open()``)."""
-    if settings.store.backend == "redis":
-        return RedisHistoryStore(
-            settings.redis.url,
-            prefix=settings.redis.prefix,
-            history_limit=settings.store.history_limit,
-        )
-    return SQLiteHistoryStore(sqlite_path(settings), history_limit=settings.store.history_limit)

@@ -41,9 +41,9 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ..config import redact_url
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
+from ..redact import redact_url
 from .base import CHUNK_SIZE, PagedHistory, Row, Window, decode_rows
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 import pymysql.cursors
 
-from ..config import redact_url
 from ..errors import BackendUnavailable, ConfigError, Conflict, InputError
+from ..redact import redact_url
 from .base import MAX_USER_ID, Email, User, normalize_email
 
 log = logging.getLogger(__name__)

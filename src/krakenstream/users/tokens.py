@@ -30,7 +30,6 @@ from typing import Any
 
 import jwt
 
-from ..config import Settings
 from ..errors import AuthError, ConfigError
 from .base import MAX_USER_ID, User
 
@@ -179,12 +178,12 @@ def _unverified_header(token: str) -> dict[str, Any]:
 # -- the secret -----------------------------------------------------------------------------
 
 
-def load_secret(settings: Settings) -> bytes:
-    """The signing secret: ``auth.secret``, else the secret file (created on first use).
+def load_secret(configured: str, path: Path) -> bytes:
+    """The signing secret: ``configured`` (``auth.secret``) if set, else the secret file at
+    ``path`` (created on first use).
 
     Blocking file I/O: call it from a thread (``asyncio.to_thread``) in async code.
     """
-    configured = settings.auth.secret
     if configured:
         secret = configured.encode("utf-8")
         if len(secret) < MIN_SECRET_BYTES:
@@ -196,7 +195,6 @@ def load_secret(settings: Settings) -> bytes:
         if configured.lstrip().startswith("-----BEGIN"):
             raise ConfigError("auth.secret looks like a PEM key; HS256 needs a random string")
         return secret
-    path = settings.paths.secret_file
     try:
         return _read_secret_file(path)
     except FileNotFoundError:
