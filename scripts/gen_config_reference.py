@@ -45,7 +45,7 @@ MEANINGS: dict[str, str] = {
     "kraken.subscribe_pacing": "Seconds between two subscribe requests (Kraken rate-limits "
     "them).",
     "kraken.queue_size": "Frames buffered between the socket reader and the books. When full, "
-    "the connection is dropped and every book is rebuilt from fresh snapshots.",
+    "the connection is dropped and every book is rebuilt from a fresh full book from Kraken.",
     "kraken.backoff_initial": "First reconnect delay in seconds; it doubles on each failure, "
     "with full jitter.",
     "kraken.backoff_max": "Ceiling of the reconnect delay in seconds.",

@@ -25,8 +25,8 @@ class RefBook:
         self.asks: dict[Decimal, Decimal] = {}
 
     def apply(self, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]],
-              snapshot: bool = False) -> None:
-        if snapshot:
+              full_book: bool = False) -> None:
+        if full_book:
             self.bids.clear()
             self.asks.clear()
         for side, levels in ((self.bids, bids), (self.asks, asks)):

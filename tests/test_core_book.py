@@ -1,5 +1,5 @@
 """The book's rules one by one: order of application, deletes, truncation, crossed books,
-void until the next snapshot, precision changes."""
+void until the next full book, precision changes."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_depth_below_ten_is_refused() -> None:
 def test_update_applies_in_order_and_deletes() -> None:
     book = make()
     bids, asks = [(100, 1), (99, 2)], [(101, 3), (102, 4)]
-    assert book.apply_snapshot(bids, asks, expected(asks, bids)) is Verdict.VERIFIED
+    assert book.apply_full_book(bids, asks, expected(asks, bids)) is Verdict.VERIFIED
     # same price twice: the later value stands; a delete of an absent price is a no-op
     upd = [(98, 5), (98, 6), (97, 0)]
     assert book.apply_update(upd, [(101, 0)], expected([(102, 4)], [*bids, (98, 6)])) \
@@ -46,7 +46,7 @@ def test_truncates_to_depth_after_each_frame() -> None:
     bids = [(100 - i, 1) for i in range(12)]  # two beyond the depth
     asks = [(200 + i, 1) for i in range(10)]
     kept = bids[:10]
-    assert book.apply_snapshot(bids, asks, expected(asks, kept)) is Verdict.VERIFIED
+    assert book.apply_full_book(bids, asks, expected(asks, kept)) is Verdict.VERIFIED
     assert book.bid_levels == 10 and book.bids()[-1] == (91, 1)
     # an insert at the top pushes the 10th out, with no delete sent
     new = [(101, 1), *kept][:10]
@@ -62,7 +62,7 @@ def test_changes_below_the_top_ten_keep_the_checksum_right() -> None:
     book = OrderBook("T/U", 25, Precision(1, 2))
     bids = [(1000 - i, i + 1) for i in range(25)]
     asks = [(2000 + i, i + 1) for i in range(25)]
-    book.apply_snapshot(bids, asks, expected(asks, bids))
+    book.apply_full_book(bids, asks, expected(asks, bids))
     before = book.checksum
     assert book.apply_update([(980, 77)], [(2020, 0)], before) is Verdict.VERIFIED
     assert (980, 77) in book.bids() and book.ask_levels == 24
@@ -71,7 +71,7 @@ def test_changes_below_the_top_ten_keep_the_checksum_right() -> None:
 def test_crossed_book_is_flagged_and_void() -> None:
     book = make()
     bids, asks = [(105, 1)], [(101, 1)]
-    assert book.apply_snapshot(bids, asks, expected(asks, bids)) is Verdict.CROSSED
+    assert book.apply_full_book(bids, asks, expected(asks, bids)) is Verdict.CROSSED
     assert book.crossed and not book.valid and book.crossed_count == 1
     assert book.apply_update([], [(110, 1)], 0) is Verdict.IGNORED
 
@@ -79,17 +79,17 @@ def test_crossed_book_is_flagged_and_void() -> None:
 def test_mismatch_voids_until_snapshot() -> None:
     book = make()
     bids, asks = [(100, 1)], [(101, 1)]
-    book.apply_snapshot(bids, asks, expected(asks, bids))
+    book.apply_full_book(bids, asks, expected(asks, bids))
     assert book.apply_update([(99, 1)], [], 12345) is Verdict.MISMATCH
     assert not book.valid and book.mismatches == 1
     assert book.apply_update([(98, 1)], [], 0) is Verdict.IGNORED
-    assert book.apply_snapshot(bids, asks, expected(asks, bids)) is Verdict.VERIFIED
+    assert book.apply_full_book(bids, asks, expected(asks, bids)) is Verdict.VERIFIED
     assert book.valid and book.bids() == [(100, 1)]
 
 
 def test_snapshot_checksum_is_checked() -> None:
     book = make()
-    assert book.apply_snapshot([(100, 1)], [(101, 1)], 1) is Verdict.MISMATCH
+    assert book.apply_full_book([(100, 1)], [(101, 1)], 1) is Verdict.MISMATCH
 
 
 def test_precision_change_rebuilds_the_book() -> None:

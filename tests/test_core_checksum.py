@@ -73,7 +73,7 @@ def test_guide_vector_from_decimal_text() -> None:
 def test_guide_vector_through_the_book() -> None:
     book = OrderBook("BTC/USD", 10, Precision(1, 8))
     scale = lambda levels: [(round(float(p) * 10), round(float(q) * 10**8)) for p, q in levels]  # noqa: E731
-    verdict = book.apply_snapshot(scale(GUIDE_BIDS), scale(GUIDE_ASKS), GUIDE_CHECKSUM)
+    verdict = book.apply_full_book(scale(GUIDE_BIDS), scale(GUIDE_ASKS), GUIDE_CHECKSUM)
     assert verdict is Verdict.VERIFIED
     assert book.valid
 

@@ -1,6 +1,6 @@
 """Property tests: the fast book against the naive reference book, on random frames.
 
-Random snapshots and updates over random precisions (0–10) and every Kraken depth, with
+Random full books and updates over random precisions (0–10) and every Kraken depth, with
 levels beyond the depth, deletes of absent prices, the same price twice in a frame, numbers
 written with trailing zeros, in exponent form, and too large for a float to hold exactly.
 Every frame carries the reference book's checksum, so the fast book must verify every frame
@@ -58,20 +58,20 @@ def scenario(draw: st.DrawFn) -> tuple[int, int, int, list[tuple[bool, list, lis
     frames = []
     n_updates = draw(st.integers(0, 25))
     for i in range(n_updates + 1):
-        snapshot = i == 0
-        max_levels = depth + 20 if snapshot else 12
+        full_book = i == 0
+        max_levels = depth + 20 if full_book else 12
         bids = draw(st.lists(level("bid", pp, qp, spread), max_size=max_levels))
         asks = draw(st.lists(level("ask", pp, qp, spread), max_size=max_levels))
-        if snapshot:
+        if full_book:
             bids = [(p, q or 1) for p, q in bids]
             asks = [(p, q or 1) for p, q in asks]
-        frames.append((snapshot, bids, asks))
+        frames.append((full_book, bids, asks))
     styles = draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 4)), min_size=1,
                            max_size=8))
     return pp, qp, depth, frames, styles
 
 
-def frame_text(snapshot: bool, bids: list[tuple[int, int]], asks: list[tuple[int, int]],
+def frame_text(full_book: bool, bids: list[tuple[int, int]], asks: list[tuple[int, int]],
                pp: int, qp: int, checksum: int, styles: list[tuple[int, int]]) -> bytes:
     def levels(side: list[tuple[int, int]]) -> str:
         out = []
@@ -83,7 +83,7 @@ def frame_text(snapshot: bool, bids: list[tuple[int, int]], asks: list[tuple[int
             out.append(f'{{"price":{price},"qty":{qty}}}')
         return "[" + ",".join(out) + "]"
 
-    kind = "snapshot" if snapshot else "update"
+    kind = "snapshot" if full_book else "update"
     return (
         f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{SYMBOL}",'
         f'"bids":{levels(bids)},"asks":{levels(asks)},"checksum":{checksum},'
@@ -114,9 +114,9 @@ def test_fast_book_matches_reference(case: tuple) -> None:  # type: ignore[type-
     session.receive(instrument(pp, qp))
     session.receive(ack(depth))
     ref = RefBook(depth, pp, qp)
-    for snapshot, bids, asks in frames:
-        ref.apply(as_decimal(bids, pp, qp), as_decimal(asks, pp, qp), snapshot=snapshot)
-        text = frame_text(snapshot, bids, asks, pp, qp, ref.checksum(), styles)
+    for full_book, bids, asks in frames:
+        ref.apply(as_decimal(bids, pp, qp), as_decimal(asks, pp, qp), full_book=full_book)
+        text = frame_text(full_book, bids, asks, pp, qp, ref.checksum(), styles)
         event, results = session.receive(text)
         assert event is None, event
         (result,) = results
@@ -136,8 +136,8 @@ def test_any_wrong_checksum_is_a_mismatch(case: tuple, delta: int) -> None:  # t
     session.receive(instrument(pp, qp))
     session.receive(ack(depth))
     ref = RefBook(depth, pp, qp)
-    snapshot, bids, asks = frames[0]
-    ref.apply(as_decimal(bids, pp, qp), as_decimal(asks, pp, qp), snapshot=True)
+    full_book, bids, asks = frames[0]
+    ref.apply(as_decimal(bids, pp, qp), as_decimal(asks, pp, qp), full_book=True)
     wrong = (ref.checksum() + delta) % 2**32
     _, results = session.receive(frame_text(True, bids, asks, pp, qp, wrong, styles))
     assert results[0].verdict is Verdict.MISMATCH

@@ -53,7 +53,7 @@ def test_reference_book_agrees_on_every_frame(shared_recording: Path) -> None:
         d = frame["data"][0]
         ref.apply([(lv["price"], lv["qty"]) for lv in d["bids"]],
                   [(lv["price"], lv["qty"]) for lv in d["asks"]],
-                  snapshot=frame["type"] == "snapshot")
+                  full_book=frame["type"] == "snapshot")
         assert ref.checksum() == d["checksum"]
         book = results[0].book
         assert [(Decimal(p) / 10, Decimal(q) / 10**8) for p, q in book.bids()] == ref.sorted_bids()
@@ -74,7 +74,7 @@ def test_duplicate_price_in_one_frame_applied_in_order(shared_recording: Path) -
             if i == 235 and reverse:
                 bids.reverse()
             ref.apply(bids, [(lv["price"], lv["qty"]) for lv in d["asks"]],
-                      snapshot=f["type"] == "snapshot")
+                      full_book=f["type"] == "snapshot")
         return ref.checksum()
 
     assert checksum_at_236(reverse=False) == 3393952446 == frame["data"][0]["checksum"]
@@ -88,7 +88,7 @@ def test_skipping_truncation_breaks_450_frames(shared_recording: Path) -> None:
         d = f["data"][0]
         ref.apply([(lv["price"], lv["qty"]) for lv in d["bids"]],
                   [(lv["price"], lv["qty"]) for lv in d["asks"]],
-                  snapshot=f["type"] == "snapshot")
+                  full_book=f["type"] == "snapshot")
         broken += ref.checksum() != d["checksum"]
     assert broken == 450
 

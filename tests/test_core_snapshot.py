@@ -20,7 +20,7 @@ def guide_book() -> OrderBook:
     def scale(levels: list[tuple[str, str]]) -> list[tuple[int, int]]:
         return [(int(Decimal(p) * 10), int(Decimal(q) * 10**8)) for p, q in levels]
 
-    book.apply_snapshot(scale(GUIDE_BIDS), scale(GUIDE_ASKS), GUIDE_CHECKSUM,
+    book.apply_full_book(scale(GUIDE_BIDS), scale(GUIDE_ASKS), GUIDE_CHECKSUM,
                         "2023-07-30T15:29:58.343415Z")
     return book
 

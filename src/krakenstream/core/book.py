@@ -7,7 +7,7 @@ sorted key list here: the checksum needs the top 10 tokens in order, which is th
 
 A frame is applied level by level in the order sent (so the same price twice: the later one
 stands), ``qty == 0`` deletes (absent price: no-op), then each side is cut to the
-subscribed depth, then the CRC32 is checked. A mismatch voids the book until the next snapshot;
+subscribed depth, then the CRC32 is checked. A mismatch voids the book until the next full book;
 a crossed book (best bid >= best ask) is flagged and also voids it: either way nothing may be
 published from it.
 
@@ -32,7 +32,7 @@ class Verdict(enum.Enum):
     VERIFIED = "verified"  #: applied, checksum matches, not crossed
     MISMATCH = "mismatch"  #: applied, checksum differs: the book is now void
     CROSSED = "crossed"  #: applied, checksum matches, but best bid >= best ask: void
-    IGNORED = "ignored"  #: an update while the book is void (waiting for a snapshot)
+    IGNORED = "ignored"  #: an update while the book is void (waiting for a full book)
 
 
 _INF = float("inf")
@@ -95,7 +95,7 @@ class OrderBook:
         self.checksum: int | None = None
         #: the checksum this book computed for the last frame that did NOT match
         self.computed_checksum: int | None = None
-        #: True until a snapshot, and after a mismatch or a crossed book
+        #: True until a full book, and after a mismatch or a crossed book
         self.void = True
         self.crossed = False
         self.timestamp: str | None = None
@@ -107,7 +107,7 @@ class OrderBook:
 
     # -- applying frames -----------------------------------------------------------------
 
-    def apply_snapshot(
+    def apply_full_book(
         self, bids: list[Level], asks: list[Level], checksum: int, timestamp: str | None = None
     ) -> Verdict:
         for side in (self._bid_keys, self._bid_qty, self._bid_tt,
@@ -166,7 +166,7 @@ class OrderBook:
         return _VERIFIED
 
     def invalidate(self) -> None:
-        """Void the book (a resync is under way): nothing is published until a snapshot."""
+        """Void the book (a resync is under way): nothing is published until a full book."""
         self.void = True
 
     # -- reading -------------------------------------------------------------------------

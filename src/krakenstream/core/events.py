@@ -1,5 +1,10 @@
 """Typed events decoded from Kraken WebSocket v2 frames.
 
+One word is never used here: Kraken calls a frame that carries a whole book a ``snapshot``
+(``"type": "snapshot"`` on the wire, kept as it is), and krakenstream calls its one-second
+record of a book a :class:`~krakenstream.core.snapshot.Snapshot`. In the code Kraken's frame
+is a *full book* (:attr:`BookMessage.is_full_book`), so the two never share a name.
+
 Book levels are exact scaled integers ``(price * 10**pp, qty * 10**qp)`` when the pair's
 precisions are known; the decoder learns them from ``instrument`` frames. Other channels
 (trade, ticker) carry :class:`~decimal.Decimal` values.
@@ -28,7 +33,7 @@ class BookData(NamedTuple):
 
     ``bids``/``asks`` are in the order sent. When the pair's precision was unknown at decode
     time, ``precision`` is None and the levels are in ``raw_bids``/``raw_asks`` as exact
-    Decimals instead (the book infers the precision from the snapshot's checksum).
+    Decimals instead (the book infers the precision from the full book's checksum).
     A NamedTuple, not a frozen dataclass: it is built once per frame on the hot path, and a
     tuple is several times cheaper to construct.
     """
@@ -44,13 +49,14 @@ class BookData(NamedTuple):
 
 
 class BookMessage(NamedTuple):
-    """A ``book`` frame: a snapshot (the whole book) or an update (changed levels only)."""
+    """A ``book`` frame: a full book (Kraken's ``"type": "snapshot"``) or an update (changed
+    levels only)."""
 
     type: Literal["snapshot", "update"]
     data: list[BookData]
 
     @property
-    def is_snapshot(self) -> bool:
+    def is_full_book(self) -> bool:
         return self.type == "snapshot"
 
 

@@ -2,9 +2,9 @@
 
 A :class:`BookSession` owns a :class:`~krakenstream.core.parser.Decoder` and one
 :class:`~krakenstream.core.book.OrderBook` per pair. It learns depths from subscribe acks and
-precisions from instrument frames; when a pair's precision is unknown at its snapshot, it finds
-the precision that makes the snapshot's checksum match (Kraken's checksum pins it down), so a
-recording without an instrument frame still verifies.
+precisions from instrument frames; when a pair's precision is unknown at its full book (Kraken's
+``snapshot`` frame), it finds the precision that makes that frame's checksum match (Kraken's
+checksum pins it down), so a recording without an instrument frame still verifies.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class BookResult(NamedTuple):
     symbol: str
     verdict: Verdict
     book: OrderBook
-    snapshot: bool
+    #: the frame carried the whole book (Kraken's ``snapshot``), not an update
+    full_book: bool
 
 
 class BookSession:
@@ -80,7 +81,7 @@ class BookSession:
 
         The hot path decodes straight into typed structs (msgspec validates the shape and
         the number types in C), then converts and applies in one pass; anything it does not
-        expect (other channels, snapshots, unknown or void books, values needing the exact
+        expect (other channels, full books, unknown or void books, values needing the exact
         decoder) falls through to the general :class:`~krakenstream.core.parser.Decoder`.
         """
         try:
@@ -107,15 +108,15 @@ class BookSession:
                     return None, [_new_result(BookResult, (item.symbol, verdict, book, False))]
         event = self.decoder.decode(text)
         if type(event) is BookMessage:
-            snap = event.type == "snapshot"
-            return None, [self._apply(d, snap) for d in event.data]
+            full = event.is_full_book
+            return None, [self._apply(d, full) for d in event.data]
         return event, self.handle(event)
 
     def handle(self, event: Event) -> list[BookResult]:
         """Apply an already decoded event (see :meth:`receive`)."""
         if type(event) is BookMessage:
-            snap = event.type == "snapshot"
-            return [self._apply(d, snap) for d in event.data]
+            full = event.is_full_book
+            return [self._apply(d, full) for d in event.data]
         if type(event) is SubscriptionAck:
             depth = event.depth
             if event.success and event.channel == "book" and event.symbol and depth:
@@ -135,7 +136,7 @@ class BookSession:
                     self.precisions[ip.symbol] = new
                 if book is not None and book.precision != new:
                     # precision changed: the old book's integers mean something else now;
-                    # a fresh void book waits for the next snapshot
+                    # a fresh void book waits for the next full book
                     fresh = OrderBook(ip.symbol, book.depth, new)
                     _carry_counts(book, fresh)
                     self.books[ip.symbol] = fresh
@@ -145,22 +146,22 @@ class BookSession:
         """Forget a pair's book (it was unsubscribed)."""
         self.books.pop(symbol, None)
 
-    def _apply(self, d: BookData, snapshot: bool) -> BookResult:
+    def _apply(self, d: BookData, full_book: bool) -> BookResult:
         book = self.books.get(d.symbol)
         bids, asks, prec = d.bids, d.asks, d.precision
         if prec is None:
-            inferred = self._infer(d) if snapshot else None
+            inferred = self._infer(d) if full_book else None
             if inferred is None:
                 if book is None:
                     book = OrderBook(d.symbol, self.depth_for(d.symbol), Precision(0, 0))
                     self.books[d.symbol] = book
                 book.frames += 1
-                if snapshot:
+                if full_book:
                     book.mismatches += 1
                     book.void = True
-                    return BookResult(d.symbol, Verdict.MISMATCH, book, snapshot)
+                    return BookResult(d.symbol, Verdict.MISMATCH, book, full_book)
                 book.ignored += 1
-                return BookResult(d.symbol, Verdict.IGNORED, book, snapshot)
+                return BookResult(d.symbol, Verdict.IGNORED, book, full_book)
             prec, bids, asks = inferred
             self.precisions[d.symbol] = prec
         if book is None or book.precision != prec:
@@ -169,11 +170,11 @@ class BookSession:
             if old is not None:
                 _carry_counts(old, book)
             self.books[d.symbol] = book
-        if snapshot:
-            verdict = book.apply_snapshot(bids, asks, d.checksum, d.timestamp)
+        if full_book:
+            verdict = book.apply_full_book(bids, asks, d.checksum, d.timestamp)
         else:
             verdict = book.apply_update(bids, asks, d.checksum, d.timestamp)
-        return BookResult(d.symbol, verdict, book, snapshot)
+        return BookResult(d.symbol, verdict, book, full_book)
 
     def _infer(self, d: BookData) -> tuple[Precision, list[Level], list[Level]] | None:
         raw_b, raw_a = d.raw_bids or [], d.raw_asks or []

@@ -9,7 +9,7 @@ One connection runs three tasks:
 - the **reader** takes frames off the socket (and hands each to ``on_frame``, for the
   recorder) into a bounded queue. No frame within ``heartbeat_timeout`` seconds makes the
   feed stale: every pair goes ``stale`` and the connection is replaced. **When the queue is
-  full** the reader drops the connection and every book is rebuilt from fresh snapshots on
+  full** the reader drops the connection and every book is rebuilt from a fresh full book on
   the next one: Kraken's books carry no sequence number, so a skipped frame could only be
   noticed by a checksum later, and a book with a hole must never be processed.
 - the **processor** feeds the queue to the session and reacts to what comes back: a
@@ -55,7 +55,7 @@ from .status import ConnectionStatus, FeedEvent, PairState, PairStatus
 
 log = logging.getLogger(__name__)
 
-#: the largest frame accepted (an instrument snapshot of every Kraken pair is about 1 MB)
+#: the largest frame accepted (the instrument list of every Kraken pair is about 1 MB)
 MAX_FRAME_BYTES = 16 * 2**20
 #: a log line about bad frames at most this often (the rest are counted)
 BAD_FRAME_LOG_INTERVAL = 10.0
@@ -188,7 +188,7 @@ class FeedClient:
         self.queue_size = queue_size
         self.ack_timeout = ack_timeout
         self.open_timeout = open_timeout
-        #: how long to wait for the instrument snapshot before subscribing books anyway
+        #: how long to wait for the instrument list before subscribing books anyway
         self.instrument_timeout = (
             heartbeat_timeout if instrument_timeout is None else instrument_timeout
         )
@@ -326,7 +326,7 @@ class FeedClient:
                 sub.refused = False
                 if st is None and sub.state in (_Sub.ACTIVE, _Sub.PENDING):
                     # removed and added back before its unsubscribe went out: its book was
-                    # dropped, so only a fresh snapshot can bring it back
+                    # dropped, so only a fresh full book can bring it back
                     sub.resync = True
         if conn is not None:
             conn.wake.set()
@@ -586,7 +586,7 @@ class FeedClient:
                 handle(conn, frame)
             except Exception:
                 # a bug, not bad input (the core never raises on input); a book may be half
-                # applied, so every book is rebuilt from fresh snapshots on a new connection
+                # applied, so every book is rebuilt from a fresh full book on a new connection
                 self._conn_status.bad_frames += 1
                 log.exception("feed failed to process a frame; reconnecting to resync all")
                 raise _Ended(Reason.PROTOCOL, "internal error while processing a frame") from None
@@ -605,7 +605,7 @@ class FeedClient:
             self._on_status(event)
         elif isinstance(event, Instrument):
             conn.instrument_seen.set()
-            # a precision change leaves a fresh, void book: only a new snapshot fixes it
+            # a precision change leaves a fresh, void book: only a new full book fixes it
             for p, st in self._pairs.items():
                 book = conn.session.books.get(p)
                 if st.state is PairState.LIVE and book is not None and not book.valid:
@@ -622,7 +622,7 @@ class FeedClient:
         st.frames += 1
         st.last_frame_time = self._clock()
         sub = conn.sub(symbol)
-        if sub.state is _Sub.PENDING and r.snapshot:
+        if sub.state is _Sub.PENDING and r.full_book:
             # data before the ack (a replayed recording): the data proves the subscription
             sub.state = _Sub.ACTIVE
             for req_id, req in list(conn.requests.items()):
@@ -634,7 +634,7 @@ class FeedClient:
             if st.state is not PairState.LIVE:
                 if not sub.resync:
                     self._set_state(
-                        st, PairState.LIVE, "snapshot verified" if r.snapshot else "verified"
+                        st, PairState.LIVE, "full book verified" if r.full_book else "verified"
                     )
         elif verdict is Verdict.MISMATCH:
             st.mismatches += 1
@@ -646,10 +646,10 @@ class FeedClient:
         elif verdict is Verdict.CROSSED:
             st.crossed += 1
             self._resync(conn, symbol, "crossed book")
-        # IGNORED: an update for a void book, on its way to a fresh snapshot
+        # IGNORED: an update for a void book, on its way to a fresh full book
 
     def _resync(self, conn: _Connection, symbol: str, why: str) -> None:
-        """Void only this pair's book and ask for a fresh snapshot."""
+        """Void only this pair's book and ask for a fresh full book."""
         st = self._pairs[symbol]
         sub = conn.sub(symbol)
         if sub.resync:
@@ -721,7 +721,7 @@ class FeedClient:
             return
         error = ack.error or "unknown error"
         if "already subscribed" in error.lower():
-            # subscribed, but no snapshot will come for this request: cycle it
+            # subscribed, but no full book will come for this request: cycle it
             sub.state = _Sub.ACTIVE
             if st is not None:
                 self._resync(conn, symbol, error)
@@ -762,7 +762,7 @@ class FeedClient:
                 await conn.instrument_seen.wait()
         except TimeoutError:
             log.warning(
-                "feed no instrument snapshot within %.1f s; precisions will be inferred",
+                "feed no instrument list within %.1f s; precisions will be inferred",
                 self.instrument_timeout,
             )
         tick = min(1.0, self.heartbeat_timeout / 4)

@@ -14,7 +14,7 @@ from typing import Any
 class PairState(enum.StrEnum):
     """Where one pair's book stands.
 
-    ``connecting``: subscribed or subscribing, no verified snapshot yet on this connection.
+    ``connecting``: subscribed or subscribing, no verified book yet on this connection.
     ``live``: the last frame verified; the book may be read and published.
     ``resyncing``: a checksum mismatch or a crossed book voided it; unsubscribe + subscribe
     under way. ``stale``: the connection dropped or went quiet; the book is not being updated.
