@@ -324,7 +324,7 @@ def test_the_role_healthcheck_follows_the_state_lock(
 ) -> None:
     """orderbook and analysis serve no HTTP: their check passes while this container's daemon
     holds its state lock, and fails when none does."""
-    from krakenstream.daemon.app import StateLock
+    from krakenstream.daemon.process import StateLock
 
     argv = healthcheck_argv(services["orderbook"])
     assert argv[0] == "kms"

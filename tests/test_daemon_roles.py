@@ -1,5 +1,5 @@
 """The orderbook and analysis roles against the simulator: aligned ticks, gaps made visible,
-sharding, and the analysis role's store-then-commit with a store that fails."""
+sharding, and the history writer's (analysis role's) store-then-commit with a store that fails."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.config import as_options, load_settings
 from krakenstream.core.snapshot import Snapshot
-from krakenstream.daemon.analysis import AnalysisRole
+from krakenstream.daemon.history_writer import HistoryWriter
 from krakenstream.daemon.orderbook import OrderbookRole, owns_pair
 from krakenstream.daemon.services import Services
 from krakenstream.errors import BackendUnavailable, Conflict, NotFound
@@ -143,12 +143,12 @@ class FlakyStore(SQLiteHistoryStore):
         return await super().add(snaps)
 
 
-async def test_analysis_commits_only_after_storing(tmp_path: Path) -> None:
+async def test_the_history_writer_commits_only_after_storing(tmp_path: Path) -> None:
     bus = MemoryBus()
     await bus.start()
     store = FlakyStore(tmp_path / "h.sqlite3", failures=3)
     await store.open()
-    role = AnalysisRole(bus, store, group="g", poll_timeout=0.1)
+    role = HistoryWriter(bus, store, group="g", poll_timeout=0.1)
     await role.start()
     snaps = [Snapshot("A/B", 1000 * i, None, i, 1, 1, ((10, 1),), ((11, 1),), 0)
              for i in range(1, 6)]
@@ -175,14 +175,14 @@ class BrokenStore(SQLiteHistoryStore):
         raise RuntimeError("a bug in the store (test)")
 
 
-async def test_an_analysis_task_that_dies_is_logged_at_once_and_stop_still_closes(
+async def test_a_history_writer_task_that_dies_is_logged_at_once_and_stop_still_closes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bus = MemoryBus()
     await bus.start()
     store = BrokenStore(tmp_path / "h.sqlite3")
     await store.open()
-    role = AnalysisRole(bus, store, group="g", poll_timeout=0.05)
+    role = HistoryWriter(bus, store, group="g", poll_timeout=0.05)
     await role.start()
     await bus.publish(Snapshot("A/B", 1000, None, 1, 1, 1, ((10, 1),), ((11, 1),), 0))
     for _ in range(100):  # up to 5 s
@@ -191,7 +191,7 @@ async def test_an_analysis_task_that_dies_is_logged_at_once_and_stop_still_close
             break
         await asyncio.sleep(0.05)
     else:
-        raise AssertionError("the analysis task died without a word")
+        raise AssertionError("the history writer task died without a word")
     await role.stop()  # the failure was reported when it happened: stop closes, never raises
     assert role._sub is None
     await bus.close()

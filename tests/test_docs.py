@@ -235,7 +235,7 @@ def test_the_secret_file_error_reads_as_the_page_says(tmp_path: Path) -> None:
 
 
 def test_the_port_in_use_error_reads_as_the_page_says() -> None:
-    from krakenstream.daemon.app import bind_socket
+    from krakenstream.daemon.process import bind_socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -248,7 +248,7 @@ def test_the_port_in_use_error_reads_as_the_page_says() -> None:
 
 
 def test_the_second_daemon_error_reads_as_the_page_says(tmp_path: Path) -> None:
-    from krakenstream.daemon.app import StateLock
+    from krakenstream.daemon.process import StateLock
 
     first = StateLock(tmp_path / "daemon.pid")
     first.acquire()

@@ -337,8 +337,8 @@ async def test_store_closed_is_503_and_health_degraded(gw: Stack) -> None:
     assert health["store"] == {"backend": "sqlite", "healthy": True}
     assert health["bus"]["backend"] == "memory" and health["bus"]["published"] >= 1
 
-    assert gw.services.analysis is not None and gw.services.store is not None
-    await gw.services.analysis.stop(drain=False)
+    assert gw.services.history_writer is not None and gw.services.store is not None
+    await gw.services.history_writer.stop(drain=False)
     await gw.services.store.close()
     for url in ("/api/analysis/latest/ETH-USD", "/api/analysis/history/ETH-USD",
                 "/api/pairs"):

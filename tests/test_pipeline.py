@@ -159,7 +159,7 @@ async def test_broker_restart_loses_nothing_acknowledged(
         services = await build_services(settings, roles=["orderbook", "analysis"])
         try:
             ob = services.orderbook
-            assert ob is not None and services.analysis is not None
+            assert ob is not None and services.history_writer is not None
             await asyncio.wait_for(ob.feed.wait_live(), timeout=10)
 
             async def stored_all_published() -> bool:

@@ -43,7 +43,7 @@ def _overrides(roles: str | None, host: str | None, port: int | None, pairs: str
 def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
         pairs: PairsOpt = None, url: UrlOpt = None) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT (then drain and exit 0)."""
-    from ..daemon.app import Daemon, setup_logging
+    from ..daemon.process import Daemon, setup_logging
 
     with errors_handled():
         s = settings(_overrides(roles, host, port, pairs, url))
@@ -58,7 +58,7 @@ def start(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
           wait: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 30.0,
           ) -> None:
     """Start the daemon in the background (pid and log files in the state directory)."""
-    from ..daemon.app import read_pid
+    from ..daemon.process import read_pid
 
     with errors_handled():
         s = settings(_overrides(roles, host, port, pairs, url))
@@ -97,7 +97,7 @@ def start(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
 def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exit.")] = 20.0,
          ) -> None:
     """Stop the background daemon (SIGTERM: it drains, then exits)."""
-    from ..daemon.app import read_pid
+    from ..daemon.process import read_pid
 
     with errors_handled():
         s = settings()
@@ -119,7 +119,7 @@ def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exi
 def status(json_out: Annotated[bool, typer.Option("--json", help="Print the health JSON.")]
            = False) -> None:
     """Is the daemon running, and how are its feeds, bus and store?"""
-    from ..daemon.app import read_pid
+    from ..daemon.process import read_pid
 
     with errors_handled():
         s = settings()

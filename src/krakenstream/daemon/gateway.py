@@ -1,4 +1,4 @@
-"""The HTTP gateway: the daemon's API (``notes/HTTP_API.md``) as a FastAPI app on uvicorn.
+"""The HTTP gateway: the daemon's API (the README's "HTTP gateway") as a FastAPI app on uvicorn.
 
 ``create_app(services)`` builds the app over the services of this process; ``make_server``
 wraps it in a uvicorn server that leaves signals and logging to the daemon. Routes are

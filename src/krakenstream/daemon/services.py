@@ -1,9 +1,14 @@
 """What one daemon process runs: its roles and the backends they share, built from settings.
 
-``Services`` is the one object the gateway is given. Which parts exist depends on the roles
-this process runs: ``orderbook`` is None in a process without the orderbook role (the gateway
-then serves live books from the latest snapshot on the bus), ``analysis`` is None without the
-analysis role; ``auth`` and ``store`` exist whenever the gateway role runs.
+``Services`` is the one object the gateway is given. Each role this process runs (``roles``,
+named as in ``daemon.roles``) is one object here, and which exist depends on those roles:
+
+- the ``orderbook`` role is :attr:`Services.orderbook` (None without it: the gateway then
+  serves live books from the latest snapshot on the bus);
+- the ``analysis`` role is :attr:`Services.history_writer` (it writes history; its name in
+  the configuration stays ``analysis``);
+- the ``gateway`` role is the HTTP app built around these services; ``auth`` and ``store``
+  exist whenever it runs (``store`` also for the ``analysis`` role).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from ..config import ROLES, Settings
 from ..errors import ConfigError
 from ..store.base import HistoryStore
 from ..users.service import AuthService
-from .analysis import AnalysisRole
+from .history_writer import HistoryWriter
 from .metrics import Metrics
 from .orderbook import OrderbookRole
 from .wiring import make_bus, open_auth, open_store
@@ -35,21 +40,21 @@ class Services:
     store: HistoryStore | None = None
     auth: AuthService | None = None
     orderbook: OrderbookRole | None = None
-    analysis: AnalysisRole | None = None
+    history_writer: HistoryWriter | None = None
     started_at: float = field(default_factory=time.time)
 
     async def close(self) -> None:
         """Stop the roles and close the backends, draining in data-flow order.
 
         The orderbook stops publishing first, then the bus flushes what it holds, then the
-        analysis role stores what reached it, then the stores close. A step that fails is
+        history writer stores what reached it, then the stores close. A step that fails is
         logged and the rest still run: one broken part must not leave the others open.
         """
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.orderbook is not None:
             steps.append(("orderbook role", self.orderbook.stop))
-        if self.analysis is not None:
-            steps.append(("analysis role", self.analysis.stop))
+        if self.history_writer is not None:
+            steps.append(("history writer (analysis role)", self.history_writer.stop))
         steps.append(("bus", self.bus.close))
         if self.store is not None:
             steps.append(("history store", self.store.close))
@@ -98,11 +103,11 @@ async def build_services(
             services.auth = await open_auth(settings)
         if "analysis" in chosen:
             assert services.store is not None
-            services.analysis = AnalysisRole(
+            services.history_writer = HistoryWriter(
                 bus, services.store, group=settings.kafka.group, metrics=metrics
             )
             if start:
-                await services.analysis.start()
+                await services.history_writer.start()
         if "orderbook" in chosen:
             services.orderbook = OrderbookRole(settings.kraken, bus, metrics=metrics)
             if start:

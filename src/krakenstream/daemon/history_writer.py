@@ -1,4 +1,11 @@
-"""The analysis role: snapshots from the bus into the history store, exactly once in effect.
+"""The history writer, which is what the ``analysis`` role runs: snapshots from the bus into
+the history store, exactly once in effect.
+
+Named for what it does: it writes history (the analysis of a series of snapshots is
+:mod:`krakenstream.core.analysis`). The role keeps its name, ``analysis``: ``kms daemon run
+--roles analysis``, ``daemon.roles``, ``/health``'s ``roles``, the Compose service and the
+Kafka group ``kms-analysis`` are a stable interface that scripts and deployments rely on, so
+only the code's name changed.
 
 Batches are taken from the bus, written to the store, and only then committed, so a crash
 between the two redelivers the batch (at-least-once) and the store's (pair, ts) key makes the
@@ -31,7 +38,7 @@ RETRY_INITIAL = 0.1
 
 
 @dataclass
-class AnalysisStats:
+class HistoryWriterStats:
     batches: int = 0
     received: int = 0
     stored: int = 0
@@ -39,8 +46,9 @@ class AnalysisStats:
     store_errors: int = 0
 
 
-class AnalysisRole:
-    """Consume a bus group and write history. ``await start()`` / ``await stop()``."""
+class HistoryWriter:
+    """The ``analysis`` role: consume a bus group and write history.
+    ``await start()`` / ``await stop()``."""
 
     def __init__(
         self,
@@ -67,7 +75,7 @@ class AnalysisRole:
         self._sub: BusSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self.stats = AnalysisStats()
+        self.stats = HistoryWriterStats()
 
     async def start(self) -> None:
         self._sub = self.bus.subscribe(self.group)

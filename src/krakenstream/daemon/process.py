@@ -1,9 +1,12 @@
-"""One daemon process: its roles, the gateway's HTTP server, signals, and the state lock.
+"""The daemon as a process: its pid lock, its signals, its log lines and the uvicorn server
+that carries the gateway role (the HTTP app itself is :mod:`.gateway`; the roles and backends
+are :mod:`.services`).
 
 ``Daemon.run()`` runs in the foreground until SIGTERM/SIGINT, then drains in data-flow order
-(stop publishing, flush the bus, store what arrived, close the stores) and returns. A second
-daemon on the same state directory is refused: the pid file is held with an exclusive
-``flock`` for the daemon's whole life, so a crashed daemon never leaves a stale lock.
+(stop publishing, flush the bus, store what arrived, close the bus, then the stores: see
+:meth:`.Services.close`) and returns. A second daemon on the same state directory is
+refused: the pid file is held with an exclusive ``flock`` for the daemon's whole life, so a
+crashed daemon never leaves a stale lock.
 """
 
 from __future__ import annotations
