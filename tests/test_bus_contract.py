@@ -94,6 +94,20 @@ async def test_round_trip_is_exact_and_each_pair_stays_in_order(make: MakeBus) -
     assert await bus.healthy()
 
 
+async def test_flush_hands_everything_published_to_the_transport(make: MakeBus) -> None:
+    """What the daemon's shutdown relies on: after flush(), readers can read it all."""
+    bus = await make()
+    await bus.publish(snap("BTC/USD", 0))
+    await settled(bus, 1)  # connected: the flush below waits for acknowledgements only
+    sent = interleaved(10)
+    for s in sent:
+        await bus.publish(s)
+    await bus.flush()
+    stats = bus.stats()
+    assert stats.published == len(sent) + 1 and stats.dropped == 0
+    assert stats.buffered == 0 or isinstance(bus, MemoryBus)  # memory: queued for readers
+
+
 async def test_every_group_gets_everything_and_a_tap_only_what_follows(make: MakeBus) -> None:
     bus = await make()
     before, after = interleaved(5)[:10], [snap("ETH/USD", seq) for seq in range(100, 110)]

@@ -50,6 +50,21 @@ async def test_an_unreachable_broker_is_retried_and_close_is_bounded() -> None:
     assert bus.stats().dropped == 101
 
 
+async def test_flush_without_a_broker_leaves_what_it_holds_to_close_in_one_budget() -> None:
+    bus = KafkaBus(nowhere(), close_timeout=0.3, request_timeout=1.0, backoff_max=0.2)
+    await bus.flush()  # not started: nothing to wait for
+    await bus.start()
+    await bus.flush()  # nothing published: nothing to wait for, no budget spent
+    assert bus._deadline is None
+    for seq in range(10):
+        await bus.publish(snap("ETH/USD", seq))
+    await bus.flush()  # the broker is down: it gives up once close_timeout is spent
+    assert bus.stats().buffered == 10  # still held, for close()
+    assert bus._budget_left() == 0.0  # and close() does not wait a second close_timeout
+    await bus.close()
+    assert bus.stats().dropped == 10 and bus.stats().buffered == 0
+
+
 async def test_a_subscription_without_broker_returns_empty_within_its_timeout() -> None:
     loop = asyncio.get_running_loop()
     bus = KafkaBus(nowhere())

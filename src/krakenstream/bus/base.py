@@ -129,6 +129,17 @@ class SnapshotBus(Protocol):
         """Deliver or flush what is still held (bounded time), then release everything."""
         ...
 
+    async def flush(self) -> None:
+        """Wait (bounded time) until what was published so far has reached the transport:
+        Kafka: acknowledged by the broker; memory: at once (publishing already queued it).
+
+        The daemon's shutdown calls it between stopping the publisher and draining the
+        readers, so that they can still read what the bus was holding. What cannot be
+        flushed in time stays held, for ``close()`` to try once more within what is left of
+        the same time budget.
+        """
+        ...
+
     async def publish(self, snap: Snapshot) -> None:
         """Hand one snapshot to the bus; never blocks long, never raises on a down broker."""
         ...

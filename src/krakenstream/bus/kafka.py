@@ -158,6 +158,11 @@ class KafkaBus(StartsAndCloses):
         self._wake = asyncio.Event()
         self._closing = False
         self._give_up = asyncio.Event()
+        #: set while nothing is buffered or in flight (everything published is acknowledged)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: when the shutdown's budget (``close_timeout``, shared by flush and close) runs out
+        self._deadline: float | None = None
         self._unreachable_logged = False
 
     # -- SnapshotBus ---------------------------------------------------------------------
@@ -167,17 +172,35 @@ class KafkaBus(StartsAndCloses):
         background, so a broker that is down at startup does not stop the daemon."""
         if self._task is None:
             self._closing = False
+            self._deadline = None
             self._give_up = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="kms-kafka-bus-sender")
 
+    async def flush(self) -> None:
+        """Wait until every snapshot published so far is acknowledged, for at most
+        ``close_timeout`` s; what is still held then waits for ``close()``, which has what is
+        left of the same ``close_timeout`` (a broker that is down is waited for once)."""
+        task = self._task
+        if task is None or task.done():
+            return
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), self._budget_left())
+            except TimeoutError:
+                log.warning("Kafka bus flush: %d snapshots not acknowledged within %.1f s",
+                            len(self._buffer) + len(self._inflight), self._close_timeout)
+
     async def close(self) -> None:
-        """Flush the buffer for up to ``close_timeout`` s (plus one request timeout for a
-        batch in flight); whatever is still not acknowledged is counted as dropped."""
+        """Flush the buffer for up to ``close_timeout`` s (less what :meth:`flush` used, plus
+        one request timeout for a batch in flight); whatever is still not acknowledged is
+        counted as dropped."""
         self._closing = True
         self._wake.set()
+        remaining = self._budget_left()
+        self._deadline = None
         task, self._task = self._task, None
         if task is not None:
-            done, _ = await asyncio.wait({task}, timeout=self._close_timeout)
+            done, _ = await asyncio.wait({task}, timeout=remaining)
             if not done:
                 self._give_up.set()
                 done, _ = await asyncio.wait({task}, timeout=self._request_timeout + 2.0)
@@ -201,6 +224,7 @@ class KafkaBus(StartsAndCloses):
             log.debug("bus closing: dropped %s ts=%d", snap.pair, snap.ts)
             return
         self._buffer.append(snap)
+        self._idle.clear()
         self._trim()
         self._wake.set()
 
@@ -238,6 +262,13 @@ class KafkaBus(StartsAndCloses):
         return self._idempotence
 
     # -- the sender ----------------------------------------------------------------------
+
+    def _budget_left(self) -> float:
+        """Seconds left of the shutdown's ``close_timeout``, started by the first call."""
+        now = asyncio.get_running_loop().time()
+        if self._deadline is None:
+            self._deadline = now + self._close_timeout
+        return max(0.0, self._deadline - now)
 
     def _trim(self) -> None:
         """Keep buffered + in flight within ``buffer_size`` by dropping the oldest queued."""
@@ -283,6 +314,7 @@ class KafkaBus(StartsAndCloses):
                     self._unreachable_logged = False
                 delays = self._new_delays()
             if not self._buffer:
+                self._idle.set()
                 if self._closing:
                     return
                 self._wake.clear()

@@ -87,6 +87,9 @@ class MemoryBus(StartsAndCloses):
         for queue in self._queues():
             queue.changed.set()
 
+    async def flush(self) -> None:
+        """Nothing to wait for: ``publish`` hands each snapshot to the queues at once."""
+
     async def publish(self, snap: Snapshot) -> None:
         if self._closed:
             # roles stop in any order at shutdown: a late snapshot is counted, not an error

@@ -44,15 +44,22 @@ class Services:
     started_at: float = field(default_factory=time.time)
 
     async def close(self) -> None:
-        """Stop the roles and close the backends, draining in data-flow order.
+        """Stop the roles and close the backends in the order the data flows.
 
-        The orderbook stops publishing first, then the bus flushes what it holds, then the
-        history writer stores what reached it, then the stores close. A step that fails is
-        logged and the rest still run: one broken part must not leave the others open.
+        1. the orderbook role stops: nothing more is published;
+        2. the bus flushes: what it buffers reaches its transport (a Kafka producer's buffer
+           reaches the broker), so the readers can still read it;
+        3. the history writer (the ``analysis`` role) drains what reached it and stores it;
+        4. the bus closes;
+        5. the history store, then the users' store, close.
+
+        A step that fails is logged and the rest still run: one broken part must not leave
+        the others open.
         """
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.orderbook is not None:
             steps.append(("orderbook role", self.orderbook.stop))
+        steps.append(("bus flush", self.bus.flush))
         if self.history_writer is not None:
             steps.append(("history writer (analysis role)", self.history_writer.stop))
         steps.append(("bus", self.bus.close))
