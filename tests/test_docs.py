@@ -281,6 +281,28 @@ async def test_unreachable_store_errors_read_as_the_page_says() -> None:
     assert f"hint: {info.value.hint}" in text
 
 
+# -- module map --------------------------------------------------------------------------------
+
+
+def test_the_module_map_names_what_exists_and_every_package() -> None:
+    """architecture.md's module map: every path it names exists, and every package and
+    top-level module of src/krakenstream is in it (a module moved is a map to update)."""
+    text = page("architecture.md")
+    section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    src = ROOT / "src" / "krakenstream"
+    named = set(re.findall(r"`([a-z_]+(?:/[a-z_]*)*(?:\.py|/))`", section))
+    assert len(named) > 20
+    for path in named:
+        base = ROOT if path.startswith(("src/", "tests/")) else src
+        assert (base / path).exists(), f"architecture.md names {path}, which does not exist"
+    for entry in src.iterdir():
+        if entry.is_dir() and (entry / "__init__.py").exists():
+            assert any(n.startswith(f"{entry.name}/") for n in named), (
+                f"the module map lacks {entry.name}/")
+        elif entry.suffix == ".py" and entry.stem not in ("__init__", "__main__"):
+            assert entry.name in named, f"the module map lacks {entry.name}"
+
+
 # -- compose and operations ---------------------------------------------------------------------
 
 
