@@ -41,6 +41,9 @@ class Snapshot:
     checksum: int
     #: True when snapshots were missing just before this one (stale, resync, error, restart)
     gap_before: bool = False
+    #: short id of the orderbook process that published it ("" when unknown); with ``seq``
+    #: it proves continuity (see :mod:`krakenstream.core.gaps`)
+    origin: str = ""
 
     @classmethod
     def from_book(
@@ -134,6 +137,20 @@ class Snapshot:
         v = self._imbalance_scaled(levels)
         return None if v is None else to_decimal(v, 6)
 
+    def metrics_scaled(self) -> tuple[int | None, ...]:
+        """best bid, best ask, spread, spread bps, mid, microprice, imbalance as scaled ints,
+        at the scales :func:`metric_scales` gives for this snapshot's price precision."""
+        has = bool(self.bids and self.asks)
+        return (
+            self.bids[0][0] if self.bids else None,
+            self.asks[0][0] if self.asks else None,
+            self.asks[0][0] - self.bids[0][0] if has else None,
+            self._spread_bps_scaled(),
+            self._mid_scaled(),
+            self._microprice_scaled(),
+            self._imbalance_scaled(),
+        )
+
     def metrics_text(self) -> tuple[str | None, ...]:
         """best bid, best ask, spread, spread bps, mid, microprice, imbalance as text."""
         pp = self.price_precision
@@ -181,6 +198,7 @@ class Snapshot:
             "imbalance": imb,
             "bids": fmt(self.bids),
             "asks": fmt(self.asks),
+            **({"origin": self.origin} if self.origin else {}),
         }
 
     @classmethod
@@ -209,6 +227,7 @@ class Snapshot:
                 asks=parse(d["asks"]),
                 checksum=int(d["checksum"]),
                 gap_before=bool(d.get("gap_before", False)),
+                origin=str(d.get("origin") or ""),
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ValueError(f"malformed snapshot record: {exc}") from exc
@@ -245,6 +264,18 @@ class Snapshot:
             side(self.bids),
             side(self.asks),
         ]
+
+
+#: the metrics, in the order of :meth:`Snapshot.metrics_scaled` and of every layout
+METRIC_COLUMNS = (
+    "best_bid", "best_ask", "spread", "spread_bps", "mid", "microprice", "imbalance",
+)
+
+
+def metric_scales(price_precision: int) -> tuple[int, ...]:
+    """The decimals of each metric (as :data:`METRIC_COLUMNS`) for a price precision."""
+    pp = price_precision
+    return (pp, pp, pp, 4, pp + 1, pp + 4, 6)
 
 
 #: CSV columns, in order (documented in the README)

@@ -1,0 +1,178 @@
+"""Parquet archive benchmark: bytes on disk, write cost, a day's query and a day's CSV export.
+
+Books are the simulator's (``krakenstream.sim.market``): each pair's book moved by about
+``--rate`` random updates a second (most at the touch), snapshotted once a second at depth 10,
+with Kraken-like exchange timestamps. Figures:
+
+* bytes per depth-10 snapshot on disk: one hourly file (3,600 snapshots) per pair, footer
+  included, at ``--rate`` and at 3 updates a second;
+* archive write cost per snapshot: ``Archive.write`` of an hour (Arrow conversion, Parquet
+  encoding, zstd, fsync, rename), and the whole roller path the daemon runs (the hour read
+  back from a SQLite window store, then written);
+* DuckDB over one pair's day (24 hourly files among other pairs' files): a count / min / max /
+  mean query, via the Hive glob with a partition filter;
+* a day (86,400 snapshots) exported to one wide CSV file: through krakenstream's reader
+  (``Archive.chunks`` + ``core.wide``, what ``kms export --csv`` runs) and by DuckDB's COPY.
+
+Run: ``.venv/bin/python bench/archive.py [--quick] [--rate 10] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from archive_support import DAY0, sim_snapshots  # noqa: E402
+
+from krakenstream.core.wide import wide_columns, wide_row  # noqa: E402
+from krakenstream.store.archive import Archive, ArchiveRoller  # noqa: E402
+from krakenstream.store.sqlite import SQLiteHistoryStore  # noqa: E402
+
+SIZE_PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "DOGE/USD", "XRP/USD", "PEPE/USD")
+HOUR = 3600
+
+
+def best_of(fn: Callable[[], Any], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def sizes(root: Path, rate: float, n: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    archive = Archive(root / f"size-{rate}", writer_id="bench")
+    for pair in SIZE_PAIRS:
+        (f,) = archive.write(list(sim_snapshots(pair, n, rate=rate)))
+        out[pair] = f.path.stat().st_size / n
+    return out
+
+
+def write_cost(root: Path, rate: float, n: int, runs: int) -> float:
+    snaps = list(sim_snapshots("ETH/USD", n, rate=rate))
+    archive = Archive(root / "write", writer_id="bench")
+    return best_of(lambda: archive.write(snaps), runs) / n
+
+
+async def roller_cost(root: Path, rate: float, n: int) -> float:
+    """Seconds per snapshot for the roller's cut: read back from SQLite, write the file."""
+    snaps = list(sim_snapshots("ETH/USD", n + 1, rate=rate))
+    store = SQLiteHistoryStore(root / "roller.sqlite3", history_limit=10_000)
+    await store.open()
+    try:
+        await store.add(snaps)
+        roller = ArchiveRoller(Archive(root / "roller", writer_id="bench"), store,
+                               history_limit=10_000)
+        t = time.perf_counter()
+        await roller.start()  # cuts the complete hour before the newest row
+        await roller.idle()
+        elapsed = time.perf_counter() - t
+        await roller.stop(cut=False)
+    finally:
+        await store.close()
+    return elapsed / n
+
+
+def make_day(root: Path, rate: float, n: int) -> Archive:
+    archive = Archive(root / "day", writer_id="bench")
+    for pair in ("ETH/USD", "BTC/USD", "SOL/USD"):
+        snaps = sim_snapshots(pair, n, rate=rate)
+        hour: list[Any] = []
+        for s in snaps:
+            hour.append(s)
+            if len(hour) == HOUR:
+                archive.write(hour)
+                hour = []
+        if hour:
+            archive.write(hour)
+    return archive
+
+
+def duckdb_day(archive: Archive, runs: int) -> tuple[float, int]:
+    con = duckdb.connect()
+    sql = (f"SELECT count(*), min(mid), max(mid), avg(spread_bps) FROM read_parquet("
+           f"'{archive.root}/**/*.parquet', hive_partitioning=true, union_by_name=true) "
+           "WHERE pair = 'ETH/USD' AND date = DATE '2023-11-14'")
+    rows = con.sql(sql).fetchall()
+    return best_of(lambda: con.sql(sql).fetchall(), runs), int(rows[0][0])
+
+
+def csv_day(archive: Archive, root: Path, runs: int) -> tuple[float, float, int]:
+    out = root / "day.csv"
+
+    def ours() -> None:
+        with open(out, "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(wide_columns(10))
+            for chunk in archive.chunks("ETH/USD", DAY0, DAY0 + 86_399_999):
+                w.writerows(wide_row(s, 10) for s in chunk)
+
+    t_ours = best_of(ours, runs)
+    size = out.stat().st_size
+    con = duckdb.connect()
+    copy = (f"COPY (SELECT * FROM read_parquet('{archive.root}/pair=ETH%2FUSD/**/*.parquet') "
+            f"ORDER BY time) TO '{root}/duck.csv' (HEADER)")
+    t_duck = best_of(lambda: con.sql(copy), runs)
+    return t_ours, t_duck, size
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a 2-hour day, one run each")
+    ap.add_argument("--rate", type=float, default=10.0, help="book updates a second per pair")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    runs = 1 if args.quick else 3
+    day_n = 2 * HOUR if args.quick else 86_400
+    figures: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                               "rate": args.rate}
+    with tempfile.TemporaryDirectory(prefix="kms-bench-archive-") as tmp:
+        root = Path(tmp)
+        figures["bytes_per_snapshot"] = sizes(root, args.rate, HOUR)
+        figures["bytes_per_snapshot_rate3"] = sizes(root, 3.0, HOUR)
+        figures["write_us_per_snapshot"] = write_cost(root, args.rate, HOUR, runs) * 1e6
+        figures["roller_us_per_snapshot"] = asyncio.run(roller_cost(root, args.rate, HOUR)) * 1e6
+        archive = make_day(root, args.rate, day_n)
+        day_bytes = sum(u.bytes for u in archive.usage("ETH/USD"))
+        figures["day_files"] = len(archive.files("ETH/USD", 0, 2**53))
+        figures["day_bytes"] = day_bytes
+        figures["duckdb_day_s"], figures["duckdb_day_rows"] = duckdb_day(archive, runs)
+        ours, duck, size = csv_day(archive, root, runs)
+        figures["csv_day_s"], figures["duckdb_csv_day_s"], figures["csv_day_bytes"] = (
+            ours, duck, size)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"python {figures['python']}, {figures['cpus']} cpus, sim rate {args.rate}/s")
+    for key, rate in (("bytes_per_snapshot", args.rate), ("bytes_per_snapshot_rate3", 3.0)):
+        row = ", ".join(f"{p} {v:.1f}" for p, v in figures[key].items())
+        print(f"bytes per depth-10 snapshot at {rate:g} updates/s: {row} "
+              f"(median {statistics.median(figures[key].values()):.1f})")
+    print(f"Archive.write: {figures['write_us_per_snapshot']:.1f} us/snapshot")
+    print(f"roller (SQLite read-back + write): {figures['roller_us_per_snapshot']:.1f} "
+          "us/snapshot")
+    print(f"one pair's day: {figures['day_files']} files, {figures['day_bytes']:,} bytes")
+    print(f"DuckDB count/min/max/avg over the day ({figures['duckdb_day_rows']:,} rows): "
+          f"{figures['duckdb_day_s'] * 1000:.1f} ms")
+    print(f"day to wide CSV ({figures['csv_day_bytes']:,} bytes): krakenstream "
+          f"{figures['csv_day_s']:.2f} s, DuckDB COPY {figures['duckdb_csv_day_s']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
