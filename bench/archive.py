@@ -37,7 +37,6 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from archive_support import DAY0, sim_snapshots  # noqa: E402
-
 from krakenstream.core.wide import wide_columns, wide_row  # noqa: E402
 from krakenstream.store.archive import Archive, ArchiveRoller  # noqa: E402
 from krakenstream.store.sqlite import SQLiteHistoryStore  # noqa: E402

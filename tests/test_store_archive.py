@@ -13,7 +13,6 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
-import pytest
 
 from archive_support import DAY0, sim_snapshots
 from krakenstream.core.numbers import to_decimal

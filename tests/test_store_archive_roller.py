@@ -155,7 +155,7 @@ async def test_a_quiet_pair_is_cut_once_its_hour_is_over(tmp_path: Path,
     assert archive.files("ETH/USD", 0, 2**53) == []
     now[0] = DAY0 / 1000 + 3601  # the hour ended and no snapshot came
     async with asyncio.timeout(10):
-        while not archive.files("ETH/USD", 0, 2**53):
+        while not archive.files("ETH/USD", 0, 2**53):  # noqa: ASYNC110 - polling the folder
             await asyncio.sleep(0.01)
     assert len(archived(archive, "ETH/USD")) == 60
     await roller.stop()
