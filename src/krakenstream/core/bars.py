@@ -23,7 +23,8 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from ..errors import InputError
-from .snapshot import Snapshot, iso_ms
+from .snapshot import Snapshot
+from .times import iso_ms
 
 #: the columns of a bar, in order (CSV header, JSON keys)
 BAR_COLUMNS = (
