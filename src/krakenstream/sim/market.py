@@ -42,6 +42,8 @@ START_LEVELS = 1120
 
 #: the largest scaled value we emit: keeps every number exact as a float
 _MAX_SCALED: int = 10**15
+#: how often an update sends a changed level twice (Kraken: 1 frame in 509, 4 in 979)
+REPEAT_RATE = 0.005
 
 @dataclass(frozen=True, slots=True)
 class PairSpec:
@@ -201,6 +203,49 @@ class _Side:
         return old
 
 
+# -- the walk's event mix, fitted to Kraken's frames (see the module docstring) ---------------
+
+#: what a step does first, in its top 10: frames at depth 10 are 58% a change first, 19% a
+#: new level alone, 23% a delete first (with the level republished at the edge)
+_FIRST_EVENT: tuple[tuple[str, float], ...] = (
+    ("change", 0.577), ("insert", 0.194), ("delete", 0.229))
+#: the odds of a second event on the same side, after the first one: "D R N" 4.3% and
+#: "D R C" 0.8% of frames; "C C" 3.1% and "C N" 0.8%; never after a new level
+_SECOND_EVENT: dict[str, tuple[tuple[str, float], ...]] = {
+    "delete": (("insert", 0.19), ("change", 0.035), ("none", 1.0)),
+    "change": (("change", 0.054), ("insert", 0.014), ("none", 1.0)),
+}
+#: a change is at the touch this often (Kraken: 58-65%), else anywhere in the top 10
+TOUCH_CHANGE = 0.6
+#: deletes and new levels: mostly at the back of the top 10 (Kraken: ranks 7-9 hold half of
+#: them); these weights are for ranks 1..9
+_BACK_WEIGHTS = (4, 4, 3, 2, 2, 3, 7, 6, 5)
+#: how often a delete takes the best level, and a new level betters the best: Kraken's BTC
+#: mid moved 4 times in 509 frames; a little more here, so a short run sees the mid move
+TOUCH_DELETE = 0.06
+TOUCH_INSERT = 0.08
+#: the chance of each further event deeper than the top 10 (seen by deeper views only)
+DEEP_EVENTS = 0.5
+
+
+def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
+    r = rng.random()
+    acc = 0.0
+    for name, p in table:
+        acc += p
+        if r < acc:
+            return name
+    return table[-1][0]
+
+
+def _back_rank(rng: random.Random, top: int) -> int:
+    """A rank in 1..top-1, weighted towards the back of the top 10."""
+    if top <= 1:
+        return 0
+    weights = _BACK_WEIGHTS[: top - 1]
+    return 1 + rng.choices(range(len(weights)), weights)[0]
+
+
 class PairBook:
     """One pair's full book and its random walk. All randomness comes from ``rng``."""
 
@@ -244,35 +289,80 @@ class PairBook:
     # -- the walk ----------------------------------------------------------------------
 
     def step(self) -> Step:
-        """Move the book by a few random events; returns their net effect."""
+        """Move one side of the book by one or two events in its top 10 (and a few deeper
+        ones) as Kraken's frames show them; returns their net effect."""
         rng = self._rng
         self._touched = ({}, {})
-        n_ops = 1
-        while n_ops < 8 and rng.random() < 0.6:
-            n_ops += 1
-        for i in range(n_ops):
-            side = self.bids if rng.random() < 0.5 else self.asks
-            n = len(side)
-            # the first event is always at the touch, so every view sees every step
-            idx = rng.randrange(min(10, n)) if i == 0 else self._deep_index(n)
-            r = rng.random()
-            if r < 0.40:
-                self._change(side, idx)
-            elif r < 0.62:
-                self._delete(side, idx)
-            elif r < 0.92:
-                self._insert(side, idx)
-            else:
-                self._sweep(self._sweep_side())
-        spread = self.asks.keys[0] - (-self.bids.keys[0])
+        kind = self._touch(_pick(rng, _FIRST_EVENT))
+        spread = self.asks.keys[0] + self.bids.keys[0]  # bid keys are -price
         if spread > 4 * self._gap + 2:
-            self._insert(self.bids if rng.random() < 0.5 else self.asks, 0)
-        for side in (self.bids, self.asks):
-            while len(side) < MIN_LEVELS and self._extend(side):
+            kind = "open"  # a wide spread fills in: a new best level inside it
+        side = self._side_for(kind)
+        done = self._event(side, kind)
+        second = _SECOND_EVENT.get(done)
+        if second is not None:
+            more = _pick(rng, second)
+            if more != "none":
+                self._event(side, self._touch(more))
+        # events deeper than the top 10: only deeper views see them
+        while rng.random() < DEEP_EVENTS and len(side) > 11:
+            idx = 10 + self._deep_index(len(side) - 10)
+            r = rng.random()
+            if r < 0.4:
+                self._change(side, idx)
+            elif r < 0.7:
+                self._delete(side, idx)
+            else:
+                self._insert(side, idx)
+        for each in (self.bids, self.asks):
+            while len(each) < MIN_LEVELS and self._extend(each):
                 pass
-            while len(side) > MAX_LEVELS:
-                self._set(side, side.price_at(-1), 0)
+            while len(each) > MAX_LEVELS:
+                self._set(each, each.price_at(-1), 0)
         return self._net_step()
+
+    def _side_for(self, kind: str) -> _Side:
+        """A fair coin, except for the events that move the mid: those lean back towards
+        the starting price the further the mid has wandered (so a long run keeps its book
+        deep). Taking the best ask or bettering the best bid lifts the mid."""
+        rng = self._rng
+        if kind in ("take", "open"):
+            mid = (self.asks.keys[0] - self.bids.keys[0]) / 2
+            lean = max(-0.4, min(0.4, (self._start_mid - mid) / (self._start_mid * 0.05)))
+            up = rng.random() < 0.5 + lean
+            return (self.asks if kind == "take" else self.bids) if up else (
+                self.bids if kind == "take" else self.asks)
+        return self.bids if rng.random() < 0.5 else self.asks
+
+    def _touch(self, kind: str) -> str:
+        """Now and then a delete takes the best level ("take") and a new level betters it
+        ("open"): the events that move the mid."""
+        if kind == "delete" and self._rng.random() < TOUCH_DELETE:
+            return "take"
+        if kind == "insert" and self._rng.random() < TOUCH_INSERT:
+            return "open"
+        return kind
+
+    def _event(self, side: _Side, kind: str) -> str:
+        """One event in the top 10 of ``side``: a change, a delete (``take``: of the best
+        level) or a new level (``open``: a new best). Returns what it turned out to be: a
+        change when there was no free tick for a new level."""
+        rng = self._rng
+        top = min(10, len(side))
+        if kind == "change":
+            idx = 0 if rng.random() < TOUCH_CHANGE else rng.randrange(top)
+            self._change(side, idx)
+            return "change"
+        if kind in ("delete", "take"):
+            idx = 0 if kind == "take" else _back_rank(rng, top)
+            if self._delete(side, idx):
+                return "delete"
+        else:
+            idx = 0 if kind == "open" else _back_rank(rng, top)
+            if self._insert(side, idx):
+                return "insert"
+        self._change(side, min(idx, len(side) - 1))
+        return "change"
 
     def apply(self, bids: Iterable[Level] = (), asks: Iterable[Level] = ()) -> Step:
         """Set levels by hand (qty 0 deletes), for scripted scenarios and tests.
@@ -323,22 +413,27 @@ class PairBook:
         return min(_MAX_SCALED, max(1, round(q)))
 
     def _change(self, side: _Side, idx: int) -> None:
+        """A partial fill or cancel (down) or an order joining the level (up), even odds."""
         price = side.price_at(idx)
         old = side.qty[price]
         rng = self._rng
-        if rng.random() < 0.6 and old > 1:
-            new = max(1, round(old * rng.uniform(0.05, 0.95)))  # a partial fill or cancel
+        if rng.random() < 0.5 and old > 1:
+            new = max(1, round(old * rng.uniform(0.05, 0.95)))
         else:
             new = min(_MAX_SCALED, old + max(1, round(self._new_qty() * rng.uniform(0.1, 1.0))))
-        if new != old:
-            self._set(side, price, new)
+        if new == old:
+            new = old - 1 if old > 1 else old + 1
+        self._set(side, price, new)
 
-    def _delete(self, side: _Side, idx: int) -> None:
+    def _delete(self, side: _Side, idx: int) -> bool:
         if len(side) > 1:
             self._set(side, side.price_at(idx), 0)
+            return True
+        return False
 
-    def _insert(self, side: _Side, idx: int) -> None:
-        """A new level just in front of level ``idx`` (inside the spread for idx 0)."""
+    def _insert(self, side: _Side, idx: int) -> bool:
+        """A new level just in front of level ``idx`` (inside the spread for idx 0); False
+        when there is no free tick there."""
         keys = side.keys
         if idx == 0:
             other = self.asks if side is self.bids else self.bids
@@ -346,40 +441,18 @@ class PairBook:
             hi = keys[0] - 1
             lo = -other.keys[0] + 1
             if lo > hi:  # a one-tick spread: join the queue just behind the touch instead
-                if len(keys) > 1:
-                    self._insert(side, 1)
-                return
+                return len(keys) > 1 and self._insert(side, 1)
             key = max(lo, hi - int(self._rng.expovariate(1.0 / max(1.0, self._gap * 0.2))))
         else:
             lo, hi = keys[idx - 1] + 1, keys[idx] - 1
             if lo > hi:
-                return  # adjacent ticks: no room
+                return False  # adjacent ticks: no room
             key = self._rng.randint(lo, hi)
         price = side.sign * key
-        if price > 0:
-            self._set(side, price, self._new_qty())
-
-    def _sweep_side(self) -> _Side:
-        """The side a market order takes: a fair coin, leaning back towards the starting
-        price the further the mid has wandered (so a long run keeps its book deep)."""
-        mid = (self.asks.keys[0] - self.bids.keys[0]) / 2
-        lean = max(-0.4, min(0.4, (self._start_mid - mid) / (self._start_mid * 0.05)))
-        # taking the asks lifts the price
-        return self.asks if self._rng.random() < 0.5 + lean else self.bids
-
-    def _sweep(self, side: _Side) -> None:
-        """A market order through the first levels of ``side``; the other side follows."""
-        rng = self._rng
-        for _ in range(rng.randint(1, 3)):
-            if len(side) <= 1:
-                break
-            self._set(side, side.price_at(0), 0)
-        if rng.random() < 0.5:
-            price = side.price_at(0)
-            self._set(side, price, max(1, side.qty[price] // 2))
-        other = self.asks if side is self.bids else self.bids
-        if rng.random() < 0.7:
-            self._insert(other, 0)
+        if price <= 0:
+            return False
+        self._set(side, price, self._new_qty())
+        return True
 
     def _fill(self, side: _Side, count: int) -> None:
         """Grow a fresh side to ``count`` levels (the fast path of :meth:`_extend`)."""
@@ -503,16 +576,18 @@ class BookStream:
         depth: int,
         rng: random.Random,
         *,
-        extra_rate: float = 0.03,
-        duplicate_rate: float = 0.03,
+        extra_rate: float = 0.0,
+        duplicate_rate: float = REPEAT_RATE,
     ) -> None:
         if depth not in VALID_DEPTHS:
             raise ValueError(f"depth {depth} is not one of {VALID_DEPTHS}")
         self.book = book
         self.depth = depth
         self.rng = rng
-        #: how often an update carries a level beyond the depth / one price twice
+        #: how often an update carries a level beyond the depth or the delete of a level the
+        #: view never had, appended at its end: not Kraken's (a stress test for clients)
         self.extra_rate = extra_rate
+        #: how often a changed level is sent twice, an older qty first (Kraken's repeats)
         self.duplicate_rate = duplicate_rate
         self._edges: tuple[int | None, int | None] = (None, None)
 
@@ -542,30 +617,18 @@ class BookStream:
         d = self.depth
         old_b, old_a = self._edges
         new_b, new_a = book.bids.edge(d), book.asks.edge(d)
-        bids = _view_changes(book.bids, step.bids, old_b, new_b)
-        asks = _view_changes(book.asks, step.asks, old_a, new_a)
+        bids = _view_levels(book.bids, step.bids, old_b, new_b)
+        asks = _view_levels(book.asks, step.asks, old_a, new_a)
         self._edges = (new_b, new_a)
-        if not bids and not asks:
+        if not bids.levels and not asks.levels:
             return None
         rng = self.rng
-        if rng.random() < self.extra_rate:
-            # something beyond the view: the next level down, or a deep level's deletion
-            # (the client never had it: deleting an absent price is a no-op)
-            bid_side = rng.random() < 0.5
-            side, out = (book.bids, bids) if bid_side else (book.asks, asks)
-            edge = new_b if bid_side else new_a
-            deep_deletes = [p for p, old, new in (step.bids if bid_side else step.asks)
-                            if not new and edge is not None and side.sign * p > edge]
-            if deep_deletes and rng.random() < 0.5:
-                out.append((deep_deletes[0], 0))
-            elif len(side) > d:
-                p = side.price_at(d)
-                out.append((p, side.qty[p]))
-        if rng.random() < self.duplicate_rate:
-            out = bids if bids and (not asks or rng.random() < 0.5) else asks
-            i = rng.randrange(len(out))
-            p, q = out[i]
-            out.insert(i, (p, q + rng.randint(1, 1000)))  # a stale value; the later one stands
+        if (bids.changed or asks.changed) and rng.random() < self.duplicate_rate:
+            (bids if bids.changed and (not asks.changed or rng.random() < 0.5)
+             else asks).repeat(rng)
+        if self.extra_rate and rng.random() < self.extra_rate:
+            bid_side = bool(bids.levels) and (not asks.levels or rng.random() < 0.5)
+            self._extra(step, bids if bid_side else asks, new_b if bid_side else new_a)
         checksum = step.checksum
         if corrupt:
             checksum ^= 1 << rng.randrange(32)
@@ -574,38 +637,92 @@ class BookStream:
             "type": "update",
             "data": [{
                 "symbol": step.symbol,
-                "bids": _levels(bids, book.pscale, book.qscale),
-                "asks": _levels(asks, book.pscale, book.qscale),
+                "bids": _levels(bids.levels, book.pscale, book.qscale),
+                "asks": _levels(asks.levels, book.pscale, book.qscale),
                 "checksum": checksum,
                 "timestamp": timestamp,
             }],
         }
 
+    def _extra(self, step: Step, out: _SideUpdate, edge: int | None) -> None:
+        """Something beyond the view, at the end: a deep level's deletion (the client never
+        had it: deleting an absent price is a no-op), or else the next level down."""
+        side = out.side
+        changes = step.bids if side.sign < 0 else step.asks
+        deep_deletes = [p for p, _, new in changes
+                        if not new and edge is not None and side.sign * p > edge]
+        if deep_deletes and self.rng.random() < 0.5:
+            out.levels.append((deep_deletes[0], 0))
+        elif len(side) > self.depth:
+            p = side.price_at(self.depth)
+            out.levels.append((p, side.qty[p]))
 
-def _view_changes(
+
+class _SideUpdate:
+    """One side of an update frame, in Kraken's order (see the module docstring)."""
+
+    __slots__ = ("side", "levels", "changed")
+
+    def __init__(self, side: _Side, levels: list[Level], changed: list[int]) -> None:
+        self.side = side
+        self.levels = levels
+        #: the positions in ``levels`` of changed levels (those a repeat may precede)
+        self.changed = changed
+
+    def repeat(self, rng: random.Random) -> None:
+        """Send one changed level twice, an older qty first: the later one stands."""
+        i = rng.choice(self.changed)
+        p, q = self.levels[i]
+        stale = q + rng.randint(1, 1000)
+        self.levels.insert(i, (p, stale if stale <= _MAX_SCALED else q - 1))
+        self.changed = [j + 1 if j >= i else j for j in self.changed]
+
+
+def _view_levels(
     side: _Side, changes: list[Change], old_edge: int | None, new_edge: int | None
-) -> list[Level]:
-    """The levels a view must receive: changes inside the view, and levels entering it."""
+) -> _SideUpdate:
+    """The levels one side of a view receives for a step, in Kraken's order.
+
+    First each delete inside the old view (best first), each followed by the level that
+    enters the view at its edge, republished with its qty: the nearest level beyond the old
+    edge that existed before the step. Then the levels changed inside the view, then the new
+    levels inside the new view. Applied in that order, trimming to the depth after every
+    level or only after the frame, they give the new view: a trim never drops a level the
+    view keeps, as every level added after the deletes is better than what it pushes out.
+    A republished level a new one pushes out again is left beyond the depth, as Kraken does.
+    """
     sign = side.sign
-    out: list[Level] = []
+    deleted: list[int] = []
+    changed: list[Level] = []
+    fresh: list[tuple[int, int, int]] = []
     for price, old, new in changes:
         key = sign * price
-        if new:
-            if new_edge is None or key <= new_edge:
-                out.append((price, new))  # inserted or changed, inside the view after
-        elif old and (old_edge is None or key <= old_edge):
-            out.append((price, 0))  # deleted from the view
-        # otherwise beyond the view (a pushed-out level is not sent: the client truncates)
-    if old_edge is not None and (new_edge is None or new_edge > old_edge):
-        # levels above were deleted: the ones now inside the view's edge are republished
-        keys = side.keys
-        lo = bisect_right(keys, old_edge)
-        hi = len(keys) if new_edge is None else bisect_right(keys, new_edge)
-        if hi > lo:
-            touched = {c[0] for c in changes}
-            qty = side.qty
-            for k in keys[lo:hi]:
-                p = sign * k
-                if p not in touched:
-                    out.append((p, qty[p]))
-    return out
+        if not new:
+            if old and (old_edge is None or key <= old_edge):
+                deleted.append(key)
+        elif not old:
+            fresh.append((key, price, new))
+        elif (old_edge is None or key <= old_edge) and (new_edge is None or key <= new_edge):
+            changed.append((price, new))
+    out: list[Level] = []
+    if deleted:
+        deleted.sort()
+        entering: list[int] = []
+        if old_edge is not None:
+            new_prices = {p for _, p, _ in fresh}
+            keys = side.keys
+            i = bisect_right(keys, old_edge)
+            while len(entering) < len(deleted) and i < len(keys):
+                p = sign * keys[i]
+                if p not in new_prices:
+                    entering.append(p)
+                i += 1
+        qty = side.qty
+        for j, key in enumerate(deleted):
+            out.append((sign * key, 0))
+            if j < len(entering):
+                out.append((entering[j], qty[entering[j]]))
+    first_change = len(out)
+    out.extend(changed)
+    out.extend((p, q) for key, p, q in fresh if new_edge is None or key <= new_edge)
+    return _SideUpdate(side, out, list(range(first_change, first_change + len(changed))))
