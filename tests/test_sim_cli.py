@@ -80,6 +80,7 @@ def test_kms_sim_refuses_a_busy_port_in_one_line() -> None:
     (["--replay", "/nonexistent/nope.jsonl"], "no such recording"),
     (["--pairs", "ETH/USD,btc-usd"], "not a pair of the form BASE/QUOTE: 'btc-usd'"),
     (["--rate", "0"], "--rate must be positive"),
+    (["--faults", "drop,explode"], "--faults: unknown fault kind 'explode'; one of drop, "),
 ])
 def test_kms_sim_refuses_bad_options_in_one_line(args: list[str], message: str) -> None:
     done = subprocess.run([KMS, "sim", "--port", "0", *args],
@@ -108,6 +109,33 @@ def test_kms_sim_replays_a_recording(shared_recording: Path) -> None:
                 verdicts.extend(r.verdict for r in results)
         assert verdicts == [Verdict.VERIFIED] * 510
         proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_kms_sim_injects_the_fault_kinds_asked_for() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [KMS, "sim", "--port", str(port), "--seed", "2", "--rate", "40", "--fault-rate", "5",
+         "--faults", "corrupt"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = _first_line(proc)
+        session = BookSession()
+        verdicts: list[Verdict] = []
+        with connect(url, open_timeout=5) as ws:  # a drop or a stall would end this early
+            ws.send('{"method":"subscribe","params":{"channel":"instrument"}}')
+            ws.send('{"method":"subscribe","req_id":1,"params":{"channel":"book",'
+                    '"symbol":["ETH/USD"],"depth":10}}')
+            while Verdict.MISMATCH not in verdicts:
+                _, results = session.receive(ws.recv(timeout=5))
+                verdicts.extend(r.verdict for r in results)
+        assert verdicts.count(Verdict.MISMATCH) == 1 and verdicts[0] is Verdict.VERIFIED
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
         if proc.poll() is None:

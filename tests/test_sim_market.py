@@ -14,10 +14,8 @@ from hypothesis import strategies as st
 
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
-from krakenstream.errors import InvalidPair
 from krakenstream.sim.market import (
     DEFAULT_PAIRS,
-    MIN_LEVELS,
     BookStream,
     Market,
     PairBook,
@@ -151,38 +149,6 @@ def test_changes_beyond_the_view_send_nothing() -> None:
     assert stream.update(book.apply(asks=[(deep, 0)]), TS) is None
 
 
-def test_apply_refuses_to_cross_or_empty_and_leaves_the_book_alone() -> None:
-    book = PairBook(guess_spec("ETH/USD"), random.Random(9))
-    before = book.top(20)
-    with pytest.raises(ValueError, match="cross"):
-        book.apply(bids=[(book.asks.price_at(0), 5)])
-    assert book.top(20) == before
-    with pytest.raises(ValueError, match="empty"):
-        book.apply(asks=[(p, 0) for p, _ in book.asks.top(5000)])
-    assert book.top(20) == before
-    assert len(book.asks) >= MIN_LEVELS
-
-
-def test_the_walk_stays_deep_positive_uncrossed_and_moves() -> None:
-    market = _market()
-    for symbol in ("PEPE/USD", "ETH/BTC", "BTC/USD"):
-        book = market.book(symbol)
-        start_mid = book.bids.price_at(0) + book.asks.price_at(0)
-        mids = set()
-        for _ in range(2000):
-            market.step(symbol)
-            best_bid, best_ask = book.bids.price_at(0), book.asks.price_at(0)
-            assert best_bid < best_ask
-            mids.add(best_bid + best_ask)
-        for side in (book.bids, book.asks):
-            assert MIN_LEVELS <= len(side)
-            assert side.keys == sorted(side.keys)
-            assert len(set(side.keys)) == len(side.keys) == len(side.qty)
-            assert all(p > 0 and q > 0 for p, q in side.qty.items())
-        assert len(mids) > 20, f"{symbol}: the mid hardly moved"
-        assert start_mid in mids or len(mids) > 20
-
-
 def test_the_same_seed_gives_the_same_frames() -> None:
     def frames(seed: int) -> list[bytes]:
         market = _market(seed)
@@ -221,41 +187,6 @@ def test_timestamps_are_passed_through() -> None:
     while frame is None:
         frame = stream.update(market.step("ETH/USD"), TS)
     assert frame["data"][0]["timestamp"] == TS
-
-
-def test_default_precisions_are_kraken_s() -> None:
-    precisions = {s.symbol: (s.price_precision, s.qty_precision) for s in DEFAULT_PAIRS}
-    assert precisions["BTC/USD"] == (1, 8)
-    assert precisions["ETH/USD"] == (2, 8)
-    assert precisions["SOL/USD"] == (2, 8)
-    assert precisions["DOGE/USD"] == (7, 8)
-    assert precisions["PEPE/USD"] == (9, 2)
-    assert precisions["XRP/USD"] == (5, 8)
-    assert precisions["ADA/USD"] == (6, 8)
-    assert precisions["LTC/USD"] == (2, 8)
-    assert precisions["ETH/BTC"] == (5, 8)
-
-
-def test_guessed_and_synthetic_specs() -> None:
-    assert guess_spec("BTC/USD") is DEFAULT_PAIRS[0]
-    atom = guess_spec("ATOM/USD")
-    # about six significant digits, as Kraken's precisions give
-    assert atom.qty_precision == 8 and 10**4 <= atom.price * 10**atom.price_precision < 10**7
-    shib = guess_spec("SHIB/USD")
-    assert shib.qty_precision == 2 and shib.price_precision >= 9
-    unknown = guess_spec("ZZZ/EUR")
-    assert unknown == guess_spec("ZZZ/EUR")  # stable
-    for bad in ("BTCUSD", "btc/usd", "BTC/USD/EUR", ""):
-        with pytest.raises(InvalidPair):
-            guess_spec(bad)
-    specs = synthetic_specs(25, seed=1)
-    assert [s.symbol for s in specs[:2]] == ["SYN0001/USD", "SYN0002/USD"]
-    assert len({s.symbol for s in specs}) == 25
-    assert len({(s.price_precision, s.qty_precision) for s in specs}) >= 8
-    market = Market(specs, seed=1)
-    for spec in specs:
-        book = market.book(spec.symbol)
-        assert len(book.bids) >= 1000 and len(book.asks) >= 1000, spec
 
 
 def test_instrument_data_describes_every_pair() -> None:
@@ -312,3 +243,96 @@ def test_any_edits_around_the_view_edges_verify(
     for d in views:
         ours = sessions[d].books["ETH/USD"]
         assert (ours.bids(), ours.asks()) == book.top(d)
+
+
+def test_a_delete_and_an_insert_in_one_step_come_delete_first() -> None:
+    """Kraken's order: the delete, the level republished at the edge, then the new level
+    (which pushes the republished one out again: the one level beyond the depth Kraken
+    sends)."""
+    book = PairBook(guess_spec("BTC/USD"), random.Random(5))
+    stream, session, _ = _script(book, 10)
+    third, eleventh = book.asks.price_at(2), book.asks.price_at(10)
+    first, second = book.asks.price_at(0), book.asks.price_at(1)
+    assert second - first >= 2, "the scenario needs room between the two best asks"
+    new = first + 1
+    frame = stream.update(book.apply(asks=[(new, 777), (third, 0)]), TS)
+    assert frame is not None
+    assert _side_levels(frame, "asks") == [
+        (third / 10, 0.0), (eleventh / 10, book.asks.qty[eleventh] / 10**8), (new / 10, 777e-8)]
+    assert eleventh not in [p for p, _ in book.asks.top(10)]
+    assert _feed(session, frame) is Verdict.VERIFIED
+
+
+def _trim_each_level(
+    view: dict[str, dict[int, int]], frame: dict[str, Any], depth: int, pscale: int,
+    qscale: int,
+) -> None:
+    """A client that trims to the depth after every level (as python-kraken-sdk does)."""
+    for name in ("asks", "bids"):
+        side = view[name]
+        for lv in frame["data"][0][name]:
+            price = int(Decimal(repr(lv["price"])) * pscale)
+            qty = int(Decimal(repr(lv["qty"])) * qscale)
+            if qty:
+                side[price] = qty
+            else:
+                side.pop(price, None)
+            kept = sorted(side, reverse=name == "bids")[:depth]
+            view[name] = side = {p: side[p] for p in kept}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.lists(_OP, min_size=1, max_size=8), min_size=1, max_size=25),
+       seed=st.integers(0, 1000))
+def test_a_client_that_trims_after_every_level_stays_exact(
+    steps: list[list[tuple[str, int, str]]], seed: int
+) -> None:
+    """Any edits, several deletes and inserts on both sides in one frame: applied level by
+    level with a trim after each, the frames still give the simulator's book."""
+    book = PairBook(guess_spec("ETH/USD"), random.Random(seed))
+    views = {d: BookStream(book, d, random.Random(seed + d), duplicate_rate=0.3)
+             for d in (10, 25)}
+    clients: dict[int, dict[str, dict[int, int]]] = {}
+    for d, stream in views.items():
+        clients[d] = {"bids": {}, "asks": {}}
+        _trim_each_level(clients[d], stream.snapshot(TS), d, book.pscale, book.qscale)
+    rng = random.Random(seed)
+    for ops in steps:
+        edits: dict[str, dict[int, int]] = {"bids": {}, "asks": {}}
+        for side_name, idx, kind in ops:
+            side = book.bids if side_name == "bids" else book.asks
+            if kind == "delete":
+                edits[side_name][side.price_at(idx)] = 0
+            elif kind == "change":
+                edits[side_name][side.price_at(idx)] = rng.randint(1, 10**9)
+            elif idx > 0 and abs(side.price_at(idx) - side.price_at(idx - 1)) > 1:
+                edits[side_name][(side.price_at(idx) + side.price_at(idx - 1)) // 2] = 7
+        step = book.apply(list(edits["bids"].items()), list(edits["asks"].items()))
+        for d, stream in views.items():
+            frame = stream.update(step, TS)
+            if frame is not None:
+                _trim_each_level(clients[d], frame, d, book.pscale, book.qscale)
+            bids, asks = book.top(d)
+            assert sorted(clients[d]["bids"].items(), reverse=True) == bids
+            assert sorted(clients[d]["asks"].items()) == asks
+
+
+def test_repeats_are_changed_levels_sent_twice_in_a_row() -> None:
+    market = _market()
+    book = market.book("SOL/USD")
+    stream = BookStream(book, 10, random.Random(2), duplicate_rate=1.0)
+    stream.snapshot(TS)
+    repeats = 0
+    for _ in range(300):
+        frame = stream.update(market.step("SOL/USD"), TS)
+        assert frame is not None
+        for side in ("bids", "asks"):
+            levels = _side_levels(frame, side)
+            prices = [p for p, _ in levels]
+            shape = "".join("D" if q == 0 else "U" for _, q in levels)
+            assert "UD" not in shape, levels  # deletes first, whatever else
+            for i in range(1, len(levels)):
+                if prices[i] in prices[:i]:
+                    repeats += 1
+                    assert prices[i - 1] == prices[i] and levels[i - 1][1] and levels[i][1]
+    assert repeats > 100

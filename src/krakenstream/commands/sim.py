@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ..sim.server import SimServer
+from ..sim.stats import FAULT_KINDS, FaultKind
 from .common import errors_handled, fail, verbose
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ def sim(
     fault_rate: Annotated[
         float, typer.Option("--fault-rate", help="Random faults a second (0: none).")
     ] = 0.0,
+    faults: Annotated[
+        str | None,
+        typer.Option("--faults", help="Kinds of random fault, comma-separated: drop, corrupt, "
+                     "stall, maintenance (default: all)."),
+    ] = None,
     replay: Annotated[
         Path | None,
         typer.Option("--replay", help="Serve this recording (one raw frame per line) instead "
@@ -64,9 +70,21 @@ def sim(
         extra = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else []
         server = SimServer(
             host=host, port=port, pairs=extra, synthetic=synthetic, rate=rate, seed=seed,
-            fault_rate=fault_rate, replay=replay, speed=speed,
+            fault_rate=fault_rate, fault_kinds=_fault_kinds(faults), replay=replay, speed=speed,
         )
         asyncio.run(_serve(server))
+
+
+def _fault_kinds(text: str | None) -> tuple[FaultKind, ...]:
+    if text is None:
+        return FAULT_KINDS
+    kinds: list[FaultKind] = []
+    for word in (w.strip() for w in text.split(",")):
+        kind = next((k for k in FAULT_KINDS if k == word), None)
+        if kind is None:
+            raise fail(f"--faults: unknown fault kind {word!r}; one of {', '.join(FAULT_KINDS)}")
+        kinds.append(kind)
+    return tuple(kinds)
 
 
 async def _serve(server: SimServer) -> None:

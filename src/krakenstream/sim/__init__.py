@@ -1,6 +1,7 @@
 """A local exchange that speaks Kraken's WebSocket v2 on loopback.
 
-:mod:`.market` holds the pure random-walk books and turns them into Kraken's book frames;
+:mod:`.specs` lists the instruments, :mod:`.walk` moves each pair's book (a seeded random
+walk), :mod:`.market` turns its steps into Kraken's book frames (pure, all three);
 :mod:`.replay` prepares a recorded file; :mod:`.protocol` answers requests (sans-I/O);
 :mod:`.connection` queues each client's frames; :mod:`.loops` sends market updates,
 heartbeats and replays; :mod:`.faults` injects faults; :mod:`.server` assembles them over

@@ -20,7 +20,7 @@ from ..core.events import Precision
 from ..core.pairs import VALID_DEPTHS
 from ..core.session import BookSession
 from ..errors import InputError
-from .market import increment
+from .specs import increment
 
 #: the longest pause between two recorded frames the simulator reproduces, in seconds
 MAX_DELAY = 5.0

@@ -38,7 +38,15 @@ from . import loops
 from .connection import Connection
 from .faults import GOING_AWAY, Faults
 from .loops import Flow, MarketLoop
-from .market import DEFAULT_PAIRS, BookStream, Market, PairSpec, guess_spec, synthetic_specs
+from .market import (
+    DEFAULT_PAIRS,
+    REPEAT_RATE,
+    BookStream,
+    Market,
+    PairSpec,
+    guess_spec,
+    synthetic_specs,
+)
 from .protocol import (
     Action,
     Catalog,
@@ -87,8 +95,8 @@ class SimServer:
         precisions); ``synthetic`` adds that many ``SYNnnnn/USD`` pairs. ``rate`` is update
         frames a second per subscribed pair; ``fault_rate`` random faults a second (seeded by
         ``seed``); ``replay`` serves a recorded file instead (``speed`` times real time,
-        0 = as fast as possible). ``quirks=False`` turns off the extra-level and duplicate-price
-        quirks in updates."""
+        0 = as fast as possible). Updates follow Kraken's order and shapes (see :mod:`.market`);
+        ``quirks=False`` turns off the one quirk among them, a price sent twice in a frame."""
         if rate <= 0:
             raise InputError(f"rate must be positive, not {rate}")
         if fault_rate < 0:
@@ -361,11 +369,8 @@ class SimServer:
                 conn, symbol, self.recording.frames[symbol], self.speed, self._flow,
                 self.stats))
             return
-        if self.quirks:
-            stream = BookStream(self.market.book(symbol), order.depth, conn.rng)
-        else:
-            stream = BookStream(self.market.book(symbol), order.depth, conn.rng,
-                                extra_rate=0.0, duplicate_rate=0.0)
+        stream = BookStream(self.market.book(symbol), order.depth, conn.rng,
+                            duplicate_rate=REPEAT_RATE if self.quirks else 0.0)
         frame = stream.snapshot(iso_now())
         if order.snapshot:
             conn.push(orjson.dumps(frame))
