@@ -285,7 +285,10 @@ async def test_a_recording_of_the_simulator_verifies_for_kms_replay_and_the_sdk(
 
     monkeypatch.setattr(sdk_orderbook, "asyncio_sleep", no_sleep)
     client = OfflineSdkBooks("ws://127.0.0.1:9/v2", precisions)
-    for line in (await asyncio.to_thread(out.read_bytes)).splitlines():
-        await client.on_message(orjson.loads(line))
+    try:
+        for line in (await asyncio.to_thread(out.read_bytes)).splitlines():
+            await client.on_message(orjson.loads(line))
+    finally:
+        await client.close()  # never started: this only closes its HTTP session
     assert not client.mismatches, f"SDK checksum failures: {dict(client.mismatches)}"
     assert sum(client.updates.values()) == sum(report[p]["frames"] for p in PAIRS)
