@@ -49,6 +49,9 @@ MEANINGS: dict[str, str] = {
     "kraken.backoff_initial": "First reconnect delay in seconds; it doubles on each failure, "
     "with full jitter.",
     "kraken.backoff_max": "Ceiling of the reconnect delay in seconds.",
+    "kraken.ack_timeout": "Seconds a subscribe or unsubscribe may stay unanswered; then the "
+    "connection is replaced.",
+    "kraken.open_timeout": "Seconds the WebSocket opening handshake may take.",
     "kraken.shard": "`INDEX/COUNT`: this orderbook process tracks only the pairs whose CRC32 "
     "modulo COUNT is INDEX. Empty: every pair. See [operations](operations.md#scaling-by-pairs).",
     "gateway.host": "Address the gateway listens on. `127.0.0.1` keeps it on this machine; "

@@ -45,6 +45,9 @@ def test_subscribe_ack_and_error() -> None:
     assert isinstance(err, ev.SubscriptionAck)
     assert (err.success, err.symbol, err.error) == (
         False, "XBT/EUR", "Currency pair not supported XBT/EUR")
+    # an error answer that leaves its method out is still an answer, matched by req_id
+    rate = decode('{"error":"Exceeded msg rate","req_id":3,"success":false}')
+    assert rate == ev.SubscriptionAck("", 3, False, None, None, None, "Exceeded msg rate")
 
 
 def test_pong_trade_ticker() -> None:

@@ -209,7 +209,7 @@ async def test_services_close_everything_after_the_feed_failed(tmp_path: Path) -
         store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
         await store.open()
         conf = kraken(sim.url)
-        feed = FeedClient.from_options(as_options(conf, FeedOptions), conf.pairs, on_frame=boom)
+        feed = FeedClient(as_options(conf, FeedOptions), conf.pairs, on_frame=boom)
         role = OrderbookRole(conf, bus, feed=feed)
         await role.start()
         await asyncio.wait_for(feed.wait_stopped(), 5)

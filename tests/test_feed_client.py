@@ -18,7 +18,13 @@ import pytest
 
 from conftest import free_port
 from krakenstream.config import KrakenSettings, as_options
-from krakenstream.errors import BackendUnavailable, FeedError, InputError, InvalidPair
+from krakenstream.errors import (
+    BackendUnavailable,
+    ConfigError,
+    FeedError,
+    InputError,
+    InvalidPair,
+)
 from krakenstream.feed import FeedClient, FeedEvent, PairState
 from krakenstream.feed.options import FeedOptions
 from krakenstream.sim.server import SimServer
@@ -29,6 +35,11 @@ FAST: dict[str, Any] = {
     "backoff_max": 0.2,
     "subscribe_pacing": 0.0,
 }
+
+
+def fast(url: str, **kwargs: Any) -> FeedOptions:
+    """Options for a test: short timeouts, the given URL, ``kwargs`` on top."""
+    return FeedOptions(url=url, **{**FAST, **kwargs})
 DEFAULTS = ["BTC/USD", "ETH/USD", "SOL/USD", "DOGE/USD", "PEPE/USD"]
 
 
@@ -76,11 +87,12 @@ def live(client: FeedClient, pairs: list[str] | None = None) -> bool:
 async def test_books_equal_the_simulators_book(depth: int) -> None:
     async with SimServer(seed=depth, rate=25.0, synthetic=16) as sim:
         pairs = sim.symbols  # 14 well-known pairs + 16 synthetic ones, many precisions
-        async with FeedClient(pairs, url=sim.url, depth=depth, subscribe_batch=7,
-                              **FAST) as client:
+        async with FeedClient(fast(sim.url, depth=depth, subscribe_batch=7), pairs) as client:
             async with asyncio.timeout(5):
                 await client.wait_live()
-            await asyncio.sleep(1.0)  # let the books move
+            # let the books move
+            await until(lambda: all(st.frames > 10 for st in client.status().values()), 5.0,
+                        "more than 10 frames for every pair")
             await assert_books_match(client, sim, pairs, depth)
             status = client.status()
             assert all(st.frames > 10 for st in status.values())
@@ -92,8 +104,7 @@ async def test_books_equal_the_simulators_book(depth: int) -> None:
 
 async def test_corrupted_checksum_resyncs_only_that_pair(sim: SimServer) -> None:
     seen: list[FeedEvent] = []
-    async with FeedClient(DEFAULTS, url=sim.url, on_state_change=seen.append,
-                          **FAST) as client:
+    async with FeedClient(fast(sim.url), DEFAULTS, on_state_change=seen.append) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         before = client.status()
@@ -120,7 +131,7 @@ async def test_corrupted_checksum_resyncs_only_that_pair(sim: SimServer) -> None
 
 
 async def test_dropped_connection_reconnects_and_resubscribes(sim: SimServer) -> None:
-    async with FeedClient(DEFAULTS, url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), DEFAULTS) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         assert await sim.fault("drop") == 1
@@ -135,7 +146,7 @@ async def test_dropped_connection_reconnects_and_resubscribes(sim: SimServer) ->
 async def test_stall_marks_everything_stale_then_reconnects(sim: SimServer) -> None:
     seen: list[FeedEvent] = []
     pairs = DEFAULTS[:3]
-    async with FeedClient(pairs, url=sim.url, on_state_change=seen.append, **FAST) as client:
+    async with FeedClient(fast(sim.url), pairs, on_state_change=seen.append) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         assert await sim.fault("stall", seconds=5.0) == 1
@@ -152,12 +163,15 @@ async def test_stall_marks_everything_stale_then_reconnects(sim: SimServer) -> N
 
 async def test_a_quiet_market_is_not_stale(sim: SimServer) -> None:
     """No book update for twice the heartbeat timeout: heartbeats (and pongs) keep it live."""
-    async with FeedClient(["BTC/USD", "ETH/USD"], url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD", "ETH/USD"]) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         await sim.pause()
         frames = {p: st.frames for p, st in client.status().items()}
-        await asyncio.sleep(2.0)
+        paused_at = time.time()
+        # frames (heartbeats, pongs) still arriving twice the heartbeat timeout later
+        await until(lambda: (client.connection_status().last_frame_time or 0) >= paused_at + 2.0,
+                    4.0, "a frame 2 s after the pause")
         after = client.status()
         assert all(st.state is PairState.LIVE for st in after.values())
         assert {p: st.frames for p, st in after.items()} == frames  # nothing moved
@@ -166,7 +180,7 @@ async def test_a_quiet_market_is_not_stale(sim: SimServer) -> None:
 
 
 async def test_unknown_pair_reports_the_exchanges_error(sim: SimServer) -> None:
-    async with FeedClient(["BTC/USD", "NOPE/USD"], url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD", "NOPE/USD"]) as client:
         await until(lambda: client.status()["NOPE/USD"].state is PairState.ERROR, 3.0,
                     "NOPE/USD in error")
         async with asyncio.timeout(3):
@@ -183,7 +197,7 @@ async def test_unknown_pair_reports_the_exchanges_error(sim: SimServer) -> None:
 
 
 async def test_add_and_remove_pairs_while_running(sim: SimServer) -> None:
-    async with FeedClient(["BTC/USD"], url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD"]) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         await client.add_pairs(["ETH/USD", "SOL/USD"])
@@ -243,7 +257,7 @@ async def test_queue_overflow_drops_the_connection_and_resyncs_everything() -> N
                 blocked = True
                 time.sleep(0.3)
 
-        client = FeedClient(pairs, url=sim.url, queue_size=50, on_frame=slow_once, **FAST)
+        client = FeedClient(fast(sim.url, queue_size=50), pairs, on_frame=slow_once)
         async with client:
             await until(lambda: client.connection_status().overflows == 1, 3.0, "overflow")
             await until(lambda: client.connection_status().reconnects == 1 and live(client),
@@ -256,7 +270,7 @@ async def test_queue_overflow_drops_the_connection_and_resyncs_everything() -> N
 
 
 async def test_maintenance_is_reported_and_then_online(sim: SimServer) -> None:
-    async with FeedClient(["BTC/USD"], url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD"]) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         await sim.fault("maintenance", seconds=0.5)
@@ -269,20 +283,24 @@ async def test_maintenance_is_reported_and_then_online(sim: SimServer) -> None:
 async def test_maintenance_close_waits_five_seconds_before_reconnecting(
     sim: SimServer,
 ) -> None:
-    async with FeedClient(["BTC/USD"], url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD"]) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         await sim.fault("maintenance", seconds=0.2, close=True)
-        await until(lambda: not client.connection_status().connected, 1.0, "closed")
-        await asyncio.sleep(1.0)  # far beyond backoff_max=0.2: only maintenance holds it
-        assert not client.connection_status().connected
-        assert client.connection_status().reconnects == 0
+        await until(lambda: client.connection_status().state == "waiting", 1.0,
+                    "closed, waiting to retry")
+        conn = client.connection_status()
+        # far beyond backoff_max=0.2: only maintenance holds it
+        assert conn.retry_in is not None and conn.retry_in >= 5.0
+        assert conn.retry_at is not None
+        assert not conn.connected
+        assert conn.reconnects == 0
         assert client.status()["BTC/USD"].state is PairState.STALE
 
 
 async def test_replay_mode_serves_the_recording_and_it_verifies(shared_recording: Path) -> None:
     async with SimServer(replay=shared_recording, speed=0) as sim:
-        async with FeedClient(["BTC/USD"], url=sim.url, **FAST) as client:
+        async with FeedClient(fast(sim.url), ["BTC/USD"]) as client:
             await until(lambda: client.status()["BTC/USD"].frames >= 510, 5.0, "510 frames")
             st = client.status()["BTC/USD"]
             assert (st.frames, st.mismatches, st.resyncs, st.state) == (
@@ -292,7 +310,7 @@ async def test_replay_mode_serves_the_recording_and_it_verifies(shared_recording
 
 
 async def test_events_iterator_reports_state_changes(sim: SimServer) -> None:
-    async with FeedClient(["BTC/USD", "ETH/USD"], url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD", "ETH/USD"]) as client:
         got: list[FeedEvent] = []
         async with asyncio.timeout(5):
             async for ev in client.events():
@@ -309,7 +327,7 @@ async def test_events_iterator_reports_state_changes(sim: SimServer) -> None:
 
 
 async def test_events_queue_drops_the_oldest_when_nobody_reads(sim: SimServer) -> None:
-    async with FeedClient(DEFAULTS, url=sim.url, event_queue_size=2, **FAST) as client:
+    async with FeedClient(fast(sim.url), DEFAULTS, event_queue_size=2) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         assert client.connection_status().events_dropped == len(DEFAULTS) - 2
@@ -320,8 +338,8 @@ async def test_events_queue_drops_the_oldest_when_nobody_reads(sim: SimServer) -
 async def test_injected_clock_stamps_statuses_and_events(sim: SimServer) -> None:
     now = [1_700_000_000.0]
     seen: list[FeedEvent] = []
-    async with FeedClient(["BTC/USD"], url=sim.url, clock=lambda: now[0],
-                          on_state_change=seen.append, **FAST) as client:
+    async with FeedClient(fast(sim.url), ["BTC/USD"], clock=lambda: now[0],
+                          on_state_change=seen.append) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         st = client.status()["BTC/USD"]
@@ -330,11 +348,11 @@ async def test_injected_clock_stamps_statuses_and_events(sim: SimServer) -> None
 
 async def test_unreachable_url_gives_up_only_when_asked() -> None:
     url = f"ws://127.0.0.1:{free_port()}/v2"
-    client = FeedClient(["BTC/USD"], url=url, give_up_after=2, **FAST)
+    client = FeedClient(fast(url), ["BTC/USD"], give_up_after=2)
     with pytest.raises(BackendUnavailable, match="cannot connect"):
         async with asyncio.timeout(3):
             await client.run()
-    forever = FeedClient(["BTC/USD"], url=url, **FAST)
+    forever = FeedClient(fast(url), ["BTC/USD"])
     async with forever:
         await until(lambda: forever.connection_status().connect_failures >= 3, 3.0, "retries")
         assert forever.status()["BTC/USD"].state is PairState.CONNECTING
@@ -342,25 +360,30 @@ async def test_unreachable_url_gives_up_only_when_asked() -> None:
 
 def test_bad_depth_and_bad_pairs_are_refused_before_anything_is_sent() -> None:
     with pytest.raises(InputError, match="depth 15"):
-        FeedClient(["BTC/USD"], url="ws://127.0.0.1:1/v2", depth=15)
+        FeedClient(fast("ws://127.0.0.1:1/v2", depth=15), ["BTC/USD"])
+    with pytest.raises(ConfigError, match="not a WebSocket URL"):
+        FeedClient(fast("http://127.0.0.1:1/v2"), ["BTC/USD"])
     for bad in ("BTCUSD", "BTC/", "/USD", "BTC/USD/EUR", "BTC /USD", ""):
         with pytest.raises(InvalidPair):
-            FeedClient([bad], url="ws://127.0.0.1:1/v2")
+            FeedClient(fast("ws://127.0.0.1:1/v2"), [bad])
 
 
-def test_from_options_takes_every_kraken_key() -> None:
+def test_the_client_takes_every_kraken_key_as_one_options_value() -> None:
     k = KrakenSettings(url="ws://127.0.0.1:9/v2", pairs=["ETH/USD"], depth=25,
                        heartbeat_timeout=2.5, subscribe_batch=3, subscribe_pacing=0.1,
-                       queue_size=77, backoff_initial=0.1, backoff_max=9.0)
+                       queue_size=77, backoff_initial=0.1, backoff_max=9.0, ack_timeout=4.0,
+                       open_timeout=3.0)
     options = as_options(k, FeedOptions)
     assert options == FeedOptions(url="ws://127.0.0.1:9/v2", depth=25, heartbeat_timeout=2.5,
                                   subscribe_batch=3, subscribe_pacing=0.1, queue_size=77,
-                                  backoff_initial=0.1, backoff_max=9.0)
-    c = FeedClient.from_options(options, k.pairs)
-    assert (c.url, c.pairs, c.depth, c.heartbeat_timeout, c.subscribe_batch,
-            c.subscribe_pacing, c.queue_size) == (
+                                  backoff_initial=0.1, backoff_max=9.0, ack_timeout=4.0,
+                                  open_timeout=3.0)
+    c = FeedClient(options, k.pairs)
+    o = c.options
+    assert (c.url, c.pairs, o.depth, o.heartbeat_timeout, o.subscribe_batch,
+            o.subscribe_pacing, o.queue_size) == (
         "ws://127.0.0.1:9/v2", ("ETH/USD",), 25, 2.5, 3, 0.1, 77)
-    assert FeedClient.from_options(options, ["BTC/USD"]).pairs == ("BTC/USD",)
+    assert FeedClient(options, ["BTC/USD"]).pairs == ("BTC/USD",)
 
 
 async def test_a_storm_of_faults_ends_with_every_book_exact(sim: SimServer) -> None:
@@ -369,7 +392,7 @@ async def test_a_storm_of_faults_ends_with_every_book_exact(sim: SimServer) -> N
     rng = random.Random(2024)
     kinds: list[Any] = ["drop", "corrupt", "corrupt", "corrupt", "stall"]
     injected: dict[str, int] = {}
-    async with FeedClient(DEFAULTS, url=sim.url, **FAST) as client:
+    async with FeedClient(fast(sim.url), DEFAULTS) as client:
         async with asyncio.timeout(5):
             await client.wait_live()
         end = time.monotonic() + 3.0

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from krakenstream.feed import FeedClient, PairState
+from krakenstream.feed import FeedClient, FeedOptions, PairState
 
 Answer = Callable[[dict[str, Any]], list[dict[str, Any]] | None]
 
@@ -80,8 +80,9 @@ PAIRS = [f"P{i}/USD" for i in range(7)]
 async def test_instrument_first_then_paced_batches_then_unsubscribe_with_depth(
     server: Scripted,
 ) -> None:
-    async with FeedClient(PAIRS, url=server.url, depth=25, subscribe_batch=3,
-                          subscribe_pacing=0.05, heartbeat_timeout=1.0) as client:
+    options = FeedOptions(url=server.url, depth=25, subscribe_batch=3, subscribe_pacing=0.05,
+                          heartbeat_timeout=1.0)
+    async with FeedClient(options, PAIRS) as client:
         await until(lambda: len(server.book_requests()) == 3)
         first = server.requests[0][1]
         assert first["method"] == "subscribe" and first["params"] == {"channel": "instrument"}
@@ -111,11 +112,12 @@ async def test_an_error_naming_no_symbol_puts_every_pair_of_its_request_in_error
         return None
 
     server.answer = refuse_first
-    async with FeedClient(["A/USD", "B/USD", "C/USD"], url=server.url, subscribe_batch=2,
-                          subscribe_pacing=0.0, heartbeat_timeout=1.0) as client:
+    options = FeedOptions(url=server.url, subscribe_batch=2, subscribe_pacing=0.0,
+                          heartbeat_timeout=1.0)
+    async with FeedClient(options, ["A/USD", "B/USD", "C/USD"]) as client:
         await until(lambda: client.status()["B/USD"].state is PairState.ERROR)
         await until(lambda: len(server.book_requests()) == 2)
-        await asyncio.sleep(0.05)
+        await until(lambda: client.idle)  # every answer read, nothing more to send
         st = client.status()
         assert st["A/USD"].state is PairState.ERROR
         assert st["A/USD"].error == st["B/USD"].error == "Symbol field must be an array"
@@ -141,12 +143,13 @@ async def test_unsubscribe_error_that_says_subscribe_is_matched_by_req_id(
         return None
 
     server.answer = not_found
-    async with FeedClient(["A/USD", "B/USD"], url=server.url, heartbeat_timeout=1.0) as client:
+    options = FeedOptions(url=server.url, heartbeat_timeout=1.0)
+    async with FeedClient(options, ["A/USD", "B/USD"]) as client:
         await until(lambda: len(server.book_requests()) == 1)
-        await asyncio.sleep(0.05)
+        await until(lambda: client.idle)
         await client.remove_pairs(["A/USD"])
         await until(lambda: len(server.book_requests("unsubscribe")) == 1)
-        await asyncio.sleep(0.05)
+        await until(lambda: client.idle)
         # the "subscribe" error did not put anything in error: the unsubscribe is done
         assert client.status()["B/USD"].state is PairState.CONNECTING
         await client.add_pairs(["A/USD"])
@@ -156,7 +159,7 @@ async def test_unsubscribe_error_that_says_subscribe_is_matched_by_req_id(
 
 
 async def test_quiet_line_gets_an_application_ping(server: Scripted) -> None:
-    async with FeedClient(["A/USD"], url=server.url, heartbeat_timeout=0.4):
+    async with FeedClient(FeedOptions(url=server.url, heartbeat_timeout=0.4), ["A/USD"]):
         await until(lambda: any(r.get("method") == "ping" for _, r in server.requests), 1.0)
 
 
@@ -165,8 +168,9 @@ async def test_a_missing_ack_ends_the_connection(server: Scripted) -> None:
         return [] if req.get("params", {}).get("channel") == "book" else None
 
     server.answer = silent  # acks the instrument only
-    async with FeedClient(["A/USD"], url=server.url, ack_timeout=0.3, heartbeat_timeout=5.0,
-                          backoff_initial=0.01, backoff_max=0.05) as client:
+    options = FeedOptions(url=server.url, ack_timeout=0.3, heartbeat_timeout=5.0,
+                          backoff_initial=0.01, backoff_max=0.05)
+    async with FeedClient(options, ["A/USD"]) as client:
         await until(lambda: client.connection_status().reconnects >= 1, 3.0)
         assert "no answer to subscribe" in (client.connection_status().last_error or "")
 
@@ -184,7 +188,8 @@ async def test_already_subscribed_is_cycled_for_a_fresh_snapshot(server: Scripte
         return None
 
     server.answer = already_once
-    async with FeedClient(["A/USD"], url=server.url, heartbeat_timeout=1.0) as client:
+    async with FeedClient(FeedOptions(url=server.url, heartbeat_timeout=1.0),
+                          ["A/USD"]) as client:
         await until(lambda: len(server.book_requests()) == 2)
         methods = [r["method"] for _, r in server.requests if r.get("method") != "ping"]
         assert methods[-3:] == ["subscribe", "unsubscribe", "subscribe"]
@@ -199,17 +204,21 @@ async def test_hooks_state_change_errors_are_logged_frame_errors_stop_the_client
         raise RuntimeError("hook bug")
 
     def refuse_c(req: dict[str, Any]) -> list[dict[str, Any]] | None:
-        if "C/USD" not in req.get("params", {}).get("symbol", []):
+        symbols = req.get("params", {}).get("symbol", [])
+        if "C/USD" not in symbols:
             return None
+        # the others of the request (A/USD if it went with C/USD) are acked as usual
+        others = {**req, "params": {**req["params"], "symbol": [s for s in symbols
+                                                                 if s != "C/USD"]}}
         return [{"method": "subscribe", "req_id": req["req_id"], "success": False,
-                 "error": "nope", "symbol": "C/USD"}]
+                 "error": "nope", "symbol": "C/USD"}, *server.default(others)]
 
     server.answer = refuse_c
-    async with FeedClient(["A/USD"], url=server.url, on_state_change=bad_hook,
-                          heartbeat_timeout=1.0) as client:
+    async with FeedClient(FeedOptions(url=server.url, heartbeat_timeout=1.0), ["A/USD"],
+                          on_state_change=bad_hook) as client:
         await client.add_pairs(["C/USD"])
         await until(lambda: client.status()["C/USD"].state is PairState.ERROR)
-        await asyncio.sleep(0.05)
+        await until(lambda: client.idle)
         assert client.connection_status().connected  # the hook's error changed nothing
     assert "on_state_change hook failed" in caplog.text
 
@@ -217,8 +226,8 @@ async def test_hooks_state_change_errors_are_logged_frame_errors_stop_the_client
         raise OSError(28, "No space left on device")
 
     server.answer = lambda req: None
-    client = FeedClient(["A/USD"], url=server.url, on_frame=bad_frame_hook,
-                        heartbeat_timeout=1.0)
+    client = FeedClient(FeedOptions(url=server.url, heartbeat_timeout=1.0), ["A/USD"],
+                        on_frame=bad_frame_hook)
     with pytest.raises(OSError, match="No space left"):
         async with asyncio.timeout(3):
             await client.run()
@@ -248,7 +257,8 @@ async def test_a_precision_change_resyncs_the_pair(
         return None
 
     server.answer = script
-    async with FeedClient(["BTC/USD"], url=server.url, heartbeat_timeout=1.0) as client:
+    async with FeedClient(FeedOptions(url=server.url, heartbeat_timeout=1.0),
+                          ["BTC/USD"]) as client:
         await until(lambda: len(server.book_requests("unsubscribe")) == 1)
         st = client.status()["BTC/USD"]
         assert st.frames == 20 and st.mismatches == 0 and st.resyncs == 1

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from krakenstream.core.replay import replay_lines
 from krakenstream.core.session import BookSession
-from krakenstream.feed import FeedClient, PairState
+from krakenstream.feed import FeedClient, FeedOptions, PairState
 
 
 class FileFeed:
@@ -110,8 +110,8 @@ async def test_recorded_kraken_feed_verifies_through_the_client(
     feed = FileFeed(lines, garbage)
     async with serve(feed.handler, "127.0.0.1", 0) as server:
         feed.server = server
-        async with FeedClient(["BTC/USD"], url=feed.url, heartbeat_timeout=1.0,
-                              backoff_initial=0.01) as client:
+        options = FeedOptions(url=feed.url, heartbeat_timeout=1.0, backoff_initial=0.01)
+        async with FeedClient(options, ["BTC/USD"]) as client:
             await wait_frames(client, 510)
             st = client.status()["BTC/USD"]
             assert st.state is PairState.LIVE

@@ -48,6 +48,10 @@ class KrakenSettings:
     queue_size: int = 10_000
     backoff_initial: float = 0.5
     backoff_max: float = 60.0
+    #: a subscribe/unsubscribe unanswered for this long ends the connection
+    ack_timeout: float = 10.0
+    #: seconds the opening handshake may take
+    open_timeout: float = 10.0
     #: pairs this orderbook process owns when pairs are sharded: "INDEX/COUNT", empty = all
     shard: str = ""
 
@@ -165,6 +169,8 @@ MINIMUM: dict[str, float] = {
     "kraken.queue_size": 10,
     "kraken.backoff_initial": 0.0,
     "kraken.backoff_max": 0.0,
+    "kraken.ack_timeout": 0.1,
+    "kraken.open_timeout": 0.1,
     "gateway.port": 0,
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,

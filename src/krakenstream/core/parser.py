@@ -170,6 +170,9 @@ class Decoder:
             method = obj.get("method")
             if method is not None:
                 return self._method(method, obj)
+            if type(obj.get("error")) is str:
+                # an error answer that leaves its method out: still matched by req_id
+                return self._answer("", obj)
             return BadFrame.of("frame has neither channel nor method", text)
         except Malformed as exc:
             return BadFrame.of(str(exc), text)
@@ -317,24 +320,29 @@ class Decoder:
         if method == "pong":
             return Pong(req_id=req_id)
         if method in ("subscribe", "unsubscribe"):
-            success = obj.get("success")
-            if type(success) is not bool:
-                raise Malformed(f"{method} answer has no success flag")
-            result = obj.get("result")
-            result = result if type(result) is dict else {}
-            symbol = result.get("symbol", obj.get("symbol"))
-            depth = result.get("depth")
-            error = obj.get("error")
-            return SubscriptionAck(
-                method=method,
-                req_id=req_id,
-                success=success,
-                channel=_opt_str(result.get("channel")),
-                symbol=symbol if type(symbol) is str else None,
-                depth=depth if type(depth) is int else None,
-                error=None if success else (str(error) if error is not None else "unknown error"),
-            )
+            return self._answer(method, obj)
         raise Malformed(f"unknown method {method!r}")
+
+    def _answer(self, method: str, obj: dict[str, Any]) -> SubscriptionAck:
+        """A subscribe/unsubscribe answer (``method`` "" when the frame left it out)."""
+        req_id = obj.get("req_id")
+        success = obj.get("success")
+        if type(success) is not bool:
+            raise Malformed(f"{method or 'error'} answer has no success flag")
+        result = obj.get("result")
+        result = result if type(result) is dict else {}
+        symbol = result.get("symbol", obj.get("symbol"))
+        depth = result.get("depth")
+        error = obj.get("error")
+        return SubscriptionAck(
+            method=method,
+            req_id=req_id if type(req_id) is int else None,
+            success=success,
+            channel=_opt_str(result.get("channel")),
+            symbol=symbol if type(symbol) is str else None,
+            depth=depth if type(depth) is int else None,
+            error=None if success else (str(error) if error is not None else "unknown error"),
+        )
 
 
 _TICKER_FIELDS = (

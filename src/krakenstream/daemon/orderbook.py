@@ -83,7 +83,7 @@ class OrderbookRole:
         self._clock = clock
         wanted = list(kraken.pairs if pairs is None else pairs)
         mine = [p for p in wanted if owns_pair(p, kraken.shard)]
-        self.feed = feed or FeedClient.from_options(
+        self.feed = feed or FeedClient(
             as_options(kraken, FeedOptions), mine, on_state_change=self._on_state_change
         )
         self._ticks: dict[str, _PairTicks] = {p: _PairTicks() for p in mine}

@@ -3,12 +3,20 @@
 :class:`FeedOptions` holds what ``[kraken]`` says about the connection (everything but the
 pairs, which the orderbook role shards and ``kms record`` takes as arguments). The daemon's
 wiring and the CLI build it from the settings (:func:`krakenstream.config.as_options`); the
-defaults here are the settings' defaults, which ``tests/test_config.py`` holds equal.
+defaults here are the settings' defaults, which ``tests/test_config.py`` holds equal. It checks
+itself when built, so a client is never half-configured: a bad URL or depth is refused before
+anything is sent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
+
+from ..core.pairs import check_depth
+from ..errors import ConfigError, InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +32,21 @@ class FeedOptions:
     queue_size: int = 10_000
     backoff_initial: float = 0.5
     backoff_max: float = 60.0
+    #: a request unanswered for this long ends the connection
+    ack_timeout: float = 10.0
+    #: seconds the opening handshake may take
+    open_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            parse_uri(self.url)
+        except InvalidURI as exc:
+            raise ConfigError(
+                f"kraken.url: {self.url!r} is not a WebSocket URL ({exc})") from exc
+        check_depth(self.depth)
+        if self.heartbeat_timeout <= 0 or self.ack_timeout <= 0 or self.open_timeout <= 0:
+            raise InputError("heartbeat_timeout, ack_timeout and open_timeout must be > 0")
+        if self.subscribe_batch < 1 or self.queue_size < 1:
+            raise InputError("subscribe_batch and queue_size must be >= 1")
+        if self.backoff_initial < 0 or self.backoff_max < 0:
+            raise InputError("backoff_initial and backoff_max must be >= 0")

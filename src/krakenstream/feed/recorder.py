@@ -142,7 +142,7 @@ async def record(
     loop = asyncio.get_running_loop()
     started = loop.time()
     # built first: a bad URL is refused before the file is touched
-    client = FeedClient.from_options(options, wanted, give_up_after=RECORD_GIVE_UP_AFTER)
+    client = FeedClient(options, wanted, give_up_after=RECORD_GIVE_UP_AFTER)
     with Recorder(out) as rec:
         client.on_frame = rec.write
         with _signals_set(stop, enabled=handle_signals):

@@ -70,6 +70,10 @@ class ConnectionStatus:
     """The connection as a whole (one per client)."""
 
     url: str
+    #: which connection of a pool ("" for a lone client)
+    name: str = ""
+    #: ``connecting``, ``connected``, ``waiting`` (to retry at ``retry_at``) or ``stopped``
+    state: str = "connecting"
     connected: bool = False
     #: connections opened after the first one
     reconnects: int = 0
@@ -87,10 +91,19 @@ class ConnectionStatus:
     connected_since: float | None = None
     #: why the last connection ended, or why the last attempt failed
     last_error: str | None = None
+    #: while ``waiting``: when the next attempt goes (epoch seconds), and the wait chosen
+    retry_at: float | None = None
+    retry_in: float | None = None
+    #: ``Exceeded msg rate`` answers (each slowed the subscribe pacing down)
+    rate_limited: int = 0
+    #: pairs tracked on this connection
+    pairs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "url": self.url,
+            "name": self.name,
+            "state": self.state,
             "connected": self.connected,
             "reconnects": self.reconnects,
             "connect_failures": self.connect_failures,
@@ -101,6 +114,10 @@ class ConnectionStatus:
             "last_frame_time": self.last_frame_time,
             "connected_since": self.connected_since,
             "last_error": self.last_error,
+            "retry_at": self.retry_at,
+            "retry_in": self.retry_in,
+            "rate_limited": self.rate_limited,
+            "pairs": self.pairs,
         }
 
 
