@@ -266,7 +266,9 @@ async def test_queue_overflow_drops_the_connection_and_resyncs_everything() -> N
             assert sum(st.mismatches for st in client.status().values()) == 0
             assert all(st.reconnects == 1 for st in client.status().values())
             await threaded.call(sim.pause())
-            await until(lambda: books_equal(client, sim, pairs, 10), 2.0, "books equal")
+            # a loaded machine may overflow the tiny queue again before the pause: the client
+            # then resyncs once more, and the books must still end up equal
+            await until(lambda: books_equal(client, sim, pairs, 10), 5.0, "books equal")
 
 
 async def test_maintenance_is_reported_and_then_online(sim: SimServer) -> None:
