@@ -27,8 +27,8 @@ from gateway_support import (
     wait_snapshots,
 )
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
-from krakenstream.daemon.gateway_history import csv_fields
-from krakenstream.daemon.gateway_http import parse_time
+from krakenstream.daemon.gateway.exports import csv_fields
+from krakenstream.daemon.gateway.params import parse_time
 from krakenstream.errors import InputError
 from krakenstream.sim.server import SimServer
 

@@ -14,9 +14,10 @@ import pytest
 from gateway_support import sample_snapshot
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.core.snapshot import Snapshot
-from krakenstream.daemon.gateway_history import csv_chunk
-from krakenstream.daemon.gateway_http import RedactTokens, VerifiedTokens
-from krakenstream.daemon.gateway_stream import LatestCache, StreamHub
+from krakenstream.daemon.gateway.exports import csv_chunk
+from krakenstream.daemon.gateway.hub import LatestCache, StreamHub
+from krakenstream.daemon.gateway.logs import RedactTokens
+from krakenstream.daemon.gateway.tokens import VerifiedTokens
 from krakenstream.daemon.metrics import Metrics
 from krakenstream.errors import (
     AuthError,

@@ -113,7 +113,7 @@ async def test_slow_client_is_cut_off_with_1013(kms_home: Path) -> None:
             slow = await connect(url, sock=sock, max_queue=1, open_timeout=5)
             fast = await connect(url, open_timeout=5)
             try:
-                hub = app.state.hub
+                hub = app.state.gateway.hub
                 await eventually(_true_if(lambda: hub.client_count == 2), within=5)
                 received = 0
                 now = round(time.time() * 1000)

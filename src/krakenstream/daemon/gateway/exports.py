@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ..core.snapshot import CSV_COLUMNS, SCHEMA_VERSION, Snapshot, csv_row_from_dict
+from ...core.snapshot import CSV_COLUMNS, SCHEMA_VERSION, Snapshot, csv_row_from_dict
 
 log = logging.getLogger(__name__)
 

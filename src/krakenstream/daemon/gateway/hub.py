@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from ..bus.base import BusSubscription, SnapshotBus
-from ..core.snapshot import Snapshot
-from ..feed.status import FeedEvent
-from ..wire import GOING_AWAY, TOO_SLOW
-from .metrics import Metrics
+from ...bus.base import BusSubscription, SnapshotBus
+from ...core.snapshot import Snapshot
+from ...feed.status import FeedEvent
+from ...wire import GOING_AWAY, TOO_SLOW
+from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 

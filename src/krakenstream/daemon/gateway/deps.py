@@ -1,0 +1,139 @@
+"""What a route reaches of its process: the app's :class:`Gateway` state and the bearer check.
+
+A route is a plain function in its area's module; what it needs (the store, the users, the
+stream hub, the caller's claims) it declares as a parameter typed with an alias below, and
+FastAPI hands it over per request, read from ``app.state.gateway``: one :class:`Gateway` per
+app, built by :func:`.app.create_app`. Every dependency here is ``async``: FastAPI runs a sync
+dependency in a worker thread, which halves the throughput of ``latest``.
+
+The bearer check calls the cheap :class:`.tokens.VerifiedTokens` (a verdict already reached is
+reused until the token expires) and leaves the user id in the scope for the request's log
+line. A missing backend is a 503 naming what this process lacks.
+"""
+
+# no "from __future__ import annotations": FastAPI reads these signatures at runtime
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Path, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
+
+from ...config import Settings
+from ...errors import AuthError, BackendUnavailable
+from ...store.base import HistoryStore
+from ...users.service import AuthService
+from ...users.tokens import Claims
+from ..orderbook import OrderbookRole
+from ..services import Services
+from .hub import LatestCache, StreamHub
+from .middleware import USER_KEY
+from .params import maxima_of
+from .tokens import VerifiedTokens
+
+#: a snapshot seen on the bus counts as live for this many snapshot intervals (plus 1 s)
+LIVE_INTERVALS = 3
+#: seconds an answer of ``latest`` is reused at most (see LatestCache)
+LATEST_TTL = 0.1
+
+
+@dataclass(eq=False)
+class Gateway:
+    """One app's state: the services of its process and what the gateway keeps beside them."""
+
+    services: Services
+    #: the bus tap: the newest snapshot per pair, and the WebSocket clients
+    hub: StreamHub
+    #: the store's newest snapshot per pair, encoded, briefly reused
+    latest: LatestCache
+    #: a book seen on the bus is live while it is at most this old (ms)
+    live_age_ms: float
+    #: the maxima of the bounded parameters (see params.py)
+    maxima: dict[str, int]
+    #: verdicts of the tokens already verified (see tokens.py)
+    tokens: VerifiedTokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = VerifiedTokens(lambda token: self.auth().verify(token))
+
+    @classmethod
+    def over(cls, services: Services) -> "Gateway":
+        settings = services.settings
+        hub = StreamHub(services.bus, services.metrics, backlog=settings.gateway.ws_backlog)
+        interval = settings.kraken.snapshot_interval
+        return cls(
+            services=services,
+            hub=hub,
+            latest=LatestCache(hub, ttl=min(LATEST_TTL, interval / 2)),
+            live_age_ms=(LIVE_INTERVALS * interval + 1.0) * 1000,
+            maxima=maxima_of(settings.store.history_limit, settings.kraken.depth),
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def store(self) -> HistoryStore:
+        if self.services.store is None:
+            raise BackendUnavailable("this daemon has no history store")
+        return self.services.store
+
+    def auth(self) -> AuthService:
+        if self.services.auth is None:
+            raise BackendUnavailable("this daemon has no users backend (gateway role not run)")
+        return self.services.auth
+
+    def orderbook(self) -> OrderbookRole:
+        """The in-process orderbook role, which alone can change the tracked pairs."""
+        if self.services.orderbook is None:
+            raise BackendUnavailable(
+                "this daemon does not run the orderbook role: start or stop tracking pairs "
+                "on the daemon that does",
+                hint="kms daemon run --roles orderbook,...")
+        return self.services.orderbook
+
+
+def gateway_of(conn: HTTPConnection) -> Gateway:
+    """The state of the app serving ``conn`` (a request or a WebSocket)."""
+    gateway: Gateway = conn.app.state.gateway
+    return gateway
+
+
+async def gateway(conn: HTTPConnection) -> Gateway:
+    return gateway_of(conn)
+
+
+async def history_store(conn: HTTPConnection) -> HistoryStore:
+    return gateway_of(conn).store()
+
+
+async def auth_service(conn: HTTPConnection) -> AuthService:
+    return gateway_of(conn).auth()
+
+
+bearer = HTTPBearer(auto_error=False, description="a token from POST /api/users/login")
+
+
+async def claims(
+    conn: HTTPConnection,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Claims:
+    """The caller's verified claims (401 without a valid bearer token)."""
+    if creds is None:
+        raise AuthError("missing bearer token: send Authorization: Bearer <token>")
+    verified = gateway_of(conn).tokens.verify(creds.credentials)
+    conn.scope[USER_KEY] = verified.user_id
+    return verified
+
+
+#: this app's state (services, hub, caches)
+State = Annotated[Gateway, Depends(gateway)]
+#: the history store (503 in a process without one)
+Store = Annotated[HistoryStore, Depends(history_store)]
+#: the users and tokens service (503 in a process without one)
+Auth = Annotated[AuthService, Depends(auth_service)]
+#: the caller's claims: a route with this parameter needs a bearer token
+Authed = Annotated[Claims, Security(claims)]
+#: a pair in the path, in any spelling :func:`krakenstream.core.pairs.normalize_pair` reads
+Pair = Annotated[str, Path(description="a pair: ETH-USD, eth-usd or ETH%2FUSD")]

@@ -1,0 +1,77 @@
+"""``/api/pairs``: the tracked pairs with their feed state; track and untrack.
+
+Only the orderbook role changes what is tracked, so changes need it in this process (503
+elsewhere, naming where to go). Without it the list is what the bus and the store know: each
+pair seen or stored, ``live`` while its newest snapshot on the bus is recent, else ``unknown``.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the route signatures at runtime
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from ...core.pairs import normalize_pair
+from ...feed.status import PairState
+from ...store.base import HistoryStore
+from .deps import Authed, Gateway, Pair, State, Store
+from .errors import documented
+from .responses import json_response
+
+router = APIRouter(tags=["pairs"])
+
+
+class PairRequest(BaseModel):
+    pair: str
+
+
+@router.get("/api/pairs", responses=documented(401, 503))
+async def list_pairs(claims: Authed, gw: State, st: Store) -> Response:
+    """Tracked pairs with their feed state, counters and stored snapshot count."""
+    if gw.services.orderbook is None:
+        return json_response({"pairs": await _seen_elsewhere(gw, st)})
+    status = gw.services.orderbook.status()
+    names = sorted(status)
+    counts = await asyncio.gather(*(st.count(p) for p in names))
+    return json_response({"pairs": [{**status[name].to_dict(), "snapshots": n}
+                                    for name, n in zip(names, counts, strict=True)]})
+
+
+async def _seen_elsewhere(gw: Gateway, st: HistoryStore) -> list[dict[str, Any]]:
+    """Another process tracks the pairs: what the bus and the store know of them."""
+    now_ms = time.time() * 1000
+    latest = gw.hub.latest
+    names = sorted(set(await st.pairs()) | set(latest))
+    counts = await asyncio.gather(*(st.count(p) for p in names))
+    out: list[dict[str, Any]] = []
+    for name, n in zip(names, counts, strict=True):
+        snap = latest.get(name)
+        live = snap is not None and now_ms - snap.ts <= gw.live_age_ms
+        out.append({"pair": name, "state": "live" if live else "unknown",
+                    "frames": None, "mismatches": None, "crossed": None,
+                    "resyncs": None, "reconnects": None, "last_frame_time": None,
+                    "since": None, "error": None, "snapshots": n})
+    return out
+
+
+@router.post("/api/pairs", status_code=202, responses=documented(401, 409, 413, 422, 503))
+async def track(body: PairRequest, claims: Authed, gw: State) -> Response:
+    """Start tracking a pair; it goes live once its first snapshot verifies."""
+    role = gw.orderbook()
+    name = normalize_pair(body.pair)
+    await role.track(name)
+    st = role.status().get(name)
+    state = st.state.value if st is not None else PairState.CONNECTING.value
+    return json_response({"pair": name, "state": state}, 202)
+
+
+@router.delete("/api/pairs/{pair:path}", responses=documented(401, 404, 422, 503))
+async def untrack(pair: Pair, claims: Authed, gw: State) -> Response:
+    role = gw.orderbook()
+    name = normalize_pair(pair)
+    await role.untrack(name)
+    return json_response({"pair": name, "state": "untracked"})

@@ -1,0 +1,57 @@
+"""The gateway on uvicorn: :func:`make_server`, which leaves signals and logging to the daemon."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from ...wire import GOING_AWAY
+from ..services import Services
+from .app import create_app
+from .deps import Gateway
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn without its signal handling (the daemon owns SIGTERM/SIGINT), and closing
+    WebSocket clients with 1001 before uvicorn's own shutdown would close them with 1012."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        gateway = getattr(getattr(self.config.app, "state", None), "gateway", None)
+        if isinstance(gateway, Gateway):
+            gateway.hub.close_all(GOING_AWAY, "server shutting down")
+            await gateway.hub.drain(within=1.0)
+        await super().shutdown(sockets=sockets)
+
+
+def make_server(
+    services: Services,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    app: FastAPI | None = None,
+) -> GatewayServer:
+    """A configured uvicorn server for the gateway (``await server.serve()``, or
+    ``serve(sockets=[sock])`` on a socket bound by the caller). Host and port default to
+    ``gateway.host``/``gateway.port``. Stop it with ``server.should_exit = True``."""
+    gw = services.settings.gateway
+    config = uvicorn.Config(
+        app or create_app(services),
+        host=gw.host if host is None else host,
+        port=gw.port if port is None else port,
+        log_config=None,
+        access_log=False,  # ObserveMiddleware writes the one line per request
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        ws_ping_interval=20,
+        ws_max_size=64 * 1024,  # clients only ever send their close frame
+        server_header=False,
+    )
+    return GatewayServer(config)

@@ -1,0 +1,90 @@
+"""``/api/stream/{pair}``: the WebSocket a client follows a pair's snapshots on.
+
+The route authenticates (``Authorization`` header or ``?token=``) and checks the pair after the
+handshake, so a refusal is a close code the client can act on (:data:`~krakenstream.wire.BAD_TOKEN`,
+:data:`~krakenstream.wire.BAD_PAIR`) rather than a bare 403. Then it hands the client to the
+app's :class:`.hub.StreamHub` and sends what the hub queues for it until either side closes.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the route signatures at runtime
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from ...core.pairs import normalize_pair
+from ...errors import KmsError
+from ...wire import BAD_PAIR, BAD_TOKEN, classify
+from .deps import State
+from .hub import StreamClient, send_until_closed
+from .middleware import USER_KEY
+
+#: seconds a WebSocket close may wait for the client's socket to take the close frame
+WS_CLOSE_TIMEOUT = 2.0
+
+router = APIRouter()
+
+
+@router.websocket("/api/stream/{pair:path}")
+async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
+    """Each new snapshot of the pair as ``{"type":"snapshot","data":...}``; feed state
+    changes as ``{"type":"status",...}``. Token: ``Authorization`` or ``?token=``."""
+    token = ws_token(websocket)
+    await websocket.accept()
+    try:
+        claims = gw.tokens.verify(token or "")
+        websocket.scope[USER_KEY] = claims.user_id
+    except KmsError as exc:
+        await websocket.close(BAD_TOKEN, close_reason(exc))
+        return
+    try:
+        name = normalize_pair(pair)
+    except KmsError as exc:
+        await websocket.close(BAD_PAIR, close_reason(exc))
+        return
+    client = gw.hub.add(name)
+    reader = asyncio.create_task(_drain_incoming(websocket, client), name="kms-ws-reader")
+    try:
+        await send_until_closed(client, websocket.send_text)
+        # a client that reads nothing cannot take a close frame either: do not wait on it
+        with contextlib.suppress(RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(WS_CLOSE_TIMEOUT):
+                await websocket.close(client.close_code or 1000, client.close_reason)
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the client went away (or the server closed it): nothing left to send
+    finally:
+        gw.hub.remove(client)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+def ws_token(websocket: WebSocket) -> str | None:
+    """The bearer token of the ``Authorization`` header, else of the ``token`` query."""
+    header = websocket.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return websocket.query_params.get("token")
+
+
+def close_reason(exc: KmsError) -> str:
+    """A close reason: at most 123 bytes of UTF-8 (RFC 6455)."""
+    _, code = classify(exc)
+    text = f"{code}: {exc.message}"
+    return text.encode()[:123].decode(errors="ignore")
+
+
+async def _drain_incoming(websocket: WebSocket, client: StreamClient) -> None:
+    """Read (and ignore) what the client sends, so its close frame is noticed at once."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    client.close(1000, "client closed")
