@@ -1,27 +1,64 @@
 """A real daemon on loopback for the client and CLI tests: ``kms sim`` plus ``kms daemon run``
 as child processes, every file in a private ``KMS_HOME``, the history optionally pre-filled
-through the real SQLite store (10,000 snapshots cannot be waited for at one a second)."""
+through the real SQLite store (10,000 snapshots cannot be waited for at one a second).
+
+Also a pytest plugin (``conftest.py`` loads it): the fixtures the ``test_cli_*`` modules share,
+above all one daemon for the whole session (``live``) with a full pair (:data:`FULL`) written
+before it started, and :func:`run` / :func:`one_error` to invoke ``kms`` and check a failure."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from conftest import free_port
+from krakenstream.cli import app
+from krakenstream.cli.credentials import Credential, CredentialsFile
+from krakenstream.cli.demo import Child, child_env, wait_healthy
 from krakenstream.client import KmsClient
-from krakenstream.commands.demo import Child, child_env, wait_healthy
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.errors import Conflict, NotFound
 from krakenstream.store.sqlite import SQLiteHistoryStore
 
 PASSWORD = "correct horse battery"
+#: an untracked pair whose full history (10,000 snapshots) is written before the daemon starts
+FULL = "ADA/USD"
+FULL_START_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
+N_FULL = 10_000
+USER = "cli-user@example.com"
+
+runner = CliRunner()
 
 
 def kms(*args: str) -> list[str]:
     return [sys.executable, "-m", "krakenstream", *args]
+
+
+def read_until(stream: IO[bytes], done: Callable[[bytes], bool], timeout: float,
+               seen: bytes = b"") -> bytes:
+    """What a child wrote to ``stream`` (after ``seen``), read until ``done`` holds for it;
+    an AssertionError with the tail of it if that takes longer than ``timeout`` or the
+    stream ends first."""
+    deadline = time.monotonic() + timeout
+    while not done(seen):
+        left = deadline - time.monotonic()
+        assert left > 0, f"not seen within {timeout:g} s; the output ends: {seen[-2000:]!r}"
+        if select.select([stream], [], [], min(left, 0.2))[0]:
+            chunk = os.read(stream.fileno(), 65536)
+            assert chunk, f"the stream ended first; it ends: {seen[-2000:]!r}"
+            seen += chunk
+    return seen
 
 
 def make_snapshots(pair: str, n: int, *, start_ms: int) -> list[Snapshot]:
@@ -128,3 +165,61 @@ class LiveDaemon:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
+
+
+# -- invoking kms -------------------------------------------------------------------------------
+
+
+def run(args: list[str], home: Path, server: str, *, input: str | None = None,
+        columns: int = 200) -> Result:
+    """``kms ARGS`` with its own home; never a traceback unless --verbose asked for one."""
+    result = runner.invoke(
+        app, args, input=input,
+        env={"KMS_HOME": str(home), "KMS_SERVER": server, "COLUMNS": str(columns),
+             "KMS_VERBOSE": ""},
+    )
+    if "--verbose" not in args:
+        assert "Traceback" not in result.output, result.output
+    return result
+
+
+def one_error(result: Result, message: str, hint: str | None) -> None:
+    """A failure the CLI expected: exit 1, one error line (plus a hint line), nothing else."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: "), lines
+    assert message in lines[0], lines
+    if hint is None:
+        assert len(lines) == 1, lines
+    else:
+        assert lines[1:] == [f"hint: {hint}"], lines
+    assert result.stdout == ""
+
+
+# -- fixtures (a pytest plugin: conftest.py names this module in pytest_plugins) -----------------
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
+    """One daemon for every CLI test module; :data:`FULL` holds 10,000 snapshots."""
+    home = tmp_path_factory.mktemp("daemon-home")
+    prefill(home, make_snapshots(FULL, N_FULL, start_ms=FULL_START_MS))
+    daemon = LiveDaemon(home)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def token(live: LiveDaemon) -> str:
+    return live.login(USER)
+
+
+@pytest.fixture
+def user_home(tmp_path: Path, live: LiveDaemon, token: str) -> Path:
+    """A client home already logged in to the session's daemon."""
+    home = tmp_path / "client"
+    CredentialsFile(home / "credentials.json").save(live.url, Credential(USER, token))
+    return home

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RECORDING = "kraken-v2-btcusd-recorded.jsonl"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: the CLI tests' shared daemon and helpers
+pytest_plugins = ("cli_support",)
 
 
 def skip_or_fail(reason: str) -> None:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from cli_support import read_until
 from conftest import port_open
 from krakenstream.cli import app
-from krakenstream.credentials import CredentialsFile
+from krakenstream.cli.credentials import CredentialsFile
 
 runner = CliRunner()
 STARTED = re.compile(r"simulator ws://127\.0\.0\.1:(\d+)/v2, daemon http://127\.0\.0\.1:(\d+),\s+"
@@ -57,20 +56,14 @@ def test_demo_runs_for_a_duration_and_cleans_up(tmp_path: Path) -> None:
 
 def test_demo_ctrl_c_stops_everything_and_removes_its_folder() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KMS_")}
+    env["TTY_COMPATIBLE"] = "1"  # the live view drawn as on a terminal, readable as it goes
     proc = subprocess.Popen([sys.executable, "-m", "krakenstream", "demo"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = b""
+    assert proc.stderr is not None and proc.stdout is not None
     try:
-        deadline = time.monotonic() + 30
-        while b"files in" not in err.replace(b"\n", b" ") and time.monotonic() < deadline:
-            if select.select([proc.stderr], [], [], 0.2)[0]:
-                chunk = os.read(proc.stderr.fileno(), 4096)
-                if not chunk:
-                    break
-                err += chunk
-        assert b"files in" in err.replace(b"\n", b" "), err
-        time.sleep(1.5)  # a snapshot or two on screen
+        err = read_until(proc.stderr, lambda e: b"files in" in e.replace(b"\n", b" "), 60)
+        # a snapshot on screen: the whole system ran end to end
+        seen = read_until(proc.stdout, lambda out: b"mid " in out, 60)
         proc.send_signal(signal.SIGINT)
         out, rest = proc.communicate(timeout=30)
     finally:
@@ -80,6 +73,6 @@ def test_demo_ctrl_c_stops_everything_and_removes_its_folder() -> None:
     err += rest
     text = err.decode()
     assert proc.returncode == 0, text
-    assert "Traceback" not in text and "Traceback" not in out.decode()
+    assert "Traceback" not in text and "Traceback" not in (seen + out).decode()
     home = _ports_closed(text)
     assert not home.exists()

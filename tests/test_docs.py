@@ -200,7 +200,7 @@ def test_quoted_messages_are_in_the_source(fragment: str, source: str) -> None:
 
 
 def _printed(exc: KmsError) -> str:
-    """The lines the CLI prints for an error (commands/common.py: error, then hint)."""
+    """The lines the CLI prints for an error (cli/common.py: error, then hint)."""
     lines = f"error: {exc}"
     return lines + (f"\nhint: {exc.hint}" if exc.hint else "")
 

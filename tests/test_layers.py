@@ -1,7 +1,7 @@
 """The layering, held by reading the source (``ast``), not by convention.
 
 - Only the edges read the settings: the daemon (``daemon/``: its wiring builds every backend)
-  and the CLI (``cli``, ``commands/``, ``credentials``). The bus, the stores, the users'
+  and the CLI (``cli/``). The bus, the stores, the users'
   store, the feed, the simulator and the client take plain values.
 - ``core/`` is pure: it imports nothing with I/O (no asyncio, sockets, files, clocks or
   processes, no other krakenstream package but ``errors``) and reads no clock.
@@ -19,8 +19,7 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "krakenstream"
 
 #: who may import krakenstream.config (a module name, or a package ending in ".")
-READS_SETTINGS = ("krakenstream.config", "krakenstream.daemon.", "krakenstream.cli",
-                  "krakenstream.commands.", "krakenstream.credentials")
+READS_SETTINGS = ("krakenstream.config", "krakenstream.daemon.", "krakenstream.cli")
 #: everything core/ may import (a module and its submodules)
 CORE_MAY_IMPORT = {
     "__future__", "bisect", "collections", "dataclasses", "datetime", "decimal", "enum",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from krakenstream.cli.credentials import Credential, CredentialsFile, server_key
 from krakenstream.config import load_settings
-from krakenstream.credentials import Credential, CredentialsFile, server_key
 from krakenstream.errors import AuthError, ConfigError
 
 
@@ -142,7 +142,7 @@ def test_concurrent_logins_to_different_servers_all_kept(tmp_path: Path) -> None
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from krakenstream.credentials import Credential, CredentialsFile\n"
+        "from krakenstream.cli.credentials import Credential, CredentialsFile\n"
         "f = CredentialsFile(Path(sys.argv[1]))\n"
         "for i in range(40):\n"
         "    f.save(f'http://127.0.0.1:{sys.argv[2]}{i:02d}', Credential('a@b.c', 't'))\n"

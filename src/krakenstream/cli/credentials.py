@@ -25,9 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from .config import Settings
-from .core.times import parse_iso
-from .errors import AuthError, ConfigError
+from ..config import Settings
+from ..core.times import parse_iso
+from ..errors import AuthError, ConfigError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

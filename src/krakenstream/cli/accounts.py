@@ -1,9 +1,4 @@
-"""``kms register``, ``kms login``, ``kms logout``, ``kms whoami``: accounts on a daemon.
-
-Also the two things every client command shares: which daemon to talk to (``--server``, else
-``KMS_SERVER``, else the local daemon's address from the settings) and the client for it,
-carrying the token from the credentials file when the call needs one.
-"""
+"""``kms register``, ``kms login``, ``kms logout``, ``kms whoami``: accounts on a daemon."""
 
 from __future__ import annotations
 
@@ -12,21 +7,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ..client import KmsClient, check_base_url
-from ..config import server_url
-from ..credentials import Credential, CredentialsFile, server_key
+from ..client import KmsClient
 from ..errors import AuthError, InputError, Throttled
-from .common import errors_handled, out_console, settings
+from .common import errors_handled, out_console
+from .credentials import Credential
+from .server import ServerOption, credentials, resolve_server
 
-ServerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        metavar="URL",
-        help="Daemon's gateway URL (default: KMS_SERVER, else the local daemon).",
-        show_default=False,
-    ),
-]
 EmailOption = Annotated[
     str | None, typer.Option("--email", help="Account email (prompted for if not given).")
 ]
@@ -34,23 +20,6 @@ PasswordStdinOption = Annotated[
     bool,
     typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
 ]
-
-
-def resolve_server(server: str | None) -> str:
-    """``--server``, else ``KMS_SERVER``, else the local daemon's gateway address."""
-    return server_key(check_base_url(server if server is not None else server_url(settings())))
-
-
-def credentials() -> CredentialsFile:
-    return CredentialsFile.from_settings(settings())
-
-
-def open_client(server: str | None, *, auth: bool = True) -> KmsClient:
-    """A client for the chosen daemon; with ``auth``, carrying the stored token (raises
-    AuthError, hint ``kms login``, if there is none or it expired)."""
-    url = resolve_server(server)
-    token = credentials().require(url).token if auth else None
-    return KmsClient(url, token)
 
 
 def _read_password(from_stdin: bool, *, confirm: bool) -> str:

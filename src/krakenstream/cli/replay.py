@@ -7,12 +7,11 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich import box
-from rich.table import Table
 
 from ..core.pairs import VALID_DEPTHS
-from ..core.replay import ReplayResult, replay_lines
+from ..core.replay import replay_lines
 from .common import err_console, errors_handled, fail, out_console
+from .render import format_replay
 
 
 def replay(
@@ -51,7 +50,7 @@ def replay(
             out = {pair: st.to_dict() for pair, st in sorted(result.pairs.items())}
             typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         else:
-            _print_table(file, result)
+            out_console.print(format_replay(file, result))
         if result.bad_frames:
             first = result.bad_samples[0]
             err_console.print(
@@ -60,20 +59,3 @@ def replay(
             )
         if check and result.mismatches:
             raise typer.Exit(1)
-
-
-def _print_table(file: Path, result: ReplayResult) -> None:
-    table = Table(title=f"{file.name}: {result.lines} frames", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("pair", no_wrap=True)
-    for col in ("frames", "verified", "bad crc", "crossed"):
-        table.add_column(col, justify="right")
-    table.add_column("best bid", justify="right", no_wrap=True)
-    table.add_column("best ask", justify="right", no_wrap=True)
-    table.add_column("levels", justify="right", no_wrap=True)
-    for pair, st in sorted(result.pairs.items()):
-        mism = f"[red]{st.mismatches}[/]" if st.mismatches else "0"
-        table.add_row(pair, str(st.frames), str(st.verified), mism, str(st.crossed),
-                      st.best_bid or "-", st.best_ask or "-",
-                      f"{st.bid_levels}/{st.ask_levels}")
-    out_console.print(table)

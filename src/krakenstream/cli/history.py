@@ -3,7 +3,7 @@
 Exports are streamed from the daemon to their destination (stdout or a file) chunk by chunk,
 so a 10,000-snapshot CSV never sits in memory; a file is written beside its final name and
 renamed into place once complete, so an interrupted export never leaves half a file under
-the name asked for. ``format_*`` functions build what is shown and never print.
+the name asked for. The tables are built by :mod:`.render`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 import typer
-from rich import box
-from rich.console import Group, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,114 +25,22 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from ..client import KmsClient
-from ..core import times
 from ..core.pairs import spell_pair
 from ..errors import InputError, NotFound
-from .accounts import ServerOption, open_client
 from .common import err_console, errors_handled, out_console
-from .stream import format_ladder
+from .options import PairArg, SinceOption, UntilOption, parse_window
+from .render import format_history_table, format_latest
+from .server import ServerOption, open_client
 
 #: rows shown by the table view when no ``--limit`` is given (exports have no such default)
 TABLE_ROWS = 50
 #: exports at least this long get a progress bar even when their size is unknown
 PROGRESS_MIN_ROWS = 1_000
 
-PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. ETH/USD or ETH-USD.")]
-SinceOption = Annotated[
-    str | None,
-    typer.Option("--since", help="From this time: ISO 8601, epoch ms, or a duration ago "
-                 "(15m, 2h, 1d)."),
-]
-UntilOption = Annotated[
-    str | None, typer.Option("--until", help="Up to this time (same forms as --since).")
-]
-
 
 # -- pure helpers -----------------------------------------------------------------------------
-
-
-def parse_when(text: str, *, now_ms: int, option: str = "--since") -> int:
-    """A time option as epoch ms: ISO 8601 (UTC unless an offset is given), epoch ms, or a
-    duration before now such as ``90s``, ``15m``, ``2h``, ``1d``
-    (:func:`krakenstream.core.times.parse_time`), refused in words that name ``option``."""
-    hint = f"e.g. {option} 2026-11-25T17:00:00Z, {option} 1764090000000, {option} 1h"
-    try:
-        return times.parse_time(text, now_ms=now_ms)
-    except times.TimeOutOfRange:
-        raise InputError(f"{option} {text!r}: more than 300,000 years from 1970",
-                         hint=hint) from None
-    except times.BadTime:
-        raise InputError(
-            f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or a "
-            "duration such as 15m", hint=hint,
-        ) from None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _txt(value: Any) -> str:
-    return "—" if value is None or value == "" else str(value)
-
-
-def format_history_table(snapshots: Iterable[dict[str, Any]], *, title: str) -> Table:
-    """One row per snapshot: time, sequence and the metrics at the touch."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("seq", justify="right")
-    table.add_column("best bid", justify="right", style="green")
-    table.add_column("best ask", justify="right", style="red")
-    table.add_column("spread", justify="right")
-    table.add_column("bps", justify="right")
-    table.add_column("mid", justify="right")
-    table.add_column("imbalance", justify="right")
-    table.add_column("gap", justify="center")
-    for s in snapshots:
-        table.add_row(
-            _txt(s.get("time")),
-            _txt(s.get("seq")),
-            _txt(s.get("best_bid")),
-            _txt(s.get("best_ask")),
-            _txt(s.get("spread")),
-            _txt(s.get("spread_bps")),
-            _txt(s.get("mid")),
-            _txt(s.get("imbalance")),
-            "yes" if s.get("gap_before") else "",
-        )
-    return table
-
-
-def format_latest(snapshot: dict[str, Any], *, depth: int = 5) -> RenderableType:
-    """The newest snapshot: its metrics, then the top of its book."""
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="dim")
-    facts.add_column()
-    spread = _txt(snapshot.get("spread"))
-    bps = snapshot.get("spread_bps")
-    rows = [
-        ("pair", _txt(snapshot.get("pair"))),
-        ("time", _txt(snapshot.get("time"))),
-        ("exchange time", _txt(snapshot.get("exchange_ts"))),
-        ("seq", _txt(snapshot.get("seq"))),
-        ("best bid / ask", f"{_txt(snapshot.get('best_bid'))} / {_txt(snapshot.get('best_ask'))}"),
-        ("spread", f"{spread} ({_txt(bps)} bps)" if bps is not None else spread),
-        ("mid", _txt(snapshot.get("mid"))),
-        ("microprice", _txt(snapshot.get("microprice"))),
-        ("imbalance", _txt(snapshot.get("imbalance"))),
-        ("checksum", _txt(snapshot.get("checksum"))),
-    ]
-    for key, value in rows:
-        facts.add_row(key, value)
-    return Group(facts, format_ladder(snapshot, depth))
 
 
 def count_rows(chunk: bytes) -> int:
@@ -197,11 +102,7 @@ def history(
             raise InputError(f"--order {order!r}: expected asc or desc")
         if sum((json_out, ndjson, csv is not None)) > 1:
             raise InputError("choose one of --json, --ndjson and --csv")
-        now_ms = int(time.time() * 1000)
-        since_ms = parse_when(since, now_ms=now_ms) if since is not None else None
-        until_ms = (
-            parse_when(until, now_ms=now_ms, option="--until") if until is not None else None
-        )
+        since_ms, until_ms = parse_window(since, until, now_ms=int(time.time() * 1000))
         ordering: Literal["asc", "desc"] = "asc" if order == "asc" else "desc"
         with open_client(server) as client, pair_hints():
             query: dict[str, Any] = {

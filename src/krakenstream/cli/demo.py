@@ -32,9 +32,9 @@ from rich.markup import escape
 from ..client import KmsClient
 from ..config import Paths
 from ..core.pairs import spell_pair
-from ..credentials import Credential, CredentialsFile
 from ..errors import BackendUnavailable, Conflict, InputError, KmsError
 from .common import err_console, errors_handled
+from .credentials import Credential, CredentialsFile
 from .stream import run_stream
 
 DEMO_EMAIL = "demo@example.com"

@@ -35,6 +35,14 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"kms (krakenstream) {version('krakenstream')}")
+        raise typer.Exit()
+
+
 def root_options(
     home: Annotated[
         Path | None,
@@ -47,6 +55,11 @@ def root_options(
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show details (tracebacks) on errors.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True,
+                     help="Show the version and exit."),
     ] = False,
 ) -> None:
     """krakenstream: exact, checksum-verified Kraken order books."""

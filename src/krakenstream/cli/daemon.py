@@ -14,8 +14,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from ..config import Settings, server_url
+from ..config import server_url
+from ..core.pairs import normalize_pair
 from .common import child_env, errors_handled, fail, out_console, settings
+from .render import format_status
 
 daemon_app = typer.Typer(help="Run, start, stop and inspect the local daemon.",
                          no_args_is_help=True)
@@ -36,10 +38,17 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="Kraken WebSocket URL 
 def _overrides(roles: str | None, host: str | None, port: int | None, pairs: str | None,
                url: str | None) -> dict[str, Any]:
     return {"daemon.roles": roles, "gateway.host": host, "gateway.port": port,
-            "kraken.pairs": pairs, "kraken.url": url}
+            "kraken.pairs": normalize_pairs(pairs), "kraken.url": url}
 
 
-@daemon_app.command("run")
+def normalize_pairs(text: str | None) -> list[str] | None:
+    """``--pairs eth-usd,BTC/USD`` → ``["ETH/USD", "BTC/USD"]``: typed as everywhere else in
+    kms; a name that is no pair is refused here, naming it."""
+    if text is None:
+        return None
+    return [normalize_pair(p) for p in text.split(",") if p.strip()]
+
+
 def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
         pairs: PairsOpt = None, url: UrlOpt = None) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT (then drain and exit 0)."""
@@ -52,7 +61,6 @@ def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
         asyncio.run(daemon.run())
 
 
-@daemon_app.command("start")
 def start(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
           pairs: PairsOpt = None, url: UrlOpt = None,
           wait: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 30.0,
@@ -93,7 +101,6 @@ def start(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
                           + f"; log: {log_file}")
 
 
-@daemon_app.command("stop")
 def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exit.")] = 20.0,
          ) -> None:
     """Stop the background daemon (SIGTERM: it drains, then exits)."""
@@ -115,7 +122,6 @@ def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exi
                    f"kill -9 {pid} if it is stuck; see {s.paths.log_file}")
 
 
-@daemon_app.command("status")
 def status(json_out: Annotated[bool, typer.Option("--json", help="Print the health JSON.")]
            = False) -> None:
     """Is the daemon running, and how are its feeds, bus and store?"""
@@ -137,26 +143,7 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print the heal
         if pid is None and health is None:
             raise fail(f"no daemon is running here, and none answers at {url}",
                        "kms daemon start")
-        out_console.print(_format_status(pid, url, health, s))
-
-
-def _format_status(pid: int | None, url: str, health: dict[str, Any] | None,
-                   s: Settings) -> str:
-    lines = [f"daemon: {'pid ' + str(pid) if pid else 'not running here'}; gateway {url}: "
-             + ("up" if health else "not answering")]
-    if health:
-        lines.append(f"status: {health.get('status')}; roles: "
-                     f"{', '.join(health.get('roles') or [])}")
-        feed = health.get("feed") or {}
-        for pair, st in sorted((feed.get("pairs") or {}).items()):
-            lines.append(f"  {pair:12s} {st.get('state', '?'):10s} frames={st.get('frames')} "
-                         f"mismatches={st.get('mismatches')} resyncs={st.get('resyncs')}")
-        for part in ("bus", "store", "users"):
-            info = health.get(part)
-            if isinstance(info, dict):
-                ok = "ok" if info.get("healthy") else "DOWN"
-                lines.append(f"{part}: {info.get('backend')} {ok}")
-    return "\n".join(lines)
+        out_console.print(format_status(pid, url, health), markup=False)
 
 
 def _health(url: str) -> dict[str, Any] | None:
@@ -184,3 +171,9 @@ def _last_line(path: Path) -> str:
         return ""
     return lines[-1] if lines else ""
 
+
+# in the order ``kms daemon --help`` lists them: the everyday ones first
+daemon_app.command("start")(start)
+daemon_app.command("status")(status)
+daemon_app.command("stop")(stop)
+daemon_app.command("run")(run)

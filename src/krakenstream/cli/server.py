@@ -1,0 +1,44 @@
+"""Which daemon a client command talks to, and the client for it.
+
+``--server`` (on the command or before it), else ``KMS_SERVER``, else the local daemon's
+address from the settings. The client carries the token kept for that server in the
+credentials file when the call needs one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..client import KmsClient, check_base_url
+from ..config import server_url
+from .common import settings
+from .credentials import CredentialsFile, server_key
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="URL",
+        help="Daemon's gateway URL (default: KMS_SERVER, else the local daemon).",
+        show_default=False,
+    ),
+]
+
+
+def resolve_server(server: str | None) -> str:
+    """``--server``, else ``KMS_SERVER``, else the local daemon's gateway address."""
+    return server_key(check_base_url(server if server is not None else server_url(settings())))
+
+
+def credentials() -> CredentialsFile:
+    return CredentialsFile.from_settings(settings())
+
+
+def open_client(server: str | None, *, auth: bool = True) -> KmsClient:
+    """A client for the chosen daemon; with ``auth``, carrying the stored token (raises
+    AuthError, hint ``kms login``, if there is none or it expired)."""
+    url = resolve_server(server)
+    token = credentials().require(url).token if auth else None
+    return KmsClient(url, token)

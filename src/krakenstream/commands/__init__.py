@@ -1,1 +1,0 @@
-"""kms command implementations, one module per command group."""

@@ -1,0 +1,85 @@
+"""``kms daemon``: options read as everywhere else in kms, and what ``status`` prints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_support import kms, one_error, run
+from krakenstream.cli.daemon import normalize_pairs
+from krakenstream.cli.demo import Child, child_env
+from krakenstream.cli.render import format_status
+from krakenstream.errors import InvalidPair
+
+
+def test_pairs_are_typed_as_everywhere_else() -> None:
+    assert normalize_pairs("eth-usd, BTC/USD,sol/usd,") == ["ETH/USD", "BTC/USD", "SOL/USD"]
+    assert normalize_pairs(None) is None
+    with pytest.raises(InvalidPair, match="'ETHUSD' is not a pair like ETH/USD or ETH-USD"):
+        normalize_pairs("eth-usd,ETHUSD")
+
+
+def test_a_bad_pair_is_one_line(tmp_path: Path) -> None:
+    for command in ("run", "start"):
+        one_error(run(["daemon", command, "--pairs", "eth-usd,ETHUSD"], tmp_path,
+                      "http://127.0.0.1:1"),
+                  "'ETHUSD' is not a pair like ETH/USD or ETH-USD", None)
+
+
+def _stored_pairs(db: Path) -> set[str]:
+    if not db.exists():
+        return set()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in conn.execute("SELECT DISTINCT pair FROM snapshots")}
+    except sqlite3.OperationalError:
+        return set()
+    finally:
+        conn.close()
+
+
+def test_run_tracks_pairs_typed_in_lower_case(tmp_path: Path) -> None:
+    sim = Child("simulator", kms("sim", "--port", "0", "--seed", "5"), child_env(tmp_path),
+                tmp_path / "sim.log", stdout_pipe=True)
+    try:
+        url = sim.read_line(20)
+        env = child_env(tmp_path, KMS_KRAKEN_SNAPSHOT_INTERVAL="0.2")
+        with (tmp_path / "daemon.out").open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "krakenstream", "daemon", "run", "--roles",
+                 "orderbook,analysis", "--url", url, "--pairs", "eth-usd"],
+                env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while _stored_pairs(tmp_path / "history.sqlite3") != {"ETH/USD"}:
+                assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "daemon.out").read_text()
+                time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+    finally:
+        sim.stop()
+    assert os.path.exists(tmp_path / "history.sqlite3")
+
+
+def test_status_lines() -> None:
+    assert format_status(None, "http://127.0.0.1:3000", None) == (
+        "daemon: not running here; gateway http://127.0.0.1:3000: not answering")
+    health = {"status": "ok", "roles": ["orderbook", "gateway"],
+              "feed": {"pairs": {"ETH/USD": {"state": "live", "frames": 10, "mismatches": 0,
+                                             "resyncs": 1}}},
+              "bus": {"backend": "memory", "healthy": True},
+              "store": {"backend": "sqlite", "healthy": False}}
+    lines = format_status(42, "http://127.0.0.1:3000", health).splitlines()
+    assert lines[0] == "daemon: pid 42; gateway http://127.0.0.1:3000: up"
+    assert lines[1] == "status: ok; roles: orderbook, gateway"
+    assert lines[2].split() == ["ETH/USD", "live", "frames=10", "mismatches=0", "resyncs=1"]
+    assert lines[3:] == ["bus: memory ok", "store: sqlite DOWN"]
