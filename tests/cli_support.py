@@ -98,6 +98,8 @@ class LiveDaemon:
     #: without the orderbook role no simulator is needed (a bare gateway starts faster)
     roles: tuple[str, ...] = ("orderbook", "analysis", "gateway")
     port: int = field(default_factory=free_port)
+    #: more ``KMS_*`` settings for the daemon (a faster snapshot tick, say)
+    env: dict[str, str] = field(default_factory=dict)
     sim: Child | None = None
     daemon: Child | None = None
     sim_url: str = ""
@@ -127,6 +129,7 @@ class LiveDaemon:
             KMS_AUTH_BCRYPT_COST="4",
             KMS_DAEMON_LOG_LEVEL="info",
             KMS_DAEMON_ROLES=",".join(self.roles),
+            **self.env,
         )
         if not self.sim_url:
             del env["KMS_KRAKEN_URL"]

@@ -1,5 +1,6 @@
 """The gateway's parts on their own: the verified-token cache, the latest cache, CSV lines,
-the WebSocket backlog policy (the error table is tested in test_wire.py)."""
+the WebSocket backlog policy, the token offered as a subprotocol (the error table is tested
+in test_wire.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway.exports import csv_chunk
 from krakenstream.daemon.gateway.hub import LatestCache, StreamHub
 from krakenstream.daemon.gateway.logs import RedactTokens
+from krakenstream.daemon.gateway.stream import subprotocol_token
 from krakenstream.daemon.gateway.tokens import VerifiedTokens
 from krakenstream.daemon.metrics import Metrics
 from krakenstream.errors import (
@@ -127,3 +129,27 @@ def test_a_token_in_a_logged_query_is_redacted_however_spelled(query: str) -> No
     assert RedactTokens().filter(record)
     text = record.getMessage()
     assert "SECRET" not in text and "=***" in text and "/api/stream/ETH-USD?" in text
+
+
+@pytest.mark.parametrize(("offered", "token"), [
+    ([], None),
+    (["chat", "superchat"], None),
+    (["kms.bearer", "a.b.c"], "a.b.c"),
+    (["chat", "kms.bearer", "a.b.c", "more"], "a.b.c"),
+    (["kms.bearer"], ""),  # offered with nothing after it: refused as a bad token
+    (["KMS.BEARER", "a.b.c"], None),  # subprotocol names are case-sensitive (RFC 6455)
+])
+def test_the_token_offered_as_a_subprotocol(offered: list[str], token: str | None) -> None:
+    assert subprotocol_token(offered) == token
+
+
+@pytest.mark.parametrize("line", [
+    "< authorization: Bearer aaa.bbb.ccc",
+    "< Sec-WebSocket-Protocol: kms.bearer, aaa.bbb.ccc",
+    "> sec-websocket-protocol:kms.bearer,aaa.bbb.ccc",
+])
+def test_a_token_in_a_logged_header_is_redacted(line: str) -> None:
+    record = logging.LogRecord("uvicorn.error", logging.DEBUG, __file__, 1, "%s", (line,), None)
+    assert RedactTokens().filter(record)
+    assert "aaa.bbb.ccc" not in record.getMessage()
+    assert record.getMessage().endswith(" ***")

@@ -9,12 +9,14 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from gateway_support import eventually, login, sample_snapshot, served, settings_for, stack
 from krakenstream.sim.server import SimServer
@@ -60,6 +62,52 @@ async def test_stream_pushes_each_snapshot(kms_home: Path, sim: SimServer) -> No
                 async with asyncio.timeout(5):
                     msg = orjson.loads(await ws.recv())
                 assert msg["type"] == "snapshot" and msg["data"]["pair"] == "ETH/USD"
+
+
+async def first_snapshot(ws: ClientConnection, within: float = 5.0) -> dict[str, Any]:
+    """The first snapshot message (a feed state change may come before it)."""
+    async with asyncio.timeout(within):
+        while True:
+            msg: dict[str, Any] = orjson.loads(await ws.recv())
+            if msg["type"] == "snapshot":
+                return msg
+
+
+async def test_token_offered_as_a_subprotocol(
+    kms_home: Path, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Browsers cannot set a header on a WebSocket: they offer ``kms.bearer`` and the token
+    as subprotocols, and the server accepts with ``kms.bearer`` alone (the token is never
+    echoed, never in the URL, never logged)."""
+    caplog.set_level(logging.DEBUG)
+    async with stack(settings_for(kms_home, sim.url)) as gw:
+        token = await login(gw.client)
+        async with served(gw.services) as (base, _server, _app):
+            url = base.replace("http", "ws", 1) + "/api/stream/ETH-USD"
+            offer = [Subprotocol("kms.bearer"), Subprotocol(token)]
+            async with connect(url, subprotocols=offer, open_timeout=5) as ws:
+                assert ws.subprotocol == "kms.bearer"
+                assert ws.response is not None
+                assert ws.response.headers["Sec-WebSocket-Protocol"] == "kms.bearer"
+                msg = await first_snapshot(ws)
+                assert msg["data"]["pair"] == "ETH/USD"
+            for bad in (["kms.bearer", "forged.token.here"], ["kms.bearer"]):
+                async with connect(url, subprotocols=[Subprotocol(p) for p in bad],
+                                   open_timeout=5) as ws:
+                    assert ws.subprotocol == "kms.bearer"
+                    assert await closed_with(ws) == 4401
+            # the header still wins when both are given; other subprotocols are not chosen
+            async with connect(url, subprotocols=[Subprotocol("chat")],
+                               additional_headers={"Authorization": f"Bearer {token}"},
+                               open_timeout=5) as ws:
+                assert ws.subprotocol is None
+                await first_snapshot(ws)
+    # uvicorn logs request headers at DEBUG: the token's are redacted (the websockets
+    # client's own log is this test's side of the wire)
+    server_text = "\n".join(r.getMessage() for r in caplog.records
+                            if not r.name.startswith("websockets.client"))
+    assert "sec-websocket-protocol: ***" in server_text.lower()
+    assert token.split(".")[2] not in server_text
 
 
 async def test_stream_refusals_and_status_messages(

@@ -33,6 +33,11 @@ BAD_TOKEN = 4401
 #: the pair is malformed: coming back with it will not help
 BAD_PAIR = 4404
 
+#: the WebSocket subprotocol that carries a bearer token where no header can (a browser):
+#: the client offers ``kms.bearer`` then the token itself; the server accepts with
+#: ``kms.bearer`` alone, so the token is never echoed and never in the URL
+BEARER_SUBPROTOCOL = "kms.bearer"
+
 # -- HTTP statuses and error codes ------------------------------------------------------------
 
 #: KmsError subclass → (status, code), most specific first: the first match wins, so

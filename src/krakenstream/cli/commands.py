@@ -28,6 +28,7 @@ from . import (
     stream,
 )
 from .daemon import daemon_app
+from .open import open_dashboard
 
 #: the help panels, in the order ``kms --help`` shows them
 DATA = "Data"
@@ -65,6 +66,7 @@ app.command("analyze", rich_help_panel=DATA)(analyze.analyze)
 app.command("pairs", rich_help_panel=DATA)(pairs.pairs)
 app.command("track", rich_help_panel=DATA)(pairs.track)
 app.command("untrack", rich_help_panel=DATA)(pairs.untrack)
+app.command("open", rich_help_panel=DATA)(open_dashboard)
 
 # an account on the daemon, and the token kept for it
 app.command("login", rich_help_panel=ACCOUNTS)(accounts.login)

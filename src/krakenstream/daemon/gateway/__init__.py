@@ -15,7 +15,8 @@ The modules, one job each:
 - the areas, each a ``router`` of plain route functions: :mod:`.users` (``/api/users``),
   :mod:`.history` (``/api/analysis``: latest, history, summary), :mod:`.books`
   (``/api/orderbook``), :mod:`.pairs` (``/api/pairs``), :mod:`.stream` (the WebSocket),
-  :mod:`.operations` (``/health``, ``/metrics``);
+  :mod:`.operations` (``/health``, ``/metrics``), :mod:`.dashboard` (the web page at ``/``
+  and its files in ``static/``, outside the API's schema);
 - what routes share: :mod:`.deps` (the app's state and the bearer check, as dependencies),
   :mod:`.params` (time windows, bounds that are settings), :mod:`.responses` (JSON answers),
   :mod:`.errors` (every error as JSON, statuses from :mod:`krakenstream.wire`);

@@ -34,7 +34,7 @@ from fastapi import APIRouter, FastAPI
 
 from ... import __version__
 from ..services import Services
-from . import books, history, operations, pairs, stream, users
+from . import books, dashboard, history, operations, pairs, stream, users
 from .deps import Gateway
 from .errors import install_error_handlers
 from .logs import redact_uvicorn_logs
@@ -51,6 +51,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     pairs.router,
     stream.router,
     operations.router,
+    dashboard.router,
 )
 
 

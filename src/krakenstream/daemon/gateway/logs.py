@@ -10,6 +10,10 @@ import re
 from urllib.parse import unquote_plus
 
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+#: a header that carries a token (the WebSocket subprotocol ``kms.bearer, <token>`` too), as
+#: uvicorn's WebSocket layer logs request headers at DEBUG: ``< authorization: Bearer ...``
+_SECRET_HEADER = re.compile(r"\b(authorization|sec-websocket-protocol)(\s*:)[^\r\n]*",
+                            re.IGNORECASE)
 #: one ``name=value`` of a query string, as uvicorn logs it (still percent-encoded)
 _QUERY_PAIR = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 
@@ -22,7 +26,9 @@ def _redact_query_token(match: re.Match[str]) -> str:
 
 class RedactTokens(logging.Filter):
     """uvicorn logs a WebSocket's path with its query string, where a token may travel:
-    rewrite ``token=...`` to ``token=***`` before any handler sees the record. The name is
+    rewrite ``token=...`` to ``token=***`` before any handler sees the record; and at DEBUG
+    it logs request headers: the values of ``Authorization`` and ``Sec-WebSocket-Protocol``
+    (where a browser offers its token) become ``***``. The name is
     matched once percent-decoded too, because Starlette decodes it before looking for
     ``token``: ``?%74oken=...`` authenticates just the same."""
 
@@ -31,11 +37,14 @@ class RedactTokens(logging.Filter):
             text = record.getMessage()
         except Exception:  # a record that cannot format is not ours to fix
             return True
-        if "=" in text:
-            redacted = _QUERY_PAIR.sub(_redact_query_token, _TOKEN_IN_TEXT.sub(r"\1***", text))
-            if redacted != text:
-                record.msg = redacted
-                record.args = None
+        redacted = text
+        if "=" in redacted:
+            redacted = _QUERY_PAIR.sub(_redact_query_token, _TOKEN_IN_TEXT.sub(r"\1***", redacted))
+        if ":" in redacted:
+            redacted = _SECRET_HEADER.sub(r"\1\2 ***", redacted)
+        if redacted != text:
+            record.msg = redacted
+            record.args = None
         return True
 
 

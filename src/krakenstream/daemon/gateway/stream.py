@@ -1,6 +1,7 @@
 """``/api/stream/{pair}``: the WebSocket a client follows a pair's snapshots on.
 
-The route authenticates (``Authorization`` header or ``?token=``) and checks the pair after the
+The route authenticates (``Authorization`` header, the subprotocols ``kms.bearer`` + token a
+browser can send, or ``?token=``) and checks the pair after the
 handshake, so a refusal is a close code the client can act on (:data:`~krakenstream.wire.BAD_TOKEN`,
 :data:`~krakenstream.wire.BAD_PAIR`) rather than a bare 403. Then it hands the client to the
 app's :class:`.hub.StreamHub` and sends what the hub queues for it until either side closes.
@@ -10,13 +11,14 @@ app's :class:`.hub.StreamHub` and sends what the hub queues for it until either 
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from ...core.pairs import normalize_pair
 from ...errors import KmsError
-from ...wire import BAD_PAIR, BAD_TOKEN, classify
+from ...wire import BAD_PAIR, BAD_TOKEN, BEARER_SUBPROTOCOL, classify
 from .deps import State
 from .hub import StreamClient, send_until_closed
 from .middleware import USER_KEY
@@ -30,9 +32,10 @@ router = APIRouter()
 @router.websocket("/api/stream/{pair:path}")
 async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
     """Each new snapshot of the pair as ``{"type":"snapshot","data":...}``; feed state
-    changes as ``{"type":"status",...}``. Token: ``Authorization`` or ``?token=``."""
-    token = ws_token(websocket)
-    await websocket.accept()
+    changes as ``{"type":"status",...}``. Token: ``Authorization``, the subprotocols
+    ``kms.bearer, <token>`` (browsers), or ``?token=``."""
+    token, subprotocol = ws_token(websocket)
+    await websocket.accept(subprotocol=subprotocol)
     try:
         claims = gw.tokens.verify(token or "")
         websocket.scope[USER_KEY] = claims.user_id
@@ -61,14 +64,30 @@ async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
             await reader
 
 
-def ws_token(websocket: WebSocket) -> str | None:
-    """The bearer token of the ``Authorization`` header, else of the ``token`` query."""
+def ws_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The bearer token (the ``Authorization`` header's, else the one offered after
+    ``kms.bearer`` among the subprotocols, else the ``token`` query's), and the subprotocol
+    to accept with: ``kms.bearer`` when it was offered (a browser cannot set a header on a
+    WebSocket, and refuses an answer that names none of the protocols it offered)."""
+    offered = subprotocol_token(websocket.scope.get("subprotocols") or [])
+    subprotocol = None if offered is None else BEARER_SUBPROTOCOL
     header = websocket.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    return websocket.query_params.get("token")
+            return value.strip(), subprotocol
+    if offered is not None:
+        return offered, subprotocol
+    return websocket.query_params.get("token"), subprotocol
+
+
+def subprotocol_token(offered: Sequence[str]) -> str | None:
+    """The token offered right after ``kms.bearer`` among the client's subprotocols; ``""``
+    if ``kms.bearer`` comes last (refused like any bad token); None if it was not offered."""
+    for i, name in enumerate(offered):
+        if name == BEARER_SUBPROTOCOL:
+            return offered[i + 1] if i + 1 < len(offered) else ""
+    return None
 
 
 def close_reason(exc: KmsError) -> str:

@@ -1,0 +1,391 @@
+"""The dashboard in a real browser: Debian's chromium, driven by Playwright's Python package,
+against the simulator and a real daemon (``kms sim`` and ``kms daemon run`` as child
+processes, one pair of them for the module).
+
+Every test waits on conditions (Playwright's ``expect`` and locator waits, or a polled
+predicate with a deadline), never on a fixed sleep. The page's Content-Security-Policy forbids
+``eval``, so conditions are read from the DOM (``data-*`` attributes the page keeps), not
+evaluated as strings in the page (``page.wait_for_function`` would be refused).
+
+The browser console is watched for the whole run: an uncaught error or any console error that
+is not a failed network request is a failure, and failed requests are allowed only where the
+test caused them (the wrong password's 401, the daemon's restart). No request URL ever holds
+the token.
+
+Screenshots of each view are written to ``<tmp>/screenshots/``; ``docs/img/dashboard.png`` is
+``pair.png`` from a run of this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from cli_support import PASSWORD, LiveDaemon
+from conftest import skip_or_fail
+from krakenstream.client import KmsClient
+from krakenstream.core.snapshot import CSV_COLUMNS
+
+try:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+else:
+    # one CPU-starved moment on a shared machine is not a failure: conditions get 10 s
+    expect.set_options(timeout=10_000)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+EMAIL = "dash@example.com"
+PAIRS = ("ETH/USD", "BTC/USD")
+#: a snapshot every half second, and a feed that goes stale after 2 s without a frame, so a
+#: stalled simulator makes a real gap in a few seconds
+DAEMON_ENV = {"KMS_KRAKEN_SNAPSHOT_INTERVAL": "0.5", "KMS_KRAKEN_HEARTBEAT_TIMEOUT": "2"}
+#: browser messages of a failed request (the browser prints them, not our code)
+NETWORK_ERROR = re.compile(
+    r"^(Failed to load resource|WebSocket connection to '[^']*' failed)")
+
+
+@dataclass
+class Console:
+    """What every page printed to its console, by the phase of the test it happened in."""
+
+    phase: str = "setup"
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    allowed: dict[str, str] = field(default_factory=dict)
+    #: every token a page signed in with
+    tokens: set[str] = field(default_factory=set)
+
+    def watch(self, page: Page) -> None:
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.page_errors.append(f"{self.phase}: {exc}"))
+        page.on("request", lambda request: self.urls.append(request.url))
+        page.on("websocket", lambda ws: self.urls.append(ws.url))
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append((self.phase, message.text))
+
+    def check(self, allowed: dict[str, str] | None = None) -> None:
+        """No JavaScript error; a failed request only in a phase that allows one (phase →
+        a regex its messages must match; phases are never reused, so what one test allowed
+        stays allowed for the run)."""
+        self.allowed.update(allowed or {})
+        allowed = self.allowed
+        assert self.page_errors == [], self.page_errors
+        js = [(p, t) for p, t in self.errors if not NETWORK_ERROR.match(t)]
+        assert js == [], f"JavaScript errors in the console: {js}"
+        unexpected = [(p, t) for p, t in self.errors if NETWORK_ERROR.match(t)
+                      and not (p in allowed and re.search(allowed[p], t))]
+        assert unexpected == [], f"failed requests the test did not cause: {unexpected}"
+        assert self.tokens and self.urls
+        leaked = [u for u in self.urls if any(t in u for t in self.tokens)]
+        assert leaked == [], f"a token in a URL: {leaked}"
+
+    def remember_token(self, page: Page) -> None:
+        session = page.evaluate("() => sessionStorage.getItem('kms.session')")
+        assert session, "signed in, with the session in sessionStorage"
+        self.tokens.add(orjson.loads(session)["token"])
+
+
+@dataclass
+class Dash:
+    daemon: LiveDaemon
+    browser: Browser
+    shots: Path
+    token: str
+    console: Console = field(default_factory=Console)
+
+    def new_page(self) -> Page:
+        page = self.browser.new_page(viewport={"width": 1400, "height": 1000},
+                                     accept_downloads=True)
+        self.console.watch(page)
+        return page
+
+    def signed_in_page(self) -> Page:
+        page = self.new_page()
+        page.goto(self.daemon.url + "/")
+        sign_in(page, PASSWORD)
+        expect(page.locator("#view-pairs")).to_be_visible()
+        self.console.remember_token(page)
+        return page
+
+    def shot(self, page: Page, name: str) -> None:
+        self.shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, password: str) -> None:
+    form = page.locator("#login-form")
+    form.locator("input[name=email]").fill(EMAIL)
+    form.locator("input[name=password]").fill(password)
+    form.locator("button[type=submit]").click()
+
+
+def wait_until(what: str, check: Callable[[], Any], within: float = 10.0) -> Any:
+    """The first truthy ``check()``, polled; AssertionError naming ``what`` after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within} s")
+        time.sleep(0.05)
+
+
+def attr_int(page: Page, selector: str, name: str) -> int:
+    return int(page.locator(selector).get_attribute(name) or 0)
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
+    if sync_playwright is None:
+        skip_or_fail("Playwright's Python package is not installed (pip install -e '.[test]')")
+    if shutil.which(CHROMIUM) is None:
+        skip_or_fail(f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)")
+    home = tmp_path_factory.mktemp("dashboard")
+    daemon = LiveDaemon(home / "kms", pairs=PAIRS, env=DAEMON_ENV)
+    try:
+        daemon.start()
+        token = daemon.login(EMAIL)
+        for pair in PAIRS:
+            daemon.wait_snapshots(pair, token)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield Dash(daemon, browser, home / "screenshots", token)
+            finally:
+                browser.close()
+    finally:
+        daemon.stop()
+
+
+def test_sign_in_with_a_wrong_then_the_right_password(dash: Dash) -> None:
+    page = dash.new_page()
+    dash.console.phase = "wrong-password"
+    page.goto(dash.daemon.url + "/")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    sign_in(page, "not the password")
+    error = page.locator("#login-form .error")
+    expect(error).to_have_text("invalid email or password (HTTP 401)")
+    expect(page.locator("#view-pairs")).to_be_hidden()
+    dash.shot(page, "login")
+    dash.console.phase = "sign-in"
+    sign_in(page, PASSWORD)
+    expect(page.locator("#view-pairs")).to_be_visible()
+    expect(page.locator("#who")).to_have_text(EMAIL)
+    dash.console.remember_token(page)
+    # no cookie holds it either
+    assert page.context.cookies() == []
+    # signing out forgets the token: a reload shows the sign-in form again
+    page.locator("#signout").click()
+    expect(page.locator("#login-form")).to_be_visible()
+    page.reload()
+    expect(page.locator("#login-form")).to_be_visible()
+    page.close()
+    dash.console.check({"wrong-password": r"status of 401"})
+
+
+def test_register_then_sign_in(dash: Dash) -> None:
+    page = dash.new_page()
+    dash.console.phase = "register"
+    page.goto(dash.daemon.url + "/#/register")
+    form = page.locator("#register-form")
+    form.locator("input[name=email]").fill("newcomer@example.com")
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("input[name=confirm]").fill(PASSWORD)
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#who")).to_have_text("newcomer@example.com")
+    expect(page.locator("#view-pairs")).to_be_visible()
+    dash.console.remember_token(page)
+    page.close()
+    dash.console.check()
+
+
+def test_pairs_view_lists_the_pairs(dash: Dash) -> None:
+    dash.console.phase = "pairs"
+    page = dash.signed_in_page()
+    rows = page.locator("#pairs-table tbody tr")
+    expect(rows).to_have_count(len(PAIRS))
+    for pair in PAIRS:
+        row = page.locator(f'#pairs-table tr[data-pair="{pair}"]')
+        expect(row.locator(".state").first).to_have_text("live")
+        # the last snapshot's age and the hour's coverage come from per-row requests
+        expect(row.locator("td").nth(3)).to_have_text(re.compile(r"\d+ s ago"))
+        expect(row.locator("td").nth(8)).to_have_text(re.compile(r"\d+\.\d %"))
+    expect(page.locator("#health")).to_contain_text("daemon")
+    dash.shot(page, "pairs")
+    page.close()
+    dash.console.check()
+
+
+def test_ladder_updates_live(dash: Dash) -> None:
+    dash.console.phase = "ladder"
+    page = dash.signed_in_page()
+    page.locator("#pairs-table a", has_text="ETH/USD").click()
+    expect(page.locator("#pair-name")).to_have_text("ETH/USD")
+    ladder = page.locator("#ladder")
+    expect(ladder.locator("tr.bid")).to_have_count(10)
+    expect(ladder.locator("tr.ask")).to_have_count(10)
+    start = attr_int(page, "#ladder", "data-updates")
+    began = time.monotonic()
+    wait_until("3 ladder updates", lambda: attr_int(page, "#ladder", "data-updates") >= start + 3,
+               within=5.0)
+    assert time.monotonic() - began <= 5.0
+    seqs = {page.locator("#ladder").get_attribute("data-seq")}
+    wait_until("a new sequence number",
+               lambda: page.locator("#ladder").get_attribute("data-seq") not in seqs)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    dash.shot(page, "pair")
+    page.close()
+    dash.console.check()
+
+
+def test_chart_shows_the_stored_points_and_a_break_at_a_gap(dash: Dash) -> None:
+    dash.console.phase = "chart"
+    page = dash.signed_in_page()
+    page.goto(dash.daemon.url + "/#/pair/ETH-USD")
+    charts = page.locator("#charts")
+    expect(charts).to_have_attribute("data-loaded", "true")
+    before = time.time() * 1000
+    with KmsClient(dash.daemon.url, dash.token) as client:
+        stored = [row for row in client.history("ETH/USD", order="asc")]
+    shown = attr_int(page, "#charts", "data-points")
+    assert shown >= len([r for r in stored if r["ts"] >= before - 3600_000]) - 2
+
+    # a real gap: the simulator stops sending anything, the feed goes stale, and the first
+    # snapshot after it recovers says gap_before
+    stall_simulator(dash.daemon.sim_url, seconds=4)
+    gap_ts = wait_until("a stored snapshot with gap_before after the stall",
+                        lambda: first_gap_after(dash, before), within=25)
+    # the live chart shows the break where it happened, from the stream
+    wait_until("the break drawn live", lambda: str(gap_ts) in gap_list(page))
+    # and the stored history draws it too: reload the range
+    page.locator("#range button[data-range='15m']").click()
+    expect(charts).to_have_attribute("data-loaded", "true")
+    wait_until("the break drawn from history", lambda: str(gap_ts) in gap_list(page))
+    with KmsClient(dash.daemon.url, dash.token) as client:
+        in_range = [r for r in client.history("ETH/USD", order="asc",
+                                              since=str(int(time.time() * 1000) - 900_000))]
+    assert attr_int(page, "#charts", "data-stored") >= len(in_range) - 2
+    marks = {r["ts"] for r in in_range[1:] if r["gap_before"]}
+    assert marks <= set(map(int, gap_list(page))), "every stored gap is a break"
+    dash.shot(page, "chart-gap")
+    page.close()
+    dash.console.check()
+
+
+def test_csv_download_carries_the_range(dash: Dash) -> None:
+    dash.console.phase = "csv"
+    page = dash.signed_in_page()
+    page.goto(dash.daemon.url + "/#/pair/ETH-USD")
+    expect(page.locator("#charts")).to_have_attribute("data-loaded", "true")
+    with page.expect_download() as info:
+        page.locator("#csv").click()
+    download = info.value
+    assert download.suggested_filename == "ETH-USD-1h.csv"
+    assert download.url.startswith("blob:")
+    text = Path(download.path()).read_text()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert len(rows) > 1 and {r[1] for r in rows[1:]} == {"ETH/USD"}
+    page.close()
+    dash.console.check()
+
+
+def test_untrack_removes_the_pair_and_track_brings_it_back(dash: Dash) -> None:
+    dash.console.phase = "untrack"
+    page = dash.signed_in_page()
+    row = page.locator('#pairs-table tr[data-pair="BTC/USD"]')
+    expect(row).to_be_visible()
+    button = row.locator("button", has_text="untrack")
+    button.click()
+    expect(button).to_have_text("confirm untrack")
+    button.click()
+    expect(row).to_have_count(0)
+    expect(page.locator("#notice")).to_have_text("stopped tracking BTC/USD")
+    with KmsClient(dash.daemon.url, dash.token) as client:
+        assert "BTC/USD" not in {p["pair"] for p in client.pairs()}
+    page.locator("#track-form input[name=pair]").fill("btc-usd")
+    page.locator("#track-form button").click()
+    expect(row).to_have_count(1)
+    expect(row.locator(".state").first).to_have_text("live", timeout=20_000)
+    # the daemon's refusal is shown as it said it
+    page.locator("#track-form input[name=pair]").fill("NOT A PAIR")
+    page.locator("#track-form button").click()
+    expect(page.locator("#pairs-error")).to_contain_text("is not a pair like ETH/USD")
+    expect(page.locator("#pairs-error")).to_contain_text("HTTP 422")
+    page.close()
+    dash.console.check({"untrack": r"status of 422"})
+
+
+def test_daemon_restart_shows_reconnecting_then_live(dash: Dash) -> None:
+    dash.console.phase = "before-restart"
+    page = dash.signed_in_page()
+    page.goto(dash.daemon.url + "/#/pair/ETH-USD")
+    conn = page.locator("#conn")
+    expect(conn).to_have_attribute("data-state", "live")
+    expect(page.locator("#charts")).to_have_attribute("data-loaded", "true")
+    wait_until("a first book", lambda: attr_int(page, "#ladder", "data-updates") >= 1)
+    breaks_before = attr_int(page, "#charts", "data-breaks")
+    dash.console.phase = "restart"
+    dash.daemon.stop_daemon()
+    expect(conn).to_have_text("reconnecting")
+    # the last book stays on screen meanwhile, and the pair's state is not claimed live
+    expect(page.locator("#ladder tr.bid")).to_have_count(10)
+    expect(page.locator("#pair-state")).to_have_text("unknown")
+    dash.shot(page, "reconnecting")
+    dash.daemon.start_daemon()
+    expect(conn).to_have_text("live", timeout=30_000)
+    dash.console.phase = "after-restart"
+    updates = attr_int(page, "#ladder", "data-updates")
+    wait_until("the ladder moving again",
+               lambda: attr_int(page, "#ladder", "data-updates") >= updates + 2)
+    # the history is fetched again: the restart's hole is a break, never bridged
+    wait_until("the restart drawn as a break",
+               lambda: attr_int(page, "#charts", "data-breaks") > breaks_before, within=15)
+    page.close()
+    dash.console.check({"restart": r"net::ERR_CONNECTION_REFUSED"})
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def stall_simulator(sim_url: str, seconds: float) -> None:
+    """Ask the simulator (another process) to send nothing to its other connections."""
+    with ws_connect(sim_url, open_timeout=5) as ws:
+        ws.send(orjson.dumps({"method": "x-sim-fault", "req_id": 1,
+                              "params": {"kind": "stall", "seconds": seconds}}).decode())
+        while True:
+            msg = orjson.loads(ws.recv(timeout=5))
+            if msg.get("method") == "x-sim-fault":
+                assert msg.get("success") is True, msg
+                return
+
+
+def first_gap_after(dash: Dash, since_ms: float) -> int | None:
+    with KmsClient(dash.daemon.url, dash.token) as client:
+        for row in client.history("ETH/USD", order="asc", since=str(int(since_ms))):
+            if row["gap_before"]:
+                return int(row["ts"])
+    return None
+
+
+def gap_list(page: Page) -> list[str]:
+    text = page.locator("#charts").get_attribute("data-gap-ts") or ""
+    return [t for t in text.split(",") if t]
