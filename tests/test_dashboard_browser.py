@@ -24,6 +24,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import orjson
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from cli_support import PASSWORD, LiveDaemon
+from cli_support import PASSWORD, LiveDaemon, make_snapshots, prefill
 from conftest import skip_or_fail
 from krakenstream.client import KmsClient
 from krakenstream.core.snapshot import CSV_COLUMNS
@@ -50,9 +51,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 EMAIL = "dash@example.com"
 PAIRS = ("ETH/USD", "BTC/USD")
-#: a snapshot every half second, and a feed that goes stale after 2 s without a frame, so a
-#: stalled simulator makes a real gap in a few seconds
-DAEMON_ENV = {"KMS_KRAKEN_SNAPSHOT_INTERVAL": "0.5", "KMS_KRAKEN_HEARTBEAT_TIMEOUT": "2"}
+#: a snapshot every half second: the ladder moves, and a gap of seconds spans whole ticks
+DAEMON_ENV = {"KMS_KRAKEN_SNAPSHOT_INTERVAL": "0.5"}
 #: browser messages of a failed request (the browser prints them, not our code)
 NETWORK_ERROR = re.compile(
     r"^(Failed to load resource|WebSocket connection to '[^']*' failed)")
@@ -153,11 +153,21 @@ def attr_int(page: Page, selector: str, name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
+def browser() -> Iterator[Browser]:
     if sync_playwright is None:
         skip_or_fail("Playwright's Python package is not installed (pip install -e '.[test]')")
     if shutil.which(CHROMIUM) is None:
         skip_or_fail(f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def dash(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     home = tmp_path_factory.mktemp("dashboard")
     daemon = LiveDaemon(home / "kms", pairs=PAIRS, env=DAEMON_ENV)
     try:
@@ -165,12 +175,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         token = daemon.login(EMAIL)
         for pair in PAIRS:
             daemon.wait_snapshots(pair, token)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                yield Dash(daemon, browser, home / "screenshots", token)
-            finally:
-                browser.close()
+        yield Dash(daemon, browser, home / "screenshots", token)
     finally:
         daemon.stop()
 
@@ -268,9 +273,9 @@ def test_chart_shows_the_stored_points_and_a_break_at_a_gap(dash: Dash) -> None:
     shown = attr_int(page, "#charts", "data-points")
     assert shown >= len([r for r in stored if r["ts"] >= before - 3600_000]) - 2
 
-    # a real gap: the simulator stops sending anything, the feed goes stale, and the first
-    # snapshot after it recovers says gap_before
-    stall_simulator(dash.daemon.sim_url, seconds=4)
+    # a real gap: the exchange goes into maintenance and drops the feed, which waits before
+    # it comes back; the first snapshot after that says gap_before
+    simulate_maintenance(dash.daemon.sim_url, seconds=1)
     gap_ts = wait_until("a stored snapshot with gap_before after the stall",
                         lambda: first_gap_after(dash, before), within=25)
     # the live chart shows the break where it happened, from the stream
@@ -334,7 +339,7 @@ def test_untrack_removes_the_pair_and_track_brings_it_back(dash: Dash) -> None:
     dash.console.check({"untrack": r"status of 422"})
 
 
-def test_daemon_restart_shows_reconnecting_then_live(dash: Dash) -> None:
+def test_daemon_restart_shows_reconnecting_down_then_live(dash: Dash) -> None:
     dash.console.phase = "before-restart"
     page = dash.signed_in_page()
     page.goto(dash.daemon.url + "/#/pair/ETH-USD")
@@ -350,6 +355,8 @@ def test_daemon_restart_shows_reconnecting_then_live(dash: Dash) -> None:
     expect(page.locator("#ladder tr.bid")).to_have_count(10)
     expect(page.locator("#pair-state")).to_have_text("unknown")
     dash.shot(page, "reconnecting")
+    # still nothing after a while (DOWN_AFTER_MS in connection.js): it says so
+    expect(conn).to_have_text("daemon down", timeout=25_000)
     dash.daemon.start_daemon()
     expect(conn).to_have_text("live", timeout=30_000)
     dash.console.phase = "after-restart"
@@ -363,14 +370,88 @@ def test_daemon_restart_shows_reconnecting_then_live(dash: Dash) -> None:
     dash.console.check({"restart": r"net::ERR_CONNECTION_REFUSED"})
 
 
+MANY = 600
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveDaemon, str]]:
+    """A bare gateway over a history of MANY pairs (written before it starts)."""
+    home = tmp_path_factory.mktemp("many") / "kms"
+    home.mkdir()
+    now = int(time.time() * 1000)
+    snaps = [snap for i in range(MANY)
+             for snap in make_snapshots(f"P{i:03d}/USD", 3, start_ms=now - 60_000)]
+    # in a thread of its own: Playwright's sync API runs an event loop in this one
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(prefill, home, snaps).result()
+    daemon = LiveDaemon(home, roles=("gateway",))
+    try:
+        daemon.start()
+        yield daemon, daemon.login(EMAIL)
+    finally:
+        daemon.stop()
+
+
+def test_many_pairs_fetch_only_what_is_on_screen(browser: Browser,
+                                                  many: tuple[LiveDaemon, str]) -> None:
+    """With hundreds of pairs the page asks for summaries only of the rows on screen, a few
+    at a time, draws a bounded number of rows, and says how many it left out."""
+    daemon, _token = many
+    console = Console(phase="many")
+    dash = Dash(daemon, browser, Path(), "", console)
+    inflight: set[str] = set()
+    peak = 0
+    summaries: list[str] = []
+
+    def started(request: Any) -> None:
+        nonlocal peak
+        if "/api/analysis/" in request.url:
+            inflight.add(request.url)
+            peak = max(peak, len(inflight))
+            if "/summary/" in request.url:
+                summaries.append(request.url)
+
+    def ended(request: Any) -> None:
+        inflight.discard(request.url)
+
+    page = dash.new_page()
+    page.on("request", started)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+    page.goto(daemon.url + "/")
+    sign_in(page, PASSWORD)
+    console.remember_token(page)
+    rows = page.locator("#pairs-table tbody tr")
+    expect(rows).to_have_count(500)
+    expect(page.locator("#pairs-more")).to_have_text("showing 500 of 600 pairs: filter to narrow")
+    coverage = page.locator('#pairs-table tr[data-pair="P010/USD"] td').nth(8)
+    expect(coverage).to_have_text(re.compile(r"\d+\.\d %"))
+    on_screen = len(summaries)
+    assert 10 <= on_screen <= 60, f"{on_screen} summaries asked for ~25 rows on screen"
+    assert peak <= 4, f"{peak} per-pair requests at once"
+    # a row scrolled into view gets its numbers then
+    last = page.locator('#pairs-table tr[data-pair="P499/USD"]')
+    last.scroll_into_view_if_needed()
+    expect(last.locator("td").nth(8)).to_have_text(re.compile(r"\d+\.\d %"))
+    assert len(summaries) < 150 and peak <= 4
+    # the filter narrows what is drawn
+    page.locator("#pair-filter").fill("P59")
+    expect(rows).to_have_count(10)
+    expect(page.locator("#pairs-more")).to_be_hidden()
+    page.close()
+    console.check()
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def stall_simulator(sim_url: str, seconds: float) -> None:
-    """Ask the simulator (another process) to send nothing to its other connections."""
+def simulate_maintenance(sim_url: str, seconds: float) -> None:
+    """Ask the simulator (another process) for a maintenance that closes its connections: the
+    feed waits at least 5 s before it connects again (feed/backoff.py), so whole publish ticks
+    pass with no live book, and the first snapshot after them says gap_before."""
     with ws_connect(sim_url, open_timeout=5) as ws:
-        ws.send(orjson.dumps({"method": "x-sim-fault", "req_id": 1,
-                              "params": {"kind": "stall", "seconds": seconds}}).decode())
+        ws.send(orjson.dumps({"method": "x-sim-fault", "req_id": 1, "params": {
+            "kind": "maintenance", "seconds": seconds, "close": True}}).decode())
         while True:
             msg = orjson.loads(ws.recv(timeout=5))
             if msg.get("method") == "x-sim-fault":

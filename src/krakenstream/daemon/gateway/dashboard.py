@@ -95,7 +95,7 @@ def security_headers(host: str | None) -> dict[str, str]:
     connect = "'self'"
     if host and _HOST.fullmatch(host):
         connect += f" ws://{host} wss://{host}"
-    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
            f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
            "frame-ancestors 'none'")
     return {
