@@ -420,6 +420,7 @@ def test_many_pairs_fetch_only_what_is_on_screen(browser: Browser,
     page.on("requestfailed", ended)
     page.goto(daemon.url + "/")
     sign_in(page, PASSWORD)
+    expect(page.locator("#view-pairs")).to_be_visible()
     console.remember_token(page)
     rows = page.locator("#pairs-table tbody tr")
     expect(rows).to_have_count(500)

@@ -70,9 +70,11 @@ const priceAxis = () => axis({ size: 84 });
 
 export class HistoryCharts {
   constructor(midEl, spreadEl, imbalanceEl) {
-    const cursor = { sync: { key: SYNC_KEY }, drag: { x: true, y: false } };
+    // one cursor object each (uPlot keeps state in it), synced by their common key; no
+    // drag-to-zoom: the live data resets the scales every snapshot
+    const cursor = () => ({ sync: { key: SYNC_KEY }, drag: { x: false, y: false } });
     this.mid = new Chart(midEl, 260, {
-      cursor,
+      cursor: cursor(),
       scales: { x: { time: true } },
       series: [
         {},
@@ -84,13 +86,13 @@ export class HistoryCharts {
       axes: [axis(), priceAxis()],
     });
     this.spread = new Chart(spreadEl, 140, {
-      cursor,
+      cursor: cursor(),
       scales: { x: { time: true } },
       series: [{}, { label: "spread (bps)", stroke: COLOR.bps, width: 1 }],
       axes: [axis(), priceAxis()],
     });
     this.imbalance = new Chart(imbalanceEl, 140, {
-      cursor,
+      cursor: cursor(),
       scales: { x: { time: true }, y: { range: [-1, 1] } },
       series: [{}, { label: "imbalance", stroke: COLOR.imb, width: 1 }],
       axes: [axis(), priceAxis()],

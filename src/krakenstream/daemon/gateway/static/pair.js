@@ -45,6 +45,7 @@ export class PairView {
     $("#pair-name").textContent = pair;
     this.setState("connecting");
     say(this.error, "");
+    this.historyFailed = false;
     $("#pair-metrics").textContent = "";
     this.ladder.dataset.updates = String((this.updates = 0));
     this.ladder.tBodies[0].replaceChildren(
@@ -176,20 +177,29 @@ export class PairView {
     this.pending = [];
     this.chartsBox.dataset.loaded = "false";
     this.info.textContent = "loading…";
-    let rows = [];
+    let rows = null;
+    let failure = null;
     try {
       const answer = await this.api.json("GET", this.historyQuery("json"));
       rows = answer.snapshots || [];
     } catch (err) {
-      if (pair !== this.pair || this.loading !== token) return;
-      if (!(err instanceof ApiError && err.status === 404)) say(this.error, errorText(err));
+      if (err instanceof ApiError && err.status === 404) rows = []; // nothing stored yet
+      else failure = err;
     }
     if (pair !== this.pair || this.loading !== token) return; // another load took over
     this.loading = null;
-    this.series.reset(rows);
+    if (failure) {
+      // keep what is drawn; the next reconnect or range change asks again
+      say(this.error, errorText(failure));
+      this.historyFailed = true;
+    } else {
+      if (this.historyFailed) say(this.error, "");
+      this.historyFailed = false;
+      this.series.reset(rows);
+      this.chartsBox.dataset.loaded = "true";
+    }
     for (const data of this.pending) this.series.add(data);
     this.pending = [];
-    this.chartsBox.dataset.loaded = "true";
     this.drawHistory();
   }
 
