@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-#: scaled values must stay exactly representable as floats for the fast path
-_FLOAT_EXACT_LIMIT = 2**53
+#: a float's scaled value is trusted below 10**15 only: any decimal of at most 15 significant
+#: digits comes back exactly from its nearest double (DBL_DIG), and then ``round(f * scale)``
+#: errs by under 0.25. Between 10**15 and 2**53 two decimals can share a double
+#: (829452312479088.3 and .2 at 0.1), so the check by dividing back passes on a wrong value;
+#: such values take the exact path.
+_FLOAT_EXACT_LIMIT = 10**15
 
 _POW10: tuple[int, ...] = tuple(int(10**i) for i in range(0, 40))
 
@@ -28,7 +32,8 @@ def scale_float(value: float, scale: int) -> int:
 
     ``round(value * scale)`` is exact only if the JSON text meant that integer: check it by
     dividing back (IEEE division is correctly rounded, and so is the JSON decoder, so the two
-    agree exactly when the text was the fixed-point value at this precision).
+    agree exactly when the text was the fixed-point value at this precision), below
+    ``_FLOAT_EXACT_LIMIT`` where no two such values share a double.
     """
     n = round(value * scale)
     if n / scale != value or not -_FLOAT_EXACT_LIMIT < n < _FLOAT_EXACT_LIMIT:

@@ -31,7 +31,12 @@ from .parser import Decoder, NeedsExact
 
 MAX_INFERRED_PRECISION = 12
 
-_LIMIT = 2**53
+#: a float's scaled value is trusted below 10**15 only: any decimal of at most 15 significant
+#: digits comes back exactly from its nearest double (DBL_DIG), and then ``round(f * scale)``
+#: errs by under 0.25. Between 10**15 and 2**53 two decimals can share a double
+#: (829452312479088.3 and .2 at 0.1), so the check by dividing back passes on a wrong value;
+#: such values take the exact path.
+_LIMIT = 10**15
 #: an empty side on the hot path (never mutated)
 _NONE: list[Level] = []
 
