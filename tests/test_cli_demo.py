@@ -39,6 +39,9 @@ def test_demo_runs_for_a_duration_and_cleans_up(tmp_path: Path) -> None:
         assert expected in result.stdout, expected
     assert _ports_closed(result.stderr) == home.resolve()
     assert "demo stopped" in result.stderr
+    # the dashboard's address, and the throwaway account to sign in with there
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/ ", result.stderr)
+    assert re.search(r"sign in as\s+demo@example\.com, password\s+\S{20,}", result.stderr)
     # --home keeps the files: the demo user's token is filed under the demo daemon's URL
     creds = CredentialsFile(home / "credentials.json").load()
     assert [c.email for c in creds.values()] == ["demo@example.com"]

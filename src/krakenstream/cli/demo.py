@@ -233,7 +233,9 @@ def _run(root: Path, pairs: list[str], depth: int, duration: float | None,
         err_console.print(
             f"[bold]kms demo[/]: simulator {sim_url}, daemon {url}, files in {home}\n"
             f"[dim]logged in as {email}; meanwhile, in another terminal: "
-            f"kms --home {home} history {escape(pairs[0])} --server {url}[/]",
+            f"kms --home {home} history {escape(pairs[0])} --server {url}[/]\n"
+            f"[dim]dashboard: {url}/ (kms --home {home} open --server {url}); sign in as "
+            f"{email}, password {password} (this demo's throwaway account)[/]",
             soft_wrap=True,
         )
         asyncio.run(run_stream(client, pairs, depth=depth, duration=duration))
