@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from krakenstream.core import events as ev
@@ -135,6 +135,9 @@ def test_decoder_and_session_never_raise(text: str | bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.fixed_dictionaries({"price": JSON, "qty": JSON}), max_size=5),
        st.sampled_from(["snapshot", "update"]))
+# a float whose scaled value overflows to infinity (round() raised OverflowError)
+@example([{"price": 1.797693134862316e306, "qty": None}], "snapshot")
+@example([{"price": 1.0, "qty": 1.797693134862316e306}], "update")
 def test_book_frames_with_garbage_levels_never_raise(levels: list, kind: str) -> None:  # type: ignore[type-arg]
     session = BookSession()
     session.receive(orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {

@@ -75,7 +75,10 @@ def scale_levels_fast(raw: Any, ps: int, qs: int, side: str) -> list[Level]:
             raise Malformed(f"a {side} level is not an object with price and qty") from None
         tp = type(p)
         if tp is float:
-            pn = round(p * ps)
+            try:
+                pn = round(p * ps)
+            except OverflowError:  # p * ps is infinite: far past _LIMIT, the exact path decides
+                raise NeedsExact from None
             if pn / ps != p or pn >= _LIMIT:
                 raise NeedsExact
         elif tp is int:
@@ -84,7 +87,10 @@ def scale_levels_fast(raw: Any, ps: int, qs: int, side: str) -> list[Level]:
             raise Malformed(f"{side} price is not a number: {p!r}")
         tq = type(q)
         if tq is float:
-            qn = round(q * qs)
+            try:
+                qn = round(q * qs)
+            except OverflowError:
+                raise NeedsExact from None
             if qn / qs != q or qn >= _LIMIT:
                 raise NeedsExact
         elif tq is int:
