@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RECORDING = "kraken-v2-btcusd-recorded.jsonl"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-#: the CLI tests' shared daemon and helpers
-pytest_plugins = ("cli_support",)
+#: fixtures shared by test modules: the CLI tests' daemon and helpers (cli_support), the
+#: gateway tests' sim and gw (gateway_support)
+pytest_plugins = ("cli_support", "gateway_support")
 
 
 def skip_or_fail(reason: str) -> None:

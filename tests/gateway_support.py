@@ -1,5 +1,9 @@
 """Helpers of the gateway tests: a real stack (simulator, stores, bus) with the app in front,
-reached in-process through httpx's ASGI transport or over loopback through uvicorn."""
+reached in-process through httpx's ASGI transport or over loopback through uvicorn.
+
+Its fixtures (``sim``, ``gw``) reach every test module through ``pytest_plugins`` in
+``conftest.py``; a module may define its own ``sim`` (another set of pairs) instead.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from conftest import free_port
@@ -19,6 +24,7 @@ from krakenstream.config import Settings, load_settings
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway import GatewayServer, create_app, make_server
 from krakenstream.daemon.services import Services, build_services
+from krakenstream.sim.server import SimServer
 
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery"
@@ -64,6 +70,20 @@ async def stack(settings: Settings, roles: Sequence[str] = ROLES) -> AsyncIterat
                 yield Stack(services, app, client)
     finally:
         await services.close()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    """The exchange: ETH/USD (tracked by ``settings_for``) and BTC/USD (to track)."""
+    async with SimServer(pairs=["ETH/USD", "BTC/USD"], seed=1) as server:
+        yield server
+
+
+@pytest.fixture
+async def gw(kms_home: Path, sim: SimServer) -> AsyncIterator[Stack]:
+    """The embedded stack over ``sim``, every role, the app in front (in-process)."""
+    async with stack(settings_for(kms_home, sim.url)) as s:
+        yield s
 
 
 async def login(client: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD,

@@ -1,5 +1,6 @@
-"""The gateway's WebSocket stream over loopback: uvicorn in this process, the ``websockets``
-client, snapshots from the real pipeline (simulator → orderbook role → bus → gateway tap)."""
+"""The WebSocket stream (gateway/stream.py) over loopback: uvicorn in this process, the
+``websockets`` client, snapshots from the real pipeline (simulator → orderbook role → bus →
+gateway tap); and the token offered as a subprotocol, on its own."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway_support import eventually, login, sample_snapshot, served, settings_for, stack
+from krakenstream.daemon.gateway.stream import subprotocol_token
 from krakenstream.sim.server import SimServer
 
 
@@ -205,3 +207,15 @@ def _true_if(pred: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return pred()
 
     return check
+
+
+@pytest.mark.parametrize(("offered", "token"), [
+    ([], None),
+    (["chat", "superchat"], None),
+    (["kms.bearer", "a.b.c"], "a.b.c"),
+    (["chat", "kms.bearer", "a.b.c", "more"], "a.b.c"),
+    (["kms.bearer"], ""),  # offered with nothing after it: refused as a bad token
+    (["KMS.BEARER", "a.b.c"], None),  # subprotocol names are case-sensitive (RFC 6455)
+])
+def test_the_token_offered_as_a_subprotocol(offered: list[str], token: str | None) -> None:
+    assert subprotocol_token(offered) == token
