@@ -9,7 +9,11 @@ from krakenstream.core.pairs import (
     check_depth,
     check_pair,
     is_pair,
+    is_pattern,
+    matches,
     normalize_pair,
+    normalize_selector,
+    resolve,
     spell_pair,
 )
 from krakenstream.errors import InputError, InvalidPair
@@ -59,3 +63,23 @@ def test_the_simulator_takes_every_pair_the_feed_takes() -> None:
         assert guess_spec(good).symbol == good
     with pytest.raises(InvalidPair, match="not a pair of the form BASE/QUOTE: 'btc-usd'"):
         guess_spec("btc-usd")
+
+
+def test_patterns_name_pairs_by_what_is_listed() -> None:
+    assert [normalize_selector(t) for t in ("*", "*/*", "*-usd", " btc/* ", "eth-usd")] == [
+        "*", "*", "*/USD", "BTC/*", "ETH/USD"]
+    for bad in ("**", "*/", "/*", "BT*/USD", "*/US D", "*/USD/*", "", "*/<b>"):
+        with pytest.raises(InvalidPair, match="pattern like"):
+            normalize_selector(bad)
+    assert is_pattern("*/USD") and is_pattern("BTC/*") and not is_pattern("BTC/USD")
+    assert not is_pattern("*/usd")  # the exchange's spelling only
+    assert matches("*", "SYN0001/EUR") and matches("*/EUR", "BTC/EUR")
+    assert matches("BTC/*", "BTC/USDT") and not matches("BTC/*", "WBTC/USD")
+    assert not matches("*/USD", "BTC/USDT") and not matches("*/USD", "USD/JPY")
+    assert matches("ETH/USD", "ETH/USD") and not matches("ETH/USD", "ETH/EUR")
+    listing = {"BTC/USD": "online", "ETH/USD": "maintenance", "BTC/EUR": "online",
+               "OLD/USD": "delisted", "SOL/USD": "online", "ETH/BTC": "cancel_only"}
+    assert resolve(["*/USD"], listing) == ["BTC/USD", "SOL/USD"]  # online only, in order
+    assert resolve(["BTC/*", "*/EUR"], listing) == ["BTC/USD", "BTC/EUR"]
+    assert resolve(["*"], listing) == ["BTC/USD", "BTC/EUR", "SOL/USD"]
+    assert resolve([], listing) == []

@@ -15,16 +15,29 @@ copies had drifted apart:
 Lower case is not another pair: people type ``eth-usd`` or ``eth/usd``, so
 :func:`normalize_pair` upper-cases and turns ``-`` into ``/`` before checking, while
 :func:`check_pair` takes only the exchange's own spelling.
+
+A **pattern** names pairs by what Kraken lists: ``*`` (every pair), ``*/USD`` (every pair
+quoted in USD), ``BTC/*`` (every pair with BTC as its base). A side is either a whole name or
+``*``: nothing finer (``BT*``) — a pattern is meant to follow a market, not to search one.
+:func:`resolve` takes the listing (the instrument channel's pairs and their status) and
+answers the online pairs a pattern matches; it is pure, the feed's pool calls it each time
+the listing changes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 from ..errors import InputError, InvalidPair
 
 #: the one pair syntax (see the module docstring for why exactly this)
 PAIR_SYNTAX = re.compile(r"[A-Z0-9][A-Z0-9.]{0,15}/[A-Z0-9][A-Z0-9.]{0,15}")
+#: ``*``, ``*/*``, ``*/QUOTE``, ``BASE/*`` (see the module docstring)
+PATTERN_SYNTAX = re.compile(
+    r"\*(?:/\*)?|\*/[A-Z0-9][A-Z0-9.]{0,15}|[A-Z0-9][A-Z0-9.]{0,15}/\*")
+#: the status Kraken's instrument channel gives a pair that trades normally
+ONLINE = "online"
 #: the book depths Kraken's v2 ``book`` channel accepts
 VALID_DEPTHS = (10, 25, 100, 500, 1000)
 
@@ -54,6 +67,40 @@ def normalize_pair(text: str) -> str:
     if not is_pair(pair):
         raise InvalidPair(f"{text!r} is not a pair like ETH/USD or ETH-USD")
     return pair
+
+
+def is_pattern(text: object) -> bool:
+    """Whether ``text`` is a pattern in the exchange's spelling (``*/USD``)."""
+    return isinstance(text, str) and PATTERN_SYNTAX.fullmatch(text) is not None
+
+
+def normalize_selector(text: str) -> str:
+    """A pair or a pattern as a person typed it (``eth-usd``, ``*-eur``, ``btc/*``) in the
+    exchange's spelling; ``*/*`` is ``*``. :class:`InvalidPair` names what was given."""
+    spelled = spell_pair(text)
+    if is_pair(spelled):
+        return spelled
+    if is_pattern(spelled):
+        return "*" if spelled == "*/*" else spelled
+    raise InvalidPair(
+        f"{text!r} is not a pair like ETH/USD or a pattern like */USD, BTC/* or *")
+
+
+def matches(pattern: str, pair: str) -> bool:
+    """Whether ``pair`` is one the pattern (or the plain pair) names."""
+    if pattern == "*" or pattern == pair:
+        return True
+    base, _, quote = pattern.partition("/")
+    pb, _, pq = pair.partition("/")
+    return (base == "*" and quote == pq) or (quote == "*" and base == pb)
+
+
+def resolve(patterns: Iterable[str], listing: Mapping[str, str]) -> list[str]:
+    """The pairs of ``listing`` (symbol → status, in the exchange's order) that are online
+    and match one of ``patterns``, in the listing's order."""
+    wanted = list(patterns)
+    return [pair for pair, status in listing.items()
+            if status == ONLINE and any(matches(p, pair) for p in wanted)]
 
 
 def check_depth(depth: int) -> int:
