@@ -220,6 +220,19 @@ def test_an_unanswered_request_expires() -> None:
     assert d.subs.expired(d.now) == f"no answer to subscribe req_id={req.req_id} within 5 s"
 
 
+def test_a_slow_exchange_that_keeps_answering_is_not_dropped() -> None:
+    """The timeout runs from the last answer: late answers that keep coming are progress."""
+    d = Driver(["A/USD", "B/USD", "C/USD", "D/USD"])
+    d.connect()
+    first, second = d.book_request(), d.book_request()
+    d.now += 4.0
+    d.ack_all(first)  # 4 s late, but an answer
+    d.now += 4.0  # the second request is 8 s old, the last answer 4 s
+    assert d.subs.expired(d.now) is None
+    d.now += 1.0
+    assert d.subs.expired(d.now) == f"no answer to subscribe req_id={second.req_id} within 5 s"
+
+
 # -- answers ------------------------------------------------------------------------------
 
 

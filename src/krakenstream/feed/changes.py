@@ -1,5 +1,5 @@
 """Pair state changes handed on: to a hook at once, to one reader through a bounded queue,
-and to whoever waits for "something changed" (``wait_live``, ``wait_idle``).
+and to whoever waits for "something changed" (``wait_live``).
 
 The queue's policy when full: the oldest change is dropped and counted — a reader wants the
 latest states, and a client nobody reads from must not grow without bound.

@@ -74,6 +74,8 @@ class _Connection:
         self.ended = asyncio.Event()
         self.end_reason: _Ended | None = None
         self.failure: BaseException | None = None
+        #: when the last frame arrived (the loop's clock)
+        self.last_arrival = asyncio.get_running_loop().time()
 
     def end(self, reason: Reason, detail: str) -> None:
         if self.end_reason is None:
@@ -155,7 +157,8 @@ class FeedClient:
         subs = self._subs
         return replace(self._conn_status, system=subs.system, bad_frames=subs.bad_frames,
                        rate_limited=subs.rate_limited, pairs=len(subs.pairs),
-                       events_dropped=self._changes.dropped)
+                       events_dropped=self._changes.dropped,
+                       connection_id=subs.connection_id if self._conn is not None else None)
 
     def book(self, pair: str) -> OrderBook | None:
         """The pair's book if it may be used now (live, verified, not crossed), else None.
@@ -194,13 +197,6 @@ class FeedClient:
                 return
             await self._changes.wait()
 
-    async def wait_idle(self) -> None:
-        """Wait until :attr:`idle` (bound it with ``asyncio.timeout(...)``)."""
-        while not self.idle:
-            if self._finished:
-                raise FeedError("the feed client stopped")
-            await self._changes.wait()
-
     # -- changing the pairs ------------------------------------------------------------
 
     async def add_pairs(self, pairs: Iterable[str]) -> list[str]:
@@ -209,16 +205,33 @@ class FeedClient:
 
         A pair already tracked but refused before (``error``) is tried again.
         """
-        added = self._subs.add_pairs(pairs, self._clock())
-        self._changed_subscriptions()
-        return added
+        return self.add_pairs_nowait(pairs)
 
     async def remove_pairs(self, pairs: Iterable[str]) -> list[str]:
         """Stop tracking pairs; unsubscribed on the open connection (no reconnect).
         Returns the pairs that were tracked."""
+        return self.remove_pairs_nowait(pairs)
+
+    def add_pairs_nowait(self, pairs: Iterable[str]) -> list[str]:
+        """:meth:`add_pairs` from synchronous code (it never waits)."""
+        added = self._subs.add_pairs(pairs, self._clock())
+        self._changed_subscriptions()
+        return added
+
+    def remove_pairs_nowait(self, pairs: Iterable[str]) -> list[str]:
+        """:meth:`remove_pairs` from synchronous code (it never waits)."""
         removed = self._subs.remove_pairs(pairs)
         self._changed_subscriptions()
         return removed
+
+    @property
+    def pair_count(self) -> int:
+        return len(self._subs.pairs)
+
+    def all_live(self, pairs: Iterable[str] | None = None) -> bool:
+        """Whether every given pair (default: every pair not in ``error``) is ``live`` now;
+        :class:`FeedError` if a pair named is in ``error``."""
+        return self._subs.all_live(pairs)
 
     def _changed_subscriptions(self) -> None:
         conn = self._conn
@@ -246,8 +259,12 @@ class FeedClient:
             self._task = asyncio.create_task(self.run(), name=f"kms-feed {self.url}")
             self._task.add_done_callback(report_failure(log, "feed client stopped"))
 
-    async def stop(self) -> None:
-        """Close the connection and end :meth:`run`; raises what ended the run, if anything."""
+    async def stop(self, *, stale: str | None = None) -> None:
+        """Close the connection and end :meth:`run`; raises what ended the run, if anything.
+
+        With ``stale`` (a reason) every pair not in ``error`` is left ``stale``, not as it
+        was: a pool stopped by another connection's failure must not leave pairs "live".
+        """
         self._stop.set()
         conn = self._conn
         if conn is not None:
@@ -255,6 +272,10 @@ class FeedClient:
         task = self._task or self._run_task
         if task is not None and task is not asyncio.current_task():
             await asyncio.wait({task})
+        if stale is not None:
+            self._subs.disconnected(stale, self._clock())
+            self._dispatch()
+        if task is not None and task is not asyncio.current_task():
             # a run() awaited by the caller raises there; one from start() raises here
             failure = None if task.cancelled() else task.exception()
             if failure is not None and task is self._task:
@@ -407,14 +428,28 @@ class FeedClient:
     # -- the three tasks ---------------------------------------------------------------
 
     async def _read(self, conn: _Connection) -> None:
-        ws, queue, timeout = conn.ws, conn.queue, self.options.heartbeat_timeout
+        timeout, loop = self.options.heartbeat_timeout, asyncio.get_running_loop()
+        last = conn.last_arrival
+        while True:
+            # one timer per heartbeat timeout, not one per frame (a timer per recv() was a
+            # seventh of the feed's CPU): when it fires, frames that came meanwhile re-arm it
+            # at the last one + the timeout; recv() is safe to cancel (nothing is lost)
+            try:
+                async with asyncio.timeout_at(last + timeout):
+                    await self._read_frames(conn)
+            except TimeoutError:
+                pass
+            last = conn.last_arrival
+            if loop.time() - last >= timeout:
+                raise _Ended(Reason.STALE, f"no frame for {timeout:g} s")
+
+    async def _read_frames(self, conn: _Connection) -> None:
+        """Frames off the socket into the queue, until something raises."""
+        ws, queue, loop_time = conn.ws, conn.queue, asyncio.get_running_loop().time
         on_frame, clock, status = self.on_frame, self._clock, self._conn_status
         while True:
-            try:
-                async with asyncio.timeout(timeout):
-                    msg = await ws.recv()
-            except TimeoutError:
-                raise _Ended(Reason.STALE, f"no frame for {timeout:g} s") from None
+            msg = await ws.recv()
+            conn.last_arrival = loop_time()
             status.last_frame_time = clock()
             if on_frame is not None:
                 on_frame(msg if isinstance(msg, str) else msg.decode("utf-8", "replace"))

@@ -98,6 +98,8 @@ class ConnectionStatus:
     rate_limited: int = 0
     #: pairs tracked on this connection
     pairs: int = 0
+    #: the exchange's id of the connection (from its ``status`` frame; can exceed int64)
+    connection_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class ConnectionStatus:
             "retry_in": self.retry_in,
             "rate_limited": self.rate_limited,
             "pairs": self.pairs,
+            "connection_id": self.connection_id,
         }
 
 

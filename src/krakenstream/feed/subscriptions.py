@@ -1,5 +1,6 @@
 """One feed's book subscriptions as a pure state machine: frames in, requests and pair state
-changes out.
+changes out. (A little over 500 lines on purpose: one state machine, every transition in
+one class where it can be read whole, as websockets keeps its ``protocol.py``.)
 
 Sans-I/O, the way websockets keeps ``protocol.py`` apart from its connections: no asyncio,
 no sockets, no clock. The connection layer (:mod:`.client`) drives it:
@@ -85,8 +86,9 @@ class Subscriptions:
         for p in pairs:
             check_pair(p)
             self.pairs.setdefault(p, PairStatus(p, since=wall))
-        #: the exchange's last ``status`` (online, maintenance, ...)
+        #: the exchange's last ``status`` (online, maintenance, ...) and its connection id
         self.system: str | None = None
+        self.connection_id: int | None = None
         self.bad_frames = 0
         self.connections = 0
         self.is_open = False
@@ -94,7 +96,7 @@ class Subscriptions:
         self._subs: dict[str, PairSub] = {}
         self._requests: dict[int, Waiting] = {}
         self._instrument = _Instrument.UNSENT
-        self._opened_at = self._last_frame = self._last_ping = 0.0
+        self._opened_at = self._last_frame = self._last_ping = self._last_answer = 0.0
         #: something may be due to send (the next scan in :meth:`requests_to_send` tells)
         self.dirty = False
         self._req_id = 0
@@ -115,6 +117,7 @@ class Subscriptions:
         self._requests = {}
         self._instrument = _Instrument.UNSENT
         self._opened_at = self._last_frame = self._last_ping = self._pace.next_at = now
+        self._last_answer = now
         self.dirty = True
         self.is_open = True
 
@@ -304,6 +307,7 @@ class Subscriptions:
                 log.info("feed ignored an unmatched answer req_id=%s symbol=%s error=%r",
                          ack.req_id, ack.symbol, ack.error)
             return
+        self._last_answer = now
         req = w.request
         if req.channel != "book":  # the instrument subscription
             del self._requests[req.req_id]
@@ -379,6 +383,8 @@ class Subscriptions:
 
     def _on_status(self, ev: Status) -> None:
         old, self.system = self.system, ev.system
+        if ev.connection_id is not None:
+            self.connection_id = ev.connection_id
         if ev.system != old:
             level = logging.INFO if ev.system == "online" else logging.WARNING
             log.log(level, "feed exchange status system=%s previous=%s", ev.system, old)
@@ -476,10 +482,16 @@ class Subscriptions:
         return req
 
     def expired(self, now: float) -> str | None:
-        """Why the connection must end now (a request never answered), or None."""
+        """Why the connection must end now (a request never answered), or None.
+
+        A request is overdue once ``ack_timeout`` passed since it was sent *and* since the
+        last answer to any request: an exchange that answers late but keeps answering (a
+        burst of subscriptions, a busy moment) is slow, not lost, and dropping the connection
+        would only resubscribe everything on it and make the burst bigger.
+        """
         timeout = self.options.ack_timeout
         for req_id, w in self._requests.items():
-            if now - w.sent_at >= timeout:
+            if now - max(w.sent_at, self._last_answer) >= timeout:
                 return (f"no answer to {w.request.method} req_id={req_id} within "
                         f"{timeout:g} s")
         return None
@@ -492,8 +504,8 @@ class Subscriptions:
         half = self.options.heartbeat_timeout / 2
         times = [max(self._last_frame, self._last_ping) + half]
         if self._requests:
-            times.append(min(w.sent_at for w in self._requests.values())
-                         + self.options.ack_timeout)
+            oldest = min(w.sent_at for w in self._requests.values())
+            times.append(max(oldest, self._last_answer) + self.options.ack_timeout)
         if self._instrument is _Instrument.WAITING:
             times.append(self._opened_at + self.instrument_timeout)
         elif self.dirty or self._instrument is _Instrument.UNSENT:
