@@ -33,8 +33,10 @@ PAGE = ROOT / "docs" / "configuration.md"
 MEANINGS: dict[str, str] = {
     "kraken.url": "Kraken WebSocket v2 endpoint. The local simulator is `ws://127.0.0.1:PORT/v2` "
     "(`kms sim`).",
-    "kraken.pairs": "Pairs tracked from the start, `BASE/QUOTE`. More can be added and removed "
-    "at run time (`kms track`, `POST /api/pairs`).",
+    "kraken.pairs": "Pairs tracked from the start, `BASE/QUOTE`, or patterns over what Kraken "
+    "lists: `*` (every online pair), `*/USD`, `BTC/*`; pairs Kraken adds or delists are picked "
+    "up or dropped as it runs. More can be added and removed at run time (`kms track`, "
+    "`POST /api/pairs`).",
     "kraken.depth": "Book depth subscribed and kept per pair; every snapshot carries this many "
     "levels a side.",
     "kraken.snapshot_interval": "Seconds between published snapshots, aligned to wall-clock "
@@ -52,6 +54,13 @@ MEANINGS: dict[str, str] = {
     "kraken.ack_timeout": "Seconds a subscribe or unsubscribe may stay unanswered; then the "
     "connection is replaced.",
     "kraken.open_timeout": "Seconds the WebSocket opening handshake may take.",
+    "kraken.pairs_per_connection": "The most pairs one WebSocket connection carries. More "
+    "pairs open more connections, each reconnecting on its own: a cut connection resyncs only "
+    "its pairs. Kraken documents no cap; other clients use 20 to 200.",
+    "kraken.connect_limit": "Connection attempts of all the feed's connections together in "
+    "any 10 minutes. Kraken bans an address for 10 minutes above about 150.",
+    "kraken.connect_spacing": "Least seconds between two connection attempts of the feed, so "
+    "connections cut together reconnect one after the other.",
     "kraken.shard": "`INDEX/COUNT`: this orderbook process tracks only the pairs whose CRC32 "
     "modulo COUNT is INDEX. Empty: every pair. See [operations](operations.md#scaling-by-pairs).",
     "gateway.host": "Address the gateway listens on. `127.0.0.1` keeps it on this machine; "

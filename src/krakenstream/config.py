@@ -52,6 +52,12 @@ class KrakenSettings:
     ack_timeout: float = 10.0
     #: seconds the opening handshake may take
     open_timeout: float = 10.0
+    #: the most pairs one WebSocket connection carries; more pairs open more connections
+    pairs_per_connection: int = 200
+    #: connection attempts of all the feed's connections together in any 10 minutes
+    connect_limit: int = 60
+    #: least seconds between two connection attempts of the feed
+    connect_spacing: float = 0.5
     #: pairs this orderbook process owns when pairs are sharded: "INDEX/COUNT", empty = all
     shard: str = ""
 
@@ -171,6 +177,9 @@ MINIMUM: dict[str, float] = {
     "kraken.backoff_max": 0.0,
     "kraken.ack_timeout": 0.1,
     "kraken.open_timeout": 0.1,
+    "kraken.pairs_per_connection": 1,
+    "kraken.connect_limit": 1,
+    "kraken.connect_spacing": 0.0,
     "gateway.port": 0,
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,

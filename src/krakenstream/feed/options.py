@@ -36,6 +36,11 @@ class FeedOptions:
     ack_timeout: float = 10.0
     #: seconds the opening handshake may take
     open_timeout: float = 10.0
+    #: a pool puts at most this many pairs on one connection
+    pairs_per_connection: int = 200
+    #: a pool's connection attempts in any 10 minutes, and the least time between two
+    connect_limit: int = 60
+    connect_spacing: float = 0.5
 
     def __post_init__(self) -> None:
         try:
@@ -46,7 +51,11 @@ class FeedOptions:
         check_depth(self.depth)
         if self.heartbeat_timeout <= 0 or self.ack_timeout <= 0 or self.open_timeout <= 0:
             raise InputError("heartbeat_timeout, ack_timeout and open_timeout must be > 0")
-        if self.subscribe_batch < 1 or self.queue_size < 1:
-            raise InputError("subscribe_batch and queue_size must be >= 1")
+        if min(self.subscribe_batch, self.queue_size, self.pairs_per_connection,
+               self.connect_limit) < 1:
+            raise InputError("subscribe_batch, queue_size, pairs_per_connection and "
+                             "connect_limit must be >= 1")
+        if self.connect_spacing < 0:
+            raise InputError("connect_spacing must be >= 0")
         if self.backoff_initial < 0 or self.backoff_max < 0:
             raise InputError("backoff_initial and backoff_max must be >= 0")
