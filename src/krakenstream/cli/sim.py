@@ -26,7 +26,8 @@ def sim(
                      "default list."),
     ] = None,
     synthetic: Annotated[
-        int, typer.Option("--synthetic", help="Add N synthetic pairs SYN0001/USD, SYN0002/USD...")
+        int, typer.Option("--synthetic", help="Add N synthetic pairs SYN0001/USD, SYN0002/USD... "
+                     "(and some of them in EUR, USDT, BTC; 1 in 20 not online)")
     ] = 0,
     rate: Annotated[
         float, typer.Option("--rate", help="Book updates a second per subscribed pair.")

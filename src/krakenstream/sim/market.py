@@ -117,7 +117,7 @@ class Market:
                 "symbol": spec.symbol,
                 "base": spec.base,
                 "quote": spec.quote,
-                "status": "online",
+                "status": spec.status,
                 "qty_precision": spec.qty_precision,
                 "qty_increment": increment(spec.qty_precision),
                 "price_precision": spec.price_precision,

@@ -28,6 +28,9 @@ class PairSpec:
     price: float
     #: a typical level's quantity in base units
     lot: float
+    #: what the instrument channel says of it: ``online``, or ``maintenance``,
+    #: ``cancel_only``, ``post_only``, ``delisted``... (its book is served all the same)
+    status: str = "online"
 
     @property
     def base(self) -> str:
@@ -42,9 +45,10 @@ class PairSpec:
         return Precision(self.price_precision, self.qty_precision)
 
 
-def _spec(symbol: str, pp: int, qp: int, price: float, usd_per_quote: float = 1.0) -> PairSpec:
+def _spec(symbol: str, pp: int, qp: int, price: float, usd_per_quote: float = 1.0,
+          status: str = "online") -> PairSpec:
     # a typical resting order is worth a few thousand dollars
-    return PairSpec(symbol, pp, qp, price, 2500.0 / (price * usd_per_quote))
+    return PairSpec(symbol, pp, qp, price, 2500.0 / (price * usd_per_quote), status)
 
 
 #: the default instruments, with Kraken's precisions and plausible prices
@@ -104,15 +108,37 @@ _SYNTHETIC = (
 )
 
 
+#: the quotes some synthetic bases are also listed in: (quote, dollars per unit, every, at)
+#: — base ``i`` is listed in that quote when ``i % every == at``
+_SYNTHETIC_QUOTES = (("EUR", 1.08, 10, 3), ("USDT", 1.0, 20, 2), ("BTC", 95000.0, 50, 1))
+#: every 20th synthetic USD pair (the 10th, 30th...) is not online, in these states in turn
+_NOT_ONLINE = ("maintenance", "cancel_only", "post_only", "delisted")
+
+
 def synthetic_specs(n: int, seed: int | str | None = None) -> list[PairSpec]:
-    """``n`` pairs ``SYN0001/USD``... with varied precisions and prices, for scale tests."""
+    """``n`` pairs ``SYN0001/USD``... with varied precisions and prices, for scale tests,
+    plus a listing as varied as Kraken's: some bases also quoted in EUR (1 in 10), USDT
+    (1 in 20) and BTC (1 in 50), one USD pair in 20 not ``online`` (maintenance,
+    cancel_only, post_only, delisted in turn) and one EUR pair in 4 ``cancel_only``.
+    Every pair's book is served whatever its status; the status is what patterns such as
+    ``*/USD`` look at."""
     rng = random.Random(f"synthetic:{seed}")
     out: list[PairSpec] = []
+    extra: list[PairSpec] = []
     for i in range(1, n + 1):
         pp, qp, price = _SYNTHETIC[(i - 1) % len(_SYNTHETIC)]
         price = round_sig(price * rng.uniform(0.5, 2.0), 5)
-        out.append(_spec(f"SYN{i:04d}/USD", pp, qp, price))
-    return out
+        base = f"SYN{i:04d}"
+        status = _NOT_ONLINE[(i // 20) % len(_NOT_ONLINE)] if i % 20 == 10 else "online"
+        out.append(_spec(f"{base}/USD", pp, qp, price, status=status))
+        for quote, usd, every, at in _SYNTHETIC_QUOTES:
+            if i % every == at:
+                quoted = price / usd
+                qpp = min(10, max(0, math.ceil(5.5 - math.log10(quoted))))
+                status = "cancel_only" if quote == "EUR" and i % 40 == 33 else "online"
+                extra.append(_spec(f"{base}/{quote}", qpp, qp, round_sig(quoted, 5), usd,
+                                   status=status))
+    return out + extra
 
 
 def round_sig(x: float, digits: int) -> float:
