@@ -18,8 +18,8 @@ from krakenstream.daemon.history_writer import HistoryWriter
 from krakenstream.daemon.orderbook import OrderbookRole, owns_pair
 from krakenstream.daemon.services import Services
 from krakenstream.errors import BackendUnavailable, Conflict, NotFound
-from krakenstream.feed.client import FeedClient
 from krakenstream.feed.options import FeedOptions
+from krakenstream.feed.pool import FeedPool
 from krakenstream.sim.server import SimServer
 from krakenstream.store.sqlite import SQLiteHistoryStore
 
@@ -209,7 +209,7 @@ async def test_services_close_everything_after_the_feed_failed(tmp_path: Path) -
         store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
         await store.open()
         conf = kraken(sim.url)
-        feed = FeedClient(as_options(conf, FeedOptions), conf.pairs, on_frame=boom)
+        feed = FeedPool(as_options(conf, FeedOptions), conf.pairs, on_frame=boom)
         role = OrderbookRole(conf, bus, feed=feed)
         await role.start()
         await asyncio.wait_for(feed.wait_stopped(), 5)

@@ -12,7 +12,7 @@ async def test_track_and_untrack_pairs(gw: Stack) -> None:
     assert r.status_code == 401
     r = await c.post("/api/pairs", json={"pair": "btc-usd"}, headers=gw.auth)
     assert r.status_code == 202 and r.json()["pair"] == "BTC/USD"
-    assert r.json()["state"] in ("connecting", "live")
+    assert r.json()["state"] in ("connecting", "live") and r.json()["added"] == ["BTC/USD"]
     r = await c.post("/api/pairs", json={"pair": "BTC/USD"}, headers=gw.auth)
     assert r.status_code == 409 and r.json()["code"] == "conflict"
     r = await c.post("/api/pairs", json={"pair": "BTCUSD"}, headers=gw.auth)
@@ -30,7 +30,8 @@ async def test_track_and_untrack_pairs(gw: Stack) -> None:
     assert all(p["snapshots"] >= 1 and p["frames"] >= 1 for p in pairs)
 
     r = await c.delete("/api/pairs/BTC%2FUSD", headers=gw.auth)
-    assert r.status_code == 200 and r.json() == {"pair": "BTC/USD", "state": "untracked"}
+    assert r.status_code == 200 and r.json() == {"pair": "BTC/USD", "state": "untracked",
+                                                 "removed": ["BTC/USD"]}
     r = await c.delete("/api/pairs/BTC-USD", headers=gw.auth)
     assert r.status_code == 404 and r.json()["code"] == "not_found"
     pairs = (await c.get("/api/pairs", headers=gw.auth)).json()["pairs"]

@@ -15,7 +15,7 @@ import httpx
 import typer
 
 from ..config import server_url
-from ..core.pairs import normalize_pair
+from ..core.pairs import normalize_selector
 from .common import child_env, errors_handled, fail, out_console, settings
 from .render import format_status
 
@@ -30,7 +30,8 @@ RolesOpt = Annotated[
 PortOpt = Annotated[int | None, typer.Option("--port", help="Gateway port (gateway.port).")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="Gateway address (gateway.host).")]
 PairsOpt = Annotated[
-    str | None, typer.Option("--pairs", help="Comma-separated pairs (kraken.pairs).")
+    str | None, typer.Option("--pairs", help="Comma-separated pairs or patterns: BTC/USD, "
+                             "'*/USD', 'BTC/*', '*' (kraken.pairs).")
 ]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Kraken WebSocket URL (kraken.url).")]
 
@@ -42,11 +43,11 @@ def _overrides(roles: str | None, host: str | None, port: int | None, pairs: str
 
 
 def normalize_pairs(text: str | None) -> list[str] | None:
-    """``--pairs eth-usd,BTC/USD`` → ``["ETH/USD", "BTC/USD"]``: typed as everywhere else in
-    kms; a name that is no pair is refused here, naming it."""
+    """``--pairs eth-usd,BTC/USD,*-eur`` → ``["ETH/USD", "BTC/USD", "*/EUR"]``: typed as
+    everywhere else in kms; a name that is no pair nor pattern is refused here, naming it."""
     if text is None:
         return None
-    return [normalize_pair(p) for p in text.split(",") if p.strip()]
+    return [normalize_selector(p) for p in text.split(",") if p.strip()]
 
 
 def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,

@@ -12,10 +12,11 @@ import orjson
 import typer
 
 from .common import errors_handled, out_console
-from .render import format_pairs
+from .render import format_pairs, format_tracked, format_untracked
 from .server import ServerOption, open_client
 
-PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. SOL/USD or SOL-USD.")]
+PairArg = Annotated[str, typer.Argument(
+    metavar="PAIR", help="Pair, e.g. SOL/USD or SOL-USD; or a pattern: '*/EUR', 'BTC/*', '*'.")]
 
 
 def pairs(
@@ -34,17 +35,15 @@ def pairs(
 
 
 def track(pair: PairArg, server: ServerOption = None) -> None:
-    """Start tracking PAIR on the daemon."""
+    """Start tracking PAIR on the daemon, or every listed pair a pattern matches
+    ('*/EUR', 'BTC/*', '*': quote it in the shell), now and as Kraken lists more."""
     with errors_handled(), open_client(server) as client:
         answer = client.track(pair)
-        out_console.print(
-            f"tracking {answer.get('pair', pair)} (feed {answer.get('state', 'connecting')})",
-            markup=False,
-        )
+        out_console.print(format_tracked(answer, pair), markup=False)
 
 
 def untrack(pair: PairArg, server: ServerOption = None) -> None:
-    """Stop tracking PAIR on the daemon."""
+    """Stop tracking PAIR (or a pattern, and the pairs it brought) on the daemon."""
     with errors_handled(), open_client(server) as client:
         answer = client.untrack(pair)
-        out_console.print(f"stopped tracking {answer.get('pair', pair)}", markup=False)
+        out_console.print(format_untracked(answer, pair), markup=False)

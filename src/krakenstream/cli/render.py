@@ -257,6 +257,32 @@ def format_replay(file: Path, result: ReplayResult) -> Table:
 # -- kms daemon status --------------------------------------------------------------------------
 
 
+#: pairs listed one by one in ``kms daemon status``; beyond, a summary and the pairs not live
+STATUS_PAIRS = 30
+#: pairs named in the answer to ``kms track PATTERN`` before "and N more"
+SHOWN_ADDED = 8
+
+
+def format_tracked(answer: dict[str, Any], asked: str) -> str:
+    """The one line ``kms track`` prints for a pair or a pattern."""
+    name = str(answer.get("pair", asked))
+    added = answer.get("added")
+    if "*" not in name or not isinstance(added, list):
+        return f"tracking {name} (feed {answer.get('state', 'connecting')})"
+    shown = ", ".join(str(p) for p in added[:SHOWN_ADDED])
+    more = f" and {len(added) - SHOWN_ADDED} more" if len(added) > SHOWN_ADDED else ""
+    what = f"{len(added)} pair(s) added: {shown}{more}" if added else "no pair added now"
+    return f"tracking {name}: {what}; pairs Kraken lists later are picked up as they come"
+
+
+def format_untracked(answer: dict[str, Any], asked: str) -> str:
+    """The one line ``kms untrack`` prints (a pattern says how many pairs it removed)."""
+    name = str(answer.get("pair", asked))
+    removed = answer.get("removed")
+    count = f" ({len(removed)} pair(s))" if "*" in name and isinstance(removed, list) else ""
+    return f"stopped tracking {name}{count}"
+
+
 def format_status(pid: int | None, url: str, health: dict[str, Any] | None) -> str:
     """Whether a daemon holds this state directory, and what its gateway's /health says."""
     lines = [f"daemon: {'pid ' + str(pid) if pid else 'not running here'}; gateway {url}: "
@@ -265,7 +291,16 @@ def format_status(pid: int | None, url: str, health: dict[str, Any] | None) -> s
         lines.append(f"status: {health.get('status')}; roles: "
                      f"{', '.join(health.get('roles') or [])}")
         feed = health.get("feed") or {}
-        for pair, st in sorted((feed.get("pairs") or {}).items()):
+        pairs = sorted((feed.get("pairs") or {}).items())
+        conns = feed.get("connections") or []
+        if len(conns) > 1 or len(pairs) > STATUS_PAIRS:
+            states = ", ".join(f"{n} {s}" for s, n in sorted((feed.get("states") or {}).items()))
+            up = sum(1 for c in conns if c.get("connected"))
+            lines.append(f"feed: {len(pairs)} pairs ({states}); {up} of {len(conns)} "
+                         "connections up")
+        shown = pairs if len(pairs) <= STATUS_PAIRS else [
+            (p, st) for p, st in pairs if st.get("state") != "live"][:STATUS_PAIRS]
+        for pair, st in shown:
             lines.append(f"  {pair:12s} {st.get('state', '?'):10s} frames={st.get('frames')} "
                          f"mismatches={st.get('mismatches')} resyncs={st.get('resyncs')}")
         for part in ("bus", "store", "users"):

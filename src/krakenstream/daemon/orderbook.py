@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from ..bus.base import SnapshotBus
 from ..config import KrakenSettings, as_options, parse_shard
 from ..core.book import OrderBook
-from ..core.pairs import normalize_pair
+from ..core.pairs import is_pair, normalize_selector
 from ..core.snapshot import Snapshot
 from ..errors import Conflict, NotFound
-from ..feed.client import FeedClient
 from ..feed.options import FeedOptions
+from ..feed.pool import FeedPool
 from ..feed.status import ConnectionStatus, FeedEvent, PairStatus
 from ..tasks import report_failure
 from .metrics import Metrics
@@ -74,7 +74,7 @@ class OrderbookRole:
         metrics: Metrics | None = None,
         pairs: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
-        feed: FeedClient | None = None,
+        feed: FeedPool | None = None,
     ) -> None:
         self.settings = kraken
         self.bus = bus
@@ -82,11 +82,15 @@ class OrderbookRole:
         self.interval = kraken.snapshot_interval
         self._clock = clock
         wanted = list(kraken.pairs if pairs is None else pairs)
-        mine = [p for p in wanted if owns_pair(p, kraken.shard)]
-        self.feed = feed or FeedClient(
-            as_options(kraken, FeedOptions), mine, on_state_change=self._on_state_change
+        shard = kraken.shard
+        # pairs named are sharded here; what a pattern brings in is sharded by the pool
+        mine = [p for p in wanted if not is_pair(p) or owns_pair(p, shard)]
+        self.feed = feed or FeedPool(
+            as_options(kraken, FeedOptions), mine,
+            owns=(lambda p: owns_pair(p, shard)) if shard else None,
+            on_state_change=self._on_state_change, on_pairs_changed=self._on_pairs_changed,
         )
-        self._ticks: dict[str, _PairTicks] = {p: _PairTicks() for p in mine}
+        self._ticks: dict[str, _PairTicks] = {p: _PairTicks() for p in self.feed.pairs}
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[FeedEvent], None]] = []
         self.stats = OrderbookStats()
@@ -102,6 +106,10 @@ class OrderbookRole:
 
     def connection(self) -> ConnectionStatus:
         return self.feed.connection_status()
+
+    def connections(self) -> list[ConnectionStatus]:
+        """One status per WebSocket connection of the feed."""
+        return self.feed.connections()
 
     def book(self, pair: str) -> OrderBook | None:
         """The live book (verified, not crossed), or None: read it without awaiting."""
@@ -119,22 +127,37 @@ class OrderbookRole:
         if fn in self._listeners:
             self._listeners.remove(fn)
 
-    async def track(self, pair: str) -> None:
-        """Start tracking a pair (raises Conflict if it is already tracked)."""
-        pair = normalize_pair(pair)
-        if pair in self.feed.pairs:
-            raise Conflict(f"{pair} is already tracked")
-        self._ticks.setdefault(pair, _PairTicks())
-        await self.feed.add_pairs([pair])
-        log.info("pair tracked pair=%s", pair)
+    async def track(self, selector: str) -> list[str]:
+        """Start tracking a pair, or the pairs a pattern (``*/EUR``) matches now and later;
+        returns the pairs added. Raises Conflict if a pair named is already tracked."""
+        selector = normalize_selector(selector)
+        if is_pair(selector) and selector in self.feed.pairs:
+            raise Conflict(f"{selector} is already tracked")
+        added = await self.feed.track(selector)
+        for p in added:
+            self._ticks.setdefault(p, _PairTicks())
+        log.info("pair tracked pair=%s added=%d", selector, len(added))
+        return added
 
-    async def untrack(self, pair: str) -> None:
-        pair = normalize_pair(pair)
-        if pair not in self.feed.pairs:
-            raise NotFound(f"{pair} is not tracked")
-        await self.feed.remove_pairs([pair])
-        self._ticks.pop(pair, None)
-        log.info("pair untracked pair=%s", pair)
+    async def untrack(self, selector: str) -> list[str]:
+        """Stop tracking a pair or a pattern (and the pairs it brought); returns the pairs
+        removed. Raises NotFound if it is not tracked."""
+        selector = normalize_selector(selector)
+        tracked = self.feed.pairs if is_pair(selector) else self.feed.patterns
+        if selector not in tracked:
+            raise NotFound(f"{selector} is not tracked")
+        removed = await self.feed.untrack(selector)
+        for p in removed:
+            self._ticks.pop(p, None)
+        log.info("pair untracked pair=%s removed=%d", selector, len(removed))
+        return removed
+
+    def _on_pairs_changed(self, added: list[str], removed: list[str]) -> None:
+        # a pair dropped (delisted, offline) and picked up later follows a gap
+        for p in removed:
+            t = self._ticks.get(p)
+            if t is not None:
+                t.gap = True
 
     # -- running ---------------------------------------------------------------------------
 

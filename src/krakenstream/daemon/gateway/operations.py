@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from ... import __version__
 from ...feed.status import PairState
+from ..orderbook import OrderbookRole
 from .deps import State
 from .responses import json_response
 
@@ -28,8 +29,37 @@ log = logging.getLogger("krakenstream.gateway")
 
 #: seconds a health probe of one backend may take before it counts as down
 HEALTH_TIMEOUT = 2.0
+#: /health names pairs that are not live one by one up to this many, then counts the rest
+HEALTH_PAIR_PROBLEMS = 20
 
 router = APIRouter(tags=["operations"])
+
+
+def feed_health(role: OrderbookRole) -> tuple[dict[str, Any], list[str]]:
+    """The feed's part of /health: the connections summed up (``connection``, as before)
+    and one by one (``connections``), pairs by state, every pair; and its problems."""
+    conn = role.connection()
+    pairs = {p: s.to_dict() for p, s in sorted(role.status().items())}
+    states: dict[str, int] = {}
+    for st in pairs.values():
+        states[st["state"]] = states.get(st["state"], 0) + 1
+    connections = role.connections()
+    feed = {"connection": conn.to_dict(), "connections": [c.to_dict() for c in connections],
+            "states": states, "pairs": pairs}
+    problems: list[str] = []
+    if not conn.connected:
+        problems.append("feed: not connected")
+        if len(connections) > 1:
+            problems.extend(
+                f"feed: connection {c.name} is {c.state}"
+                + (f" ({c.last_error})" if c.last_error else "")
+                for c in connections if not c.connected)
+    bad = [(p, s["state"]) for p, s in pairs.items() if s["state"] != PairState.LIVE.value]
+    problems.extend(f"feed: {p} is {state}" for p, state in bad[:HEALTH_PAIR_PROBLEMS])
+    if len(bad) > HEALTH_PAIR_PROBLEMS:
+        problems.append(f"feed: {len(bad) - HEALTH_PAIR_PROBLEMS} more pairs not live "
+                        f"({len(bad)} of {len(pairs)})")
+    return feed, problems
 
 
 @router.get("/health")
@@ -39,13 +69,8 @@ async def health(gw: State) -> Response:
     problems: list[str] = []
     feed: dict[str, Any] | None = None
     if services.orderbook is not None:
-        conn = services.orderbook.connection()
-        pairs = {p: s.to_dict() for p, s in sorted(services.orderbook.status().items())}
-        feed = {"connection": conn.to_dict(), "pairs": pairs}
-        if not conn.connected:
-            problems.append("feed: not connected")
-        problems.extend(f"feed: {p} is {s['state']}" for p, s in pairs.items()
-                        if s["state"] != PairState.LIVE.value)
+        feed, feed_problems = feed_health(services.orderbook)
+        problems.extend(feed_problems)
     bus_ok, store_ok, users_ok = await asyncio.gather(
         probe(services.bus.healthy()),
         probe(services.store.ping()) if services.store is not None else _none(),

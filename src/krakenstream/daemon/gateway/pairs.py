@@ -1,4 +1,5 @@
-"""``/api/pairs``: the tracked pairs with their feed state; track and untrack.
+"""``/api/pairs``: the tracked pairs with their feed state; track and untrack, by pair or
+by pattern (``*/USD``: what Kraken lists that matches, now and later).
 
 Only the orderbook role changes what is tracked, so changes need it in this process (503
 elsewhere, naming where to go). Without it the list is what the bus and the store know: each
@@ -15,7 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from ...core.pairs import normalize_pair
+from ...core.pairs import is_pattern, normalize_selector
 from ...feed.status import PairState
 from ...store.base import HistoryStore
 from .deps import Authed, Gateway, Pair, State, Store
@@ -60,18 +61,23 @@ async def _seen_elsewhere(gw: Gateway, st: HistoryStore) -> list[dict[str, Any]]
 
 @router.post("/api/pairs", status_code=202, responses=documented(401, 409, 413, 422, 503))
 async def track(body: PairRequest, claims: Authed, gw: State) -> Response:
-    """Start tracking a pair; it goes live once its first snapshot verifies."""
+    """Start tracking a pair (it goes live once its first full book verifies), or a pattern
+    (``*/EUR``, ``BTC/*``, ``*``): the online pairs Kraken lists that match, now and as they
+    are listed. ``added`` names the pairs this added."""
     role = gw.orderbook()
-    name = normalize_pair(body.pair)
-    await role.track(name)
+    name = normalize_selector(body.pair)
+    added = await role.track(name)
+    if is_pattern(name):
+        return json_response({"pair": name, "state": "tracking", "added": added}, 202)
     st = role.status().get(name)
     state = st.state.value if st is not None else PairState.CONNECTING.value
-    return json_response({"pair": name, "state": state}, 202)
+    return json_response({"pair": name, "state": state, "added": added}, 202)
 
 
 @router.delete("/api/pairs/{pair:path}", responses=documented(401, 404, 422, 503))
 async def untrack(pair: Pair, claims: Authed, gw: State) -> Response:
+    """Stop tracking a pair, or a pattern and the pairs it brought (``removed``)."""
     role = gw.orderbook()
-    name = normalize_pair(pair)
-    await role.untrack(name)
-    return json_response({"pair": name, "state": "untracked"})
+    name = normalize_selector(pair)
+    removed = await role.untrack(name)
+    return json_response({"pair": name, "state": "untracked", "removed": removed})
