@@ -76,14 +76,14 @@ def is_pattern(text: object) -> bool:
 
 def normalize_selector(text: str) -> str:
     """A pair or a pattern as a person typed it (``eth-usd``, ``*-eur``, ``btc/*``) in the
-    exchange's spelling; ``*/*`` is ``*``. :class:`InvalidPair` names what was given."""
+    exchange's spelling; ``*/*`` is ``*``. :class:`InvalidPair` names what was given (a
+    text without ``*`` gets :func:`normalize_pair`'s own message)."""
+    if "*" not in text:
+        return normalize_pair(text)
     spelled = spell_pair(text)
-    if is_pair(spelled):
-        return spelled
-    if is_pattern(spelled):
-        return "*" if spelled == "*/*" else spelled
-    raise InvalidPair(
-        f"{text!r} is not a pair like ETH/USD or a pattern like */USD, BTC/* or *")
+    if not is_pattern(spelled):
+        raise InvalidPair(f"{text!r} is not a pattern like */USD, BTC/* or *")
+    return "*" if spelled == "*/*" else spelled
 
 
 def matches(pattern: str, pair: str) -> bool:
