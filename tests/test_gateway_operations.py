@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from gateway_support import Stack, login, wait_snapshots
+from krakenstream.daemon.gateway.operations import HEALTH_PAIR_PROBLEMS, feed_health
+from krakenstream.feed.status import ConnectionStatus, PairState, PairStatus
 
 
 async def test_store_closed_is_503_and_health_degraded(gw: Stack) -> None:
@@ -45,3 +47,33 @@ async def test_metrics(gw: Stack) -> None:
                  "kms_snapshots_stored_total", "kms_publish_to_store_seconds_bucket",
                  "kms_bus_published", "kms_http_request_seconds_bucket", "kms_ws_clients"):
         assert name in text, name
+
+
+def test_feed_health_sums_up_connections_and_caps_the_problems() -> None:
+    """Thousands of pairs and several connections: one line per connection down, at most
+    20 pairs named, the rest counted; the summed-up ``connection`` keeps its fields."""
+    class Role:
+        def connection(self) -> ConnectionStatus:
+            return ConnectionStatus(url="ws://127.0.0.1:1/v2", name="pool", connected=False,
+                                    pairs=3000)
+
+        def connections(self) -> list[ConnectionStatus]:
+            up = ConnectionStatus(url="ws://127.0.0.1:1/v2", name="1", state="connected",
+                                  connected=True, pairs=200)
+            down = ConnectionStatus(url="ws://127.0.0.1:1/v2", name="2", state="waiting",
+                                    pairs=200, last_error="connection closed: 1006")
+            return [up, down]
+
+        def status(self) -> dict[str, PairStatus]:
+            return {f"P{i:04d}/USD": PairStatus(f"P{i:04d}/USD", state=(
+                PairState.STALE if i < 200 else PairState.LIVE)) for i in range(3000)}
+
+    feed, problems = feed_health(Role())  # type: ignore[arg-type]
+    assert feed["states"] == {"stale": 200, "live": 2800}
+    assert [c["name"] for c in feed["connections"]] == ["1", "2"]
+    assert feed["connection"]["connected"] is False and len(feed["pairs"]) == 3000
+    assert problems[:2] == ["feed: not connected",
+                            "feed: connection 2 is waiting (connection closed: 1006)"]
+    named = [p for p in problems if p.endswith(" is stale")]
+    assert len(named) == HEALTH_PAIR_PROBLEMS
+    assert problems[-1] == "feed: 180 more pairs not live (200 of 3000)"
