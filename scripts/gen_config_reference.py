@@ -76,6 +76,15 @@ MEANINGS: dict[str, str] = {
     "store.backend": "Where the snapshot history lives: `sqlite` (embedded) or `redis`.",
     "store.history_limit": "Newest snapshots kept per pair; older ones are trimmed on write.",
     "store.path": "SQLite history file. Empty: `<data dir>/history.sqlite3`.",
+    "archive.enabled": "Keep every stored snapshot beyond the window too, in a Parquet archive "
+    "(the `analysis` role writes it; history reads span it).",
+    "archive.path": "The archive's folder (Hive-partitioned by pair and UTC date). Empty: "
+    "`<data dir>/archive`. Split deployments share it between the `analysis` and `gateway` "
+    "roles.",
+    "archive.keep_days": "Whole UTC days kept after the day ends (date partitions are deleted "
+    "whole); 0 keeps everything.",
+    "archive.roll_rows": "A file is closed at each UTC hour, or after this many snapshots of one "
+    "pair (at most half of `store.history_limit`).",
     "users.backend": "Where accounts live: `sqlite` (embedded) or `mysql` (MySQL or MariaDB).",
     "users.path": "SQLite users file (created 0600). Empty: `<data dir>/users.sqlite3`.",
     "auth.secret": "HS256 token signing secret, at least 32 bytes. Empty: generated once into "

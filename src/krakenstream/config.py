@@ -87,6 +87,17 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveSettings:
+    enabled: bool = True
+    #: the Parquet archive's folder; empty means ``<data dir>/archive``
+    path: str = ""
+    #: whole UTC days kept after the day ends; 0 keeps everything
+    keep_days: int = 0
+    #: a file is closed at each UTC hour or after this many snapshots of one pair
+    roll_rows: int = 3_600
+
+
+@dataclass(frozen=True, slots=True)
 class UsersSettings:
     backend: str = "sqlite"
     #: SQLite file; empty means ``<data dir>/users.sqlite3``
@@ -145,6 +156,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     bus: BusSettings = field(default_factory=BusSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     users: UsersSettings = field(default_factory=UsersSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -185,6 +197,8 @@ MINIMUM: dict[str, float] = {
     "gateway.ws_backlog": 1,
     "bus.queue_size": 1,
     "store.history_limit": 1,
+    "archive.keep_days": 0,
+    "archive.roll_rows": 1,
     "auth.token_ttl": 1,
     "auth.bcrypt_cost": 4,
     "auth.min_password_length": 1,

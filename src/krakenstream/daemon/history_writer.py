@@ -11,7 +11,8 @@ Batches are taken from the bus, written to the store, and only then committed, s
 between the two redelivers the batch (at-least-once) and the store's (pair, ts) key makes the
 second write a no-op. A store that is down is retried with capped, jittered backoff
 (:mod:`krakenstream.core.backoff`), holding the batch: nothing is committed that was not
-stored.
+stored. Each stored batch is then noted by the Parquet archive's roller
+(:mod:`krakenstream.store.archive.roller`), which cuts hourly files from the store.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..bus.base import BusSubscription, SnapshotBus
 from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
+from ..store.archive import ArchiveRoller
 from ..store.base import HistoryStore
 from ..tasks import report_failure
 from .metrics import Metrics
@@ -62,9 +64,12 @@ class HistoryWriter:
         retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        archive: ArchiveRoller | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
+        #: told of every stored batch; it cuts the Parquet archive from the store
+        self.archive = archive
         self.group = group
         self.metrics = metrics or Metrics()
         self.batch_size = batch_size
@@ -128,6 +133,10 @@ class HistoryWriter:
                 delay = next(delays)
                 log.warning("history store unavailable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
+        if self.archive is not None:
+            # after the store accepted it: the archive is cut from the store
+            self.archive.note(batch)
+            await self.archive.keep_up()
         now = self._clock()
         self.stats.batches += 1
         self.stats.received += len(batch)

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from ..bus.base import SnapshotBus
 from ..config import ROLES, Settings
 from ..errors import ConfigError
+from ..store.archive import Archive, ArchiveRoller
 from ..store.base import HistoryStore
 from ..users.service import AuthService
 from .history_writer import HistoryWriter
 from .metrics import Metrics
 from .orderbook import OrderbookRole
-from .wiring import make_bus, open_auth, open_store
+from .wiring import make_bus, make_roller, open_archive, open_auth, open_store
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class Services:
     auth: AuthService | None = None
     orderbook: OrderbookRole | None = None
     history_writer: HistoryWriter | None = None
+    #: the Parquet archive (read by the gateway; written by the roller of the analysis role)
+    archive: Archive | None = None
+    roller: ArchiveRoller | None = None
     started_at: float = field(default_factory=time.time)
 
     async def close(self) -> None:
@@ -50,8 +54,9 @@ class Services:
         2. the bus flushes: what it buffers reaches its transport (a Kafka producer's buffer
            reaches the broker), so the readers can still read it;
         3. the history writer (the ``analysis`` role) drains what reached it and stores it;
-        4. the bus closes;
-        5. the history store, then the users' store, close.
+        4. the archive's roller cuts its open rolls from the store into files;
+        5. the bus closes;
+        6. the history store, then the users' store, close.
 
         A step that fails is logged and the rest still run: one broken part must not leave
         the others open.
@@ -62,6 +67,8 @@ class Services:
         steps.append(("bus flush", self.bus.flush))
         if self.history_writer is not None:
             steps.append(("history writer (analysis role)", self.history_writer.stop))
+        if self.roller is not None:
+            steps.append(("archive roller", self.roller.stop))
         steps.append(("bus", self.bus.close))
         if self.store is not None:
             steps.append(("history store", self.store.close))
@@ -106,12 +113,20 @@ async def build_services(
         if "analysis" in chosen or "gateway" in chosen:
             services.store = open_store(settings)
             await services.store.open()
+            services.archive = open_archive(settings)
         if "gateway" in chosen:
             services.auth = await open_auth(settings)
         if "analysis" in chosen:
             assert services.store is not None
+            if services.archive is not None:
+                services.roller = make_roller(settings, services.archive, services.store)
+                if start:
+                    # one writer (in-process bus) catches every pair up; a Kafka group's
+                    # writers each catch up the pairs they are given
+                    await services.roller.start(catch_up=settings.bus.backend == "memory")
             services.history_writer = HistoryWriter(
-                bus, services.store, group=settings.kafka.group, metrics=metrics
+                bus, services.store, group=settings.kafka.group, metrics=metrics,
+                archive=services.roller,
             )
             if start:
                 await services.history_writer.start()

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..bus.base import SnapshotBus
 from ..bus.memory import MemoryBus
 from ..config import Settings, as_options
+from ..store.archive import Archive, ArchiveRoller
 from ..store.base import HistoryStore
 from ..store.redis import RedisHistoryStore
 from ..store.sqlite import SQLiteHistoryStore
@@ -52,6 +53,30 @@ def open_store(settings: Settings) -> HistoryStore:
             history_limit=settings.store.history_limit,
         )
     return SQLiteHistoryStore(sqlite_path(settings), history_limit=settings.store.history_limit)
+
+
+def archive_path(settings: Settings) -> Path:
+    """``archive.path``, or ``archive/`` in the data dir (``KMS_HOME`` when set)."""
+    if settings.archive.path:
+        return Path(settings.archive.path).expanduser()
+    return settings.paths.data_dir / "archive"
+
+
+def open_archive(settings: Settings) -> Archive | None:
+    """The Parquet archive (None when ``archive.enabled`` is false)."""
+    if not settings.archive.enabled:
+        return None
+    return Archive(archive_path(settings), depth=settings.kraken.depth)
+
+
+def make_roller(settings: Settings, archive: Archive, store: HistoryStore) -> ArchiveRoller:
+    """The archive's writer for the ``analysis`` role, not yet started."""
+    return ArchiveRoller(
+        archive, store,
+        history_limit=settings.store.history_limit,
+        roll_rows=settings.archive.roll_rows,
+        keep_days=settings.archive.keep_days,
+    )
 
 
 def open_user_store(settings: Settings) -> UserStore:

@@ -131,10 +131,15 @@ class ArchiveRoller:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Catch up with the store (the rebuild after a crash), then follow ``note``."""
+    async def start(self, *, catch_up: bool = True) -> None:
+        """Catch up with the store (the rebuild after a crash), then follow ``note``.
+
+        ``catch_up`` cuts every pair the store holds at once: right for the one writer of an
+        embedded daemon. Several history writers sharing a store (Kafka consumer group) pass
+        False: each then catches a pair up when it first notes it, so only the writer that
+        owns a pair archives it (the same rows are not written twice by two writers)."""
         await asyncio.to_thread(self.archive.clean_temp)
-        for pair in await self.store.pairs():
+        for pair in await self.store.pairs() if catch_up else []:
             roll = self._rolls.setdefault(pair, _Roll())
             roll.since = await self._archived_since(pair)
             latest = await self.store.latest(pair)
@@ -176,7 +181,10 @@ class ArchiveRoller:
         for s in snaps:
             roll = self._rolls.get(s.pair)
             if roll is None:
+                # first seen: what the store holds before this window is cut now (the
+                # rebuild, for a writer that did not catch every pair up at start)
                 roll = self._rolls[s.pair] = _Roll()
+                self._set_due(s.pair, s.ts - s.ts % self.roll_ms - 1)
             cutting = self._cutting.get(s.pair)
             if (roll.since is not None and s.ts < roll.since) or (
                     cutting is not None and s.ts <= cutting):
@@ -301,7 +309,18 @@ class ArchiveRoller:
 
     async def _mark_if_lost(self, pair: str, since: int, first: Snapshot) -> Snapshot:
         """Rows between the archive's newest and the store's oldest were trimmed from a full
-        store before being archived: they are gone. Say so where readers look."""
+        store before being archived: they are gone. Say so where readers look.
+
+        The store keeps a contiguous suffix of the history: rows just after ``since`` can only
+        be missing because of a trim if ``first`` is the oldest row the store still holds and
+        the store is full (it trims only then)."""
+        rows = self.store.history(pair, limit=1, order="asc")
+        try:
+            oldest = await anext(rows, None)
+        finally:
+            await rows.aclose()  # type: ignore[attr-defined]
+        if oldest is None or oldest.ts < first.ts:
+            return first  # the store still reaches below: nothing between was trimmed
         if await self.store.count(pair) < self.history_limit:
             return first  # the store never trimmed: nothing was there to lose
         self.stats.lost_rolls += 1
