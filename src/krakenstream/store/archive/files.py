@@ -66,7 +66,7 @@ class DayUsage:
     bytes: int
 
 
-def _encodings(table: pa.Table) -> dict[str, str]:
+def column_encodings(table: pa.Table) -> dict[str, str]:
     """Per-column encodings, measured on simulated and recorded books (BENCHMARKS.md):
     prices move by small steps, so delta-packed ints beat plain + zstd by ~10%; Kraken's
     timestamps share long prefixes (DELTA_BYTE_ARRAY); sizes and the checksum are close to
@@ -130,7 +130,7 @@ class Archive:
                 pq.write_table(
                     table, fh, compression="zstd", compression_level=self.zstd_level,
                     use_dictionary=["origin"], store_decimal_as_integer=True,
-                    column_encoding=_encodings(table), write_statistics=["time", "seq"],
+                    column_encoding=column_encodings(table), write_statistics=["time", "seq"],
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
