@@ -15,7 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 kms \
  && useradd --system --uid 10001 --gid kms --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin kms \
- && install -d -o kms -g kms -m 0700 /data
+ && install -d -o kms -g kms -m 0700 /data \
+ && install -d -o kms -g kms -m 0750 /archive
 
 # Every dependency ships a manylinux wheel: no compiler, no build tools in the image.
 COPY pyproject.toml README.md /tmp/krakenstream/

@@ -378,3 +378,37 @@ def test_every_relative_link_and_anchor_resolves() -> None:
 def test_pages_quote_no_secret_like_value() -> None:
     for name, text in all_docs().items():
         assert not re.search(r"\b[0-9a-f]{40,}\b", text), f"{name} holds a hex secret"
+
+
+# -- the archive's one-liners ------------------------------------------------------------------
+
+
+def test_the_archive_one_liners_run_over_an_archive(tmp_path: Path) -> None:
+    """operations.md's DuckDB, pandas and polars lines, run in a folder holding an archive of
+    BTC/USD and PEPE/USD on 2026-11-25: each reads it and counts what is there, and DuckDB's
+    whole-folder read keeps PEPE's nine decimals (the union_by_name trap)."""
+    from archive_support import sim_snapshots
+    from krakenstream.store.archive import Archive
+
+    block = page("operations.md").split("<!-- archive one-liners", 1)[1]
+    code = re.search(r"```python\n(.*?)\n```", block, flags=re.S)
+    assert code is not None
+    lines = code[1].splitlines()
+    assert [ln.split(";")[0] for ln in lines] == [
+        "import duckdb", "import pandas as pd", "import polars as pl"]
+    day = 1_795_564_800_000  # 2026-11-25T00:00:00Z
+    snaps = [*sim_snapshots("BTC/USD", 120, start=day), *sim_snapshots("PEPE/USD", 60,
+                                                                       start=day)]
+    Archive(tmp_path / "archive", writer_id="docs").write(snaps)
+    out = []
+    for line in lines:
+        done = subprocess.run([sys.executable, "-c", line], cwd=tmp_path, text=True,
+                              capture_output=True, timeout=120)
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+        out.append(done.stdout)
+    duck, pandas, polars = out
+    assert re.search(r"BTC/USD\s*│\s*2026-11-25\s*│\s*120\b", duck)
+    assert re.search(r"PEPE/USD\s*│\s*2026-11-25\s*│\s*60\b", duck)
+    assert str(min(s.mid for s in snaps if s.pair == "PEPE/USD")) in duck
+    assert "[120 rows x 4 columns]" in pandas
+    assert "shape: (120, 2)" in polars
