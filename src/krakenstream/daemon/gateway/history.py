@@ -9,6 +9,7 @@ a known pair is an empty list. ``summary`` is computed off the event loop.
 # no "from __future__ import annotations": FastAPI reads the route signatures at runtime
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
@@ -18,7 +19,9 @@ from starlette.responses import Response, StreamingResponse
 from ...core.analysis import SeriesSummary
 from ...core.pairs import normalize_pair
 from ...errors import NotFound
-from .deps import Authed, Pair, Store, gateway_of
+from ...store.base import HistoryStore
+from ...store.span import SpanningHistory
+from .deps import Authed, Gateway, Pair, Store, gateway_of
 from .errors import documented
 from .exports import aclose, csv_body, json_body, ndjson_body
 from .params import HistoryLimit, NewestLimit, Since, Until, parse_time
@@ -48,16 +51,22 @@ async def history(
     pair: Pair,
     claims: Authed,
     st: Store,
+    request: Request,
     since: Since = None,
     until: Until = None,
     limit: HistoryLimit = None,
     order: Literal["desc", "asc"] = "desc",
     format: Literal["json", "csv", "ndjson"] = "json",
 ) -> Response:
-    """Stored snapshots, newest first by default, streamed as JSON, NDJSON or CSV."""
+    """Stored snapshots, newest first by default, streamed as JSON, NDJSON or CSV. A window
+    that reaches below the oldest row the store holds is answered from the Parquet archive
+    too (the store for the newest rows, the archive for older ones), every row marked by the
+    gap rule (``core/gaps.py``); with ``since`` and no ``limit``, every row of the window."""
     name = normalize_pair(pair)
     lo, hi = parse_time("since", since), parse_time("until", until)
-    rows = st.history_json(name, since=lo, until=hi, limit=limit, order=order)
+    rows = await _spanning_rows(gateway_of(request), st, name, lo, hi, limit, order)
+    if rows is None:
+        rows = st.history_json(name, since=lo, until=hi, limit=limit, order=order)
     try:
         first: bytes | None = await anext(rows)
     except StopAsyncIteration:
@@ -77,6 +86,26 @@ async def history(
     if format == "ndjson":
         return StreamingResponse(ndjson_body(first, rows), media_type="application/x-ndjson")
     return StreamingResponse(json_body(name, order, first, rows), media_type="application/json")
+
+
+async def _spanning_rows(gw: Gateway, st: HistoryStore, pair: str, lo: int | None,
+                         hi: int | None, limit: int | None,
+                         order: str) -> AsyncIterator[bytes] | None:
+    """The window's rows from the store and the archive (as snapshot JSON, marked), when the
+    window reaches below the store's oldest row and an archive exists; else None."""
+    archive = gw.services.archive
+    if archive is None or lo is None:
+        return None
+    span = SpanningHistory(st, archive)
+    oldest = await span.oldest_in_store(pair)
+    if oldest is not None and lo >= oldest:
+        return None
+
+    async def encoded() -> AsyncIterator[bytes]:
+        async for snap in span.history(pair, since=lo, until=hi, limit=limit, order=order):
+            yield snap.to_json()
+
+    return encoded()
 
 
 @router.get("/api/analysis/summary/{pair:path}", responses=documented(401, 404, 422, 503))
