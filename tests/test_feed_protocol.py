@@ -264,3 +264,29 @@ async def test_a_precision_change_resyncs_the_pair(
         assert st.frames == 20 and st.mismatches == 0 and st.resyncs == 1
         assert st.state is PairState.RESYNCING and client.book("BTC/USD") is None
         await until(lambda: len(server.book_requests()) == 2)
+
+
+async def test_exceeded_msg_rate_slows_down_and_refuses_nothing(server: Scripted) -> None:
+    """Kraken's rate complaint: the pair is asked again, later; it never goes to error."""
+    complained: list[float] = []
+
+    def complain_once(req: dict[str, Any]) -> list[dict[str, Any]] | None:
+        params = req.get("params", {})
+        if params.get("channel") == "book" and req.get("method") == "subscribe" \
+                and not complained:
+            complained.append(time.monotonic())
+            return [{"method": "subscribe", "req_id": req["req_id"], "success": False,
+                     "error": "Exceeded msg rate"}]
+        return None
+
+    server.answer = complain_once
+    options = FeedOptions(url=server.url, subscribe_pacing=0.0, heartbeat_timeout=1.0)
+    async with FeedClient(options, ["A/USD", "B/USD"]) as client:
+        await until(lambda: len(server.book_requests()) == 2)
+        await until(lambda: client.idle)
+        (_, first), (at, again) = server.book_requests()
+        assert first["params"]["symbol"] == again["params"]["symbol"] == ["A/USD", "B/USD"]
+        assert at - complained[0] >= 0.45  # held back by the slower pacing (0.5 s)
+        st = client.status()
+        assert all(s.state is PairState.CONNECTING and s.error is None for s in st.values())
+        assert client.connection_status().rate_limited == 1
