@@ -20,8 +20,9 @@ One connection runs three tasks:
   connection when it says an answer never came.
 
 Between connections the client waits as :mod:`krakenstream.core.backoff` decides, forever;
-every attempt to connect first asks ``gate`` (a pool shares one, so that many connections
-reconnecting at once stay under the exchange's per-address limit).
+every attempt to connect first asks ``gate`` how long to wait for its turn (a pool shares
+one budget, so that many connections reconnecting at once stay under the exchange's
+per-address limit); the status says ``waiting`` and when the next attempt goes meanwhile.
 """
 
 from __future__ import annotations
@@ -311,10 +312,13 @@ class FeedClient:
         status = self._conn_status
         failures = 0
         while not self._stop.is_set():
+            await self._wait_turn()
+            if self._stop.is_set():
+                return
+            status.state = "connecting"
             try:
                 ws = await open_socket(self.url, open_timeout=self.options.open_timeout,
-                                       stop=self._stop, gate=self._gate,
-                                       on_attempt=self._attempting)
+                                       stop=self._stop)
                 if ws is None:  # stopped while connecting
                     return
             except (OSError, TimeoutError, WebSocketException) as exc:
@@ -363,8 +367,13 @@ class FeedClient:
         finally:
             st.retry_at = st.retry_in = None
 
-    def _attempting(self) -> None:
-        self._conn_status.state = "connecting"
+    async def _wait_turn(self) -> None:
+        """Wait for this attempt's turn in the gate's budget (said in the status)."""
+        delay = 0.0 if self._gate is None else self._gate()
+        if delay > 0.05:
+            log.info("feed waiting %.1f s for a connection slot (connection budget)%s",
+                     delay, self._tag())
+        await self._sleep(delay)
 
     async def _serve(self, ws: ClientConnection) -> _Ended:
         """Run one connection's tasks until it ends; returns why."""

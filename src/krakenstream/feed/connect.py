@@ -1,14 +1,13 @@
 """Opening one WebSocket to the exchange, and saying in a few words why one closed.
 
 Kept apart from the client so the client reads as its three tasks and its reconnect loop.
-An attempt waits for its turn at the ``gate`` first (a pool's shared connection budget),
-and gives way to ``stop`` at any moment, during the wait or the handshake.
+An attempt gives way to ``stop`` at any moment of the handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Literal
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -19,8 +18,9 @@ from websockets.uri import parse_uri
 MAX_FRAME_BYTES = 16 * 2**20
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
-#: awaited before each connection attempt: returns when the attempt may go
-Gate = Callable[[], Awaitable[None]]
+#: asked before each connection attempt: how many seconds it must wait for its turn (a
+#: pool's shared connection budget); the attempt is counted for then
+Gate = Callable[[], float]
 
 
 async def open_socket(
@@ -28,22 +28,16 @@ async def open_socket(
     *,
     open_timeout: float,
     stop: asyncio.Event,
-    gate: Gate | None = None,
-    on_attempt: Callable[[], None] | None = None,
 ) -> ClientConnection | None:
     """A new connection to ``url``, or None if ``stop`` was set first.
 
     Raises what the attempt raised (OSError, TimeoutError, a handshake's
-    WebSocketException). ``on_attempt`` is called once the gate let it through.
+    WebSocketException).
     """
     # a loopback URL (the simulator) never goes through a proxy from the environment
     proxy: Literal[True] | None = None if parse_uri(url).host in _LOOPBACK else True
 
     async def attempt() -> ClientConnection:
-        if gate is not None:
-            await gate()
-        if on_attempt is not None:
-            on_attempt()
         return await connect(
             url,
             open_timeout=open_timeout,

@@ -428,13 +428,10 @@ class FeedPool:
             log.info("feed pool connection %s closed (no pairs left)", client.name)
             await client.stop()
 
-    async def _gate(self) -> None:
-        """Wait for this attempt's turn in the pool's connection budget."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        at = self._budget.reserve(now)
-        if at > now:
-            await asyncio.sleep(at - now)
+    def _gate(self) -> float:
+        """Seconds until this attempt's turn in the pool's connection budget (counted)."""
+        now = asyncio.get_running_loop().time()
+        return self._budget.reserve(now) - now
 
     def _state_changed(self, event: FeedEvent) -> None:
         self._changes.publish((event,), self.on_state_change)
