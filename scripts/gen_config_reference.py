@@ -98,6 +98,17 @@ MEANINGS: dict[str, str] = {
     "auth.login_max_failures": "Failed logins allowed per email and per client address within "
     "`auth.login_window`; then 429 with `Retry-After`.",
     "auth.login_window": "Seconds over which failed logins are counted.",
+    "auth.registration": "`open`: anyone who reaches the gateway may register (the first "
+    "account is admin, later ones readers). `closed`: only the first account of an empty store; "
+    "after that only an admin adds accounts.",
+    "auth.registration_max": "Registrations allowed per client address within "
+    "`auth.registration_window`, successful or not; then 429 with `Retry-After`.",
+    "auth.registration_window": "Seconds over which registrations are counted.",
+    "auth.hash_queue": "Password hashes that may wait for a bcrypt worker, in each lane (logins "
+    "first, then registrations); past it the request is answered 503 with `Retry-After`.",
+    "auth.access_ttl": "Seconds an account's role, disabled flag and revoked tokens are reused "
+    "before the users store is asked again: a change made through another gateway applies "
+    "within this bound (at once on the gateway that made it).",
     "kafka.bootstrap": "Brokers, `host:port[,host:port...]`.",
     "kafka.topic": "Topic of the snapshots (key = pair, value = snapshot JSON with a schema "
     "version).",

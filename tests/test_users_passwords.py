@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable
 
 import bcrypt
 import pytest
 
-from krakenstream.errors import InputError, PasswordPolicyError
-from krakenstream.users import PasswordHasher, check_password_policy
-from krakenstream.users.passwords import MAX_PASSWORD_BYTES, password_bytes
+from krakenstream.errors import InputError, Overloaded, PasswordPolicyError
+from krakenstream.users import Lane, PasswordHasher, check_password_policy
+from krakenstream.users.passwords import MAX_PASSWORD_BYTES, HashQueue, password_bytes
 
 
 @pytest.mark.parametrize("password", ["", "a", "seven77", "ü" * 7])
@@ -128,3 +130,91 @@ async def test_hashing_does_not_block_the_event_loop() -> None:
     assert len(gaps) > 5
     # on the loop, one gap would span a whole hash (about half of elapsed)
     assert max(gaps) < elapsed / 4, (max(gaps), elapsed)
+
+
+# -- the hash queue: logins before registrations, bounded -------------------------------------
+
+
+class Gate:
+    """A blocking function for worker threads that records the order runs start in and
+    holds each until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.opened = threading.Event()
+
+    def run(self, name: str) -> str:
+        self.started.append(name)
+        self.opened.wait(10)
+        return name
+
+
+async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_logins_go_before_queued_registrations() -> None:
+    queue = HashQueue(workers=1, limit=10)
+    gate = Gate()
+    first = asyncio.create_task(queue.run(Lane.SIGNUP, gate.run, "signup-0"))
+    await _until(lambda: gate.started == ["signup-0"])
+    signups = [asyncio.create_task(queue.run(Lane.SIGNUP, gate.run, f"signup-{i}"))
+               for i in range(1, 4)]
+    await _until(lambda: queue.waiting(Lane.SIGNUP) == 3)
+    login = asyncio.create_task(queue.run(Lane.LOGIN, gate.run, "login"))
+    await _until(lambda: queue.waiting(Lane.LOGIN) == 1)
+    gate.opened.set()
+    assert await asyncio.gather(first, login, *signups)
+    # the login overtook every registration that was waiting before it
+    assert gate.started == ["signup-0", "login", "signup-1", "signup-2", "signup-3"]
+
+
+async def test_a_full_lane_is_refused_at_once_with_retry_after() -> None:
+    queue = HashQueue(workers=1, limit=2)
+    gate = Gate()
+    running = asyncio.create_task(queue.run(Lane.SIGNUP, gate.run, "running"))
+    await _until(lambda: gate.started == ["running"])
+    waiting = [asyncio.create_task(queue.run(Lane.SIGNUP, gate.run, f"w{i}")) for i in range(2)]
+    await _until(lambda: queue.waiting(Lane.SIGNUP) == 2)
+    with pytest.raises(Overloaded, match="busy hashing passwords") as info:
+        await queue.run(Lane.SIGNUP, gate.run, "refused")
+    assert info.value.retry_after >= 1 and queue.refused[Lane.SIGNUP] == 1
+    # the login lane is separate: a login still queues while registrations are refused
+    login = asyncio.create_task(queue.run(Lane.LOGIN, gate.run, "login"))
+    await _until(lambda: queue.waiting(Lane.LOGIN) == 1)
+    gate.opened.set()
+    await asyncio.gather(running, login, *waiting)
+    assert "refused" not in gate.started and gate.started[1] == "login"
+
+
+async def test_a_cancelled_waiter_leaks_no_worker() -> None:
+    queue = HashQueue(workers=1, limit=5)
+    gate = Gate()
+    running = asyncio.create_task(queue.run(Lane.LOGIN, gate.run, "running"))
+    await _until(lambda: gate.started == ["running"])
+    given_up = asyncio.create_task(queue.run(Lane.LOGIN, gate.run, "given-up"))
+    after = asyncio.create_task(queue.run(Lane.LOGIN, gate.run, "after"))
+    await _until(lambda: queue.waiting(Lane.LOGIN) == 2)
+    given_up.cancel()
+    gate.opened.set()
+    assert await running == "running" and await after == "after"
+    assert gate.started == ["running", "after"]
+    # and the worker is free again
+    assert await queue.run(Lane.SIGNUP, gate.run, "later") == "later"
+
+
+async def test_hasher_registrations_use_the_signup_lane() -> None:
+    hasher = PasswordHasher(4, workers=1, queue_limit=0)  # nothing may wait
+    gate = Gate()
+    blocker = asyncio.create_task(hasher.queue.run(Lane.LOGIN, gate.run, "busy"))
+    await _until(lambda: gate.started == ["busy"])
+    with pytest.raises(Overloaded):
+        await hasher.hash("a password", Lane.SIGNUP)
+    with pytest.raises(Overloaded):
+        await hasher.verify("a password", None)
+    gate.opened.set()
+    await blocker
+    assert bcrypt.checkpw(b"a password", (await hasher.hash("a password")).encode())

@@ -17,8 +17,16 @@ import pytest
 
 from krakenstream.config import Settings, load_settings
 from krakenstream.daemon.wiring import open_auth
-from krakenstream.errors import AuthError, Conflict, InputError, PasswordPolicyError, Throttled
-from krakenstream.users import AuthService, Claims, User
+from krakenstream.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    InputError,
+    Overloaded,
+    PasswordPolicyError,
+    Throttled,
+)
+from krakenstream.users import AuthService, Claims, Role, User
 
 PASSWORD = "correct horse battery"
 
@@ -56,7 +64,9 @@ async def test_register_login_verify_me(auth: AuthService) -> None:
     assert issued.user == user
     assert abs(issued.expires_at.timestamp() - (time.time() + 86_400)) < 5
     claims = auth.verify(issued.token)
-    assert claims == Claims(user_id=user.id, email=user.email, expires_at=issued.expires_at)
+    assert claims == Claims(user_id=user.id, email=user.email, expires_at=issued.expires_at,
+                            jti=claims.jti, issued_at=claims.issued_at, role=Role.ADMIN)
+    assert len(claims.jti) >= 16 and abs(claims.issued_at - time.time()) < 5
     assert await auth.me(claims) == user
 
 
@@ -212,3 +222,144 @@ async def test_unknown_user_costs_about_a_wrong_password(tmp_path: Path) -> None
         assert 0.5 < ratio < 2.0, (statistics.median(unknown), statistics.median(wrong))
     finally:
         await service.close()
+
+
+# -- roles, registration policy, revocation ---------------------------------------------------
+
+
+async def test_first_registration_is_admin_and_tokens_carry_the_role(auth: AuthService) -> None:
+    admin = await auth.register("boss@example.com", PASSWORD, client="10.0.0.1")
+    reader = await auth.register("staff@example.com", PASSWORD, client="10.0.0.2")
+    assert (admin.role, reader.role) == (Role.ADMIN, Role.READER)
+    token = (await auth.login("staff@example.com", PASSWORD, client="x")).token
+    principal = await auth.authorize(auth.verify(token))
+    assert principal.role is Role.READER and principal.user_id == reader.id
+    with pytest.raises(Forbidden, match="needs an admin account"):
+        principal.require_admin("tracking a pair")
+    await auth.set_role(reader.id, Role.ADMIN)  # applies at once on this service
+    assert (await auth.authorize(auth.verify(token))).is_admin
+
+
+async def test_closed_registration(tmp_path: Path, backend_env: dict[str, str]) -> None:
+    service = await open_auth(make_settings(tmp_path, backend_env,
+                                            **{"auth.registration": "closed"}))
+    try:
+        first = await service.register("founder@example.com", PASSWORD, client="a")
+        assert first.role is Role.ADMIN  # an empty store still takes its first account
+        calls_before = service.hasher.queue.refused
+        with pytest.raises(Forbidden, match="registration is closed") as info:
+            await service.register("walk-in@example.com", PASSWORD, client="b")
+        assert info.value.hint and "kms user add" in info.value.hint
+        assert service.hasher.queue.refused == calls_before
+        added = await service.create_user("hired@example.com", PASSWORD)
+        assert added.role is Role.READER
+        boss = await service.create_user("boss2@example.com", PASSWORD, role=Role.ADMIN)
+        assert boss.role is Role.ADMIN
+    finally:
+        await service.close()
+
+
+async def test_registrations_are_limited_per_address(tmp_path: Path) -> None:
+    service = await open_auth(make_settings(tmp_path, **{"auth.registration_max": 3}))
+    try:
+        for i in range(2):
+            await service.register(f"ok{i}@example.com", PASSWORD, client="198.51.100.9")
+        with pytest.raises(Conflict):  # a failed attempt counts too
+            await service.register("ok0@example.com", PASSWORD, client="198.51.100.9")
+        with pytest.raises(Throttled, match="too many registrations from this address") as info:
+            await service.register("more@example.com", PASSWORD, client="198.51.100.9")
+        assert 3500 < info.value.retry_after <= 3600
+        await service.register("more@example.com", PASSWORD, client="198.51.100.10")
+        await service.create_user("admin-made@example.com", PASSWORD)  # not throttled
+    finally:
+        await service.close()
+
+
+async def test_a_registration_flood_cannot_starve_a_login(tmp_path: Path) -> None:
+    """30 registrations at once on one bcrypt worker with 4 places to wait: those past the
+    bound are refused at once (503, Retry-After) instead of queueing, and the login, in its
+    own lane, gets through (the order within the queue is test_users_passwords' business)."""
+    service = await open_auth(make_settings(tmp_path, **{"auth.hash_queue": 4}))
+    service.hasher.queue.workers = 1
+    try:
+        await service.register("member@example.com", PASSWORD)
+        flood = [asyncio.ensure_future(service.register(f"bot{i}@example.com", PASSWORD,
+                                                        client=f"203.0.113.{i}"))
+                 for i in range(30)]
+        await asyncio.sleep(0)  # every registration reaches the queue (or is refused)
+        login = asyncio.ensure_future(service.login("member@example.com", PASSWORD, "x"))
+        results = await asyncio.gather(*flood, return_exceptions=True)
+        assert (await login).user.email == "member@example.com"
+        overloaded = [r for r in results if isinstance(r, Overloaded)]
+        created = [r for r in results if isinstance(r, User)]
+        assert len(created) == 5 and len(overloaded) == 25, results  # 1 running + 4 waiting
+        assert all(r.retry_after >= 1 for r in overloaded)
+    finally:
+        await service.close()
+
+
+async def test_disabled_account_cannot_log_in_and_its_tokens_stop(auth: AuthService) -> None:
+    await auth.register("admin@example.com", PASSWORD)
+    user = await auth.register("leaver@example.com", PASSWORD)
+    claims = auth.verify((await auth.login("leaver@example.com", PASSWORD, "x")).token)
+    await auth.authorize(claims)
+    await auth.set_disabled(user.id, True)
+    with pytest.raises(AuthError, match="disabled"):
+        await auth.authorize(claims)
+    with pytest.raises(Forbidden, match="this account is disabled"):
+        await auth.login("leaver@example.com", PASSWORD, "x")
+    with pytest.raises(AuthError, match="invalid email or password"):  # no hint without it
+        await auth.login("leaver@example.com", "wrong password", "x")
+    await auth.set_disabled(user.id, False)
+    with pytest.raises(AuthError, match="disabled after it was issued"):
+        await auth.authorize(claims)  # re-enabling does not bring old tokens back
+    # tokens of the second the account was disabled in are void too (iat has whole seconds)
+    state = await auth.store.access(user.id, "")
+    assert state is not None
+    await asyncio.sleep(max(0.0, state.tokens_valid_after - time.time()))  # until that second
+    fresh = await auth.login("leaver@example.com", PASSWORD, "x")
+    assert (await auth.authorize(auth.verify(fresh.token))).user_id == user.id
+
+
+async def test_logout_revokes_on_every_service(tmp_path: Path,
+                                               backend_env: dict[str, str]) -> None:
+    """Two services over one store and one secret stand for two gateways."""
+    env = {**backend_env, "KMS_AUTH_SECRET": "s" * 32}
+    one = await open_auth(make_settings(tmp_path, env, **{"auth.access_ttl": 0.2}))
+    two = await open_auth(make_settings(tmp_path, env, **{"auth.access_ttl": 0.2}))
+    try:
+        await one.register("admin@example.com", PASSWORD)
+        user = await one.register("user@example.com", PASSWORD)
+        claims = one.verify((await one.login("user@example.com", PASSWORD, "x")).token)
+        other = one.verify((await one.login("user@example.com", PASSWORD, "x")).token)
+        await two.authorize(claims)  # seen (and cached) by the other gateway
+        await one.logout(claims)
+        with pytest.raises(AuthError, match="revoked"):
+            await one.authorize(claims)  # at once here
+        await refused_within(two, claims, "revoked", 5.0)  # within access_ttl there
+        await two.authorize(other)  # the user's other session is untouched
+        # disabling through one gateway ends the other session on the other gateway too
+        await one.set_disabled(user.id, True)
+        await refused_within(two, other, "disabled", 5.0)
+        # a deleted account's tokens stop as well
+        third = await one.register("third@example.com", PASSWORD)
+        token = one.verify((await one.login("third@example.com", PASSWORD, "x")).token)
+        await two.authorize(token)
+        await one.delete_user(third.id)
+        await refused_within(two, token, "no longer exists", 5.0)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def refused_within(service: AuthService, claims: Claims, match: str,
+                         within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await service.authorize(claims)
+        except AuthError as exc:
+            assert match in str(exc)
+            return
+        assert time.monotonic() < deadline, f"still accepted after {within} s"
+        await asyncio.sleep(0.05)

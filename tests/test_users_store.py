@@ -9,6 +9,7 @@ import asyncio
 import logging
 import sqlite3
 import stat
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,9 +21,19 @@ import pytest
 from conftest import free_port
 from krakenstream.config import load_settings
 from krakenstream.daemon.wiring import open_user_store
-from krakenstream.errors import BackendUnavailable, ConfigError, Conflict, InputError
-from krakenstream.users import User, UserStore
+from krakenstream.errors import (
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InputError,
+    NotFound,
+)
+from krakenstream.users import Access, Role, User, UserStore
 from krakenstream.users.mysql import MysqlUserStore, parse_mysql_url
+from krakenstream.users.mysql_schema import MIGRATIONS as MYSQL_MIGRATIONS
+from krakenstream.users.rules import plan_rekey
+from krakenstream.users.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from krakenstream.users.sqlite import SqliteUserStore
 
 HASH = "$2b$04$" + "a" * 53
@@ -223,6 +234,300 @@ async def test_closed_store_is_unavailable(make_store: StoreFactory) -> None:
         await s.ping()
 
 
+# -- roles: the first account is admin, the last admin stays ---------------------------------
+
+
+async def test_first_account_is_admin_later_ones_readers(store: UserStore) -> None:
+    assert await store.is_empty()
+    first = await store.create("first@example.com", HASH)
+    second = await store.create("second@example.com", OTHER_HASH)
+    assert (first.role, second.role) == (Role.ADMIN, Role.READER)
+    assert not first.disabled and not second.disabled
+    assert not await store.is_empty()
+    assert await store.get_by_id(first.id) == first
+    assert await store.get_by_email("second@example.com") == (second, OTHER_HASH)
+    assert await store.list_users() == [first, second]
+    named = await store.create("named@example.com", HASH, role=Role.ADMIN)
+    assert named.role is Role.ADMIN
+
+
+async def test_concurrent_first_registrations_make_exactly_one_admin(
+    make_store: StoreFactory,
+) -> None:
+    """Eight connections (processes, for SQLite) register at once into an empty store."""
+    stores = [make_store() for _ in range(8)]
+    for s in stores:  # one after the other: the schema is created once
+        await s.open()
+    try:
+        users = await asyncio.gather(
+            *(s.create(f"racer{i}@example.com", HASH) for i, s in enumerate(stores)))
+        assert sorted(u.role.value for u in users) == ["admin"] + ["reader"] * 7
+        listed = await stores[0].list_users()
+        assert [u.role for u in listed].count(Role.ADMIN) == 1
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_first_only_is_atomic_across_connections(make_store: StoreFactory) -> None:
+    """Closed registration: of concurrent first registrations exactly one gets in."""
+    stores = [make_store() for _ in range(6)]
+    for s in stores:
+        await s.open()
+    try:
+        results = await asyncio.gather(
+            *(s.create(f"closed{i}@example.com", HASH, first_only=True)
+              for i, s in enumerate(stores)),
+            return_exceptions=True)
+        winners = [r for r in results if isinstance(r, User)]
+        refused = [r for r in results if isinstance(r, Forbidden)]
+        assert len(winners) == 1 and len(refused) == 5, results
+        assert winners[0].role is Role.ADMIN
+        assert "registration is closed" in str(refused[0])
+        with pytest.raises(Forbidden):
+            await stores[0].create("late@example.com", HASH, first_only=True)
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_role_and_disabled_changes(store: UserStore) -> None:
+    admin = await store.create("admin@example.com", HASH)
+    reader = await store.create("reader@example.com", OTHER_HASH)
+    promoted = await store.set_role(reader.id, Role.ADMIN)
+    assert promoted.role is Role.ADMIN and await store.get_by_id(reader.id) == promoted
+    demoted = await store.set_role(admin.id, Role.READER)  # another admin remains: allowed
+    assert demoted.role is Role.READER
+    disabled = await store.set_disabled(admin.id, True)
+    assert disabled.disabled and (await store.get_by_id(admin.id)) == disabled
+    found = await store.get_by_email("admin@example.com")
+    assert found is not None and found[0].disabled
+    enabled = await store.set_disabled(admin.id, False)
+    assert not enabled.disabled
+    await store.delete(admin.id)
+    assert await store.get_by_id(admin.id) is None
+    assert await store.get_by_email("admin@example.com") is None
+    for missing in (admin.id, 0, 2**70):
+        with pytest.raises(NotFound):
+            await store.set_role(missing, Role.ADMIN)
+        with pytest.raises(NotFound):
+            await store.set_disabled(missing, True)
+        with pytest.raises(NotFound):
+            await store.delete(missing)
+
+
+async def test_the_last_enabled_admin_stays(store: UserStore) -> None:
+    admin = await store.create("admin@example.com", HASH)
+    reader = await store.create("reader@example.com", OTHER_HASH)
+    for change in (lambda: store.set_role(admin.id, Role.READER),
+                   lambda: store.set_disabled(admin.id, True),
+                   lambda: store.delete(admin.id)):
+        with pytest.raises(Conflict, match="last enabled admin") as info:
+            await change()
+        assert info.value.hint and "promote" in info.value.hint
+    assert await store.get_by_id(admin.id) == admin  # untouched
+    # a disabled admin does not count as one who can manage
+    second = await store.set_role(reader.id, Role.ADMIN)
+    await store.set_disabled(second.id, True)
+    with pytest.raises(Conflict):
+        await store.set_role(admin.id, Role.READER)
+    await store.set_disabled(second.id, False)
+    await store.set_role(admin.id, Role.READER)
+    # no-ops on an admin who stays one are fine
+    assert (await store.set_role(second.id, Role.ADMIN)).role is Role.ADMIN
+
+
+async def test_concurrent_demotions_keep_one_admin(make_store: StoreFactory) -> None:
+    """Two admins demote each other at once on two connections: one of them must fail."""
+    a, b = make_store(), make_store()
+    await a.open()
+    await b.open()
+    try:
+        one = await a.create("one@example.com", HASH)
+        two = await a.create("two@example.com", OTHER_HASH, role=Role.ADMIN)
+        results = await asyncio.gather(a.set_role(two.id, Role.READER),
+                                       b.set_role(one.id, Role.READER),
+                                       return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["Conflict", "User"], results
+        roles = [u.role for u in await a.list_users()]
+        assert roles.count(Role.ADMIN) == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+# -- token revocation and the state a token check reads ----------------------------------------
+
+
+async def test_access_reports_role_state_and_revocation(store: UserStore) -> None:
+    assert await store.access(1, "jti-x") is None
+    user = await store.create("who@example.com", HASH)
+    assert await store.access(user.id, "jti-1") == Access(
+        role=Role.ADMIN, disabled=False, tokens_valid_after=0, token_revoked=False)
+    future = int(time.time()) + 3600
+    await store.revoke_token("jti-1", user.id, future)
+    await store.revoke_token("jti-1", user.id, future)  # twice is harmless
+    revoked = await store.access(user.id, "jti-1")
+    assert revoked is not None and revoked.token_revoked
+    other = await store.access(user.id, "jti-2")
+    assert other is not None and not other.token_revoked
+    reader = await store.create("reader@example.com", HASH)
+    before = int(time.time())
+    await store.set_disabled(reader.id, True)
+    state = await store.access(reader.id, "any")
+    assert state is not None and state.disabled and state.role is Role.READER
+    assert before < state.tokens_valid_after <= int(time.time()) + 1
+    await store.set_disabled(reader.id, False)
+    state = await store.access(reader.id, "any")
+    assert state is not None and not state.disabled
+    assert state.tokens_valid_after > before  # old tokens stay void after re-enabling
+
+
+async def test_expired_revocations_are_purged(make_store: StoreFactory) -> None:
+    store = make_store()
+    await store.open()
+    try:
+        user = await store.create("who@example.com", HASH)
+        await store.revoke_token("old", user.id, int(time.time()) - 10)
+        await store.revoke_token("new", user.id, int(time.time()) + 3600)  # purges "old"
+        assert _revoked_jtis(store) == ["new"]
+    finally:
+        await store.close()
+
+
+def _revoked_jtis(store: UserStore) -> list[object]:
+    sql = "SELECT jti FROM revoked_tokens ORDER BY jti"
+    if isinstance(store, SqliteUserStore):
+        return [r[0] for r in _sqlite_rows(store.path, sql)]
+    assert isinstance(store, MysqlUserStore)
+    return [r[0] for r in _mysql(store.target.database, sql)]
+
+
+# -- look-alike emails ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("real, look_alike", [
+    ("mail@example.com", "\uff4dail@example.com"),  # fullwidth m
+    ("file@example.com", "\ufb01le@example.com"),  # the fi ligature
+    ("strasse@example.com", "stra\u00dfe@example.com"),  # sharp s folds to ss
+    ("ADMIN@example.com", "\uff21\uff24\uff2d\uff29\uff2e@example.com"),  # fullwidth ADMIN
+])
+async def test_look_alikes_are_one_address(store: UserStore, real: str, look_alike: str) -> None:
+    user = await store.create(real, HASH)
+    with pytest.raises(Conflict, match="already registered"):
+        await store.create(look_alike, OTHER_HASH)
+    assert await store.get_by_email(look_alike) == (user, HASH)
+    # the other way round too, on a fresh pair of names
+    first = await store.create("x" + look_alike, HASH)
+    with pytest.raises(Conflict):
+        await store.create("x" + real, OTHER_HASH)
+    assert first.email == "x" + look_alike  # kept as typed, for display
+
+
+@pytest.mark.parametrize("mixed", [
+    "ma\u0456l@example.com",  # Cyrillic i among Latin letters
+    "p\u0430ypal@example.com",  # Cyrillic a
+    "\u03bfpen@example.com",  # Greek omicron
+])
+async def test_mixed_script_local_parts_are_refused(store: UserStore, mixed: str) -> None:
+    with pytest.raises(InputError, match="mixes letters of several scripts"):
+        await store.create(mixed, HASH)
+    assert await store.is_empty()
+
+
+@pytest.mark.parametrize("single", [
+    "\u0456\u0432\u0430\u043d@example.com",  # all Cyrillic: fine
+    "\u65e5\u672c\u3072\u3089\u30ab\u30bf@example.com",  # Han + Hiragana + Katakana
+    "caf\u00e9.2024+news@example.com",  # Latin with digits and punctuation
+])
+async def test_one_script_is_welcome(store: UserStore, single: str) -> None:
+    assert (await store.create(single, HASH)).email == single
+
+
+# -- upgrading a database made before roles and the new email rule ----------------------------
+
+#: (email as typed, key as version 1 stored it: lower-cased)
+V1_ROWS = [
+    ("Owner@example.com", "owner@example.com"),
+    ("mail@example.com", "mail@example.com"),
+    ("\uff4dail@example.com", "\uff4dail@example.com"),  # a look-alike made later
+    ("reader@example.com", "reader@example.com"),
+    ("stra\u00dfe@example.com", "stra\u00dfe@example.com"),
+    ("STRASSE@example.com", "strasse@example.com"),
+]
+
+
+def _v1_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    for statement in SQLITE_MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("CREATE TABLE users_schema (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    conn.execute("INSERT INTO users_schema VALUES (1, 'then')")
+    for i, (email, key) in enumerate(V1_ROWS):
+        conn.execute("INSERT INTO users (email, email_key, password_hash, created_at)"
+                     " VALUES (?, ?, ?, ?)", (email, key, f"{HASH}{i}",
+                                              f"2026-01-0{i + 1}T00:00:00+00:00"))
+    conn.commit()
+    conn.close()
+
+
+def _v1_mysql(database: str) -> None:
+    [statement] = MYSQL_MIGRATIONS[0][1]
+    assert isinstance(statement, str)
+    _mysql(database, statement)
+    _mysql(database, "CREATE TABLE users_schema (version INT PRIMARY KEY,"
+                     " applied_at DATETIME(6) NOT NULL)")
+    _mysql(database, "INSERT INTO users_schema VALUES (1, UTC_TIMESTAMP(6))")
+    for i, (email, key) in enumerate(V1_ROWS):
+        _mysql(database, "INSERT INTO users (email, email_key, password_hash, created_at)"
+                         " VALUES (%s, %s, %s, UTC_TIMESTAMP(6))", (email, key, f"{HASH}{i}"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.integration)])
+def v1_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """A version-1 database holding V1_ROWS; makes stores over it."""
+    if request.param == "sqlite":
+        path = tmp_path / "users.sqlite3"
+        _v1_sqlite(path)
+        return lambda: SqliteUserStore(path)
+    url: str = request.getfixturevalue("mysql_url")
+    _v1_mysql(parse_mysql_url(url).database)
+    return lambda: MysqlUserStore(url)
+
+
+async def test_upgrade_from_version_1(v1_store: StoreFactory) -> None:
+    for _ in range(2):  # the second open finds the work done and changes nothing
+        store = v1_store()
+        await store.open()
+        try:
+            users = await store.list_users()
+            assert [u.email for u in users] == [email for email, _ in V1_ROWS]
+            # the oldest account is the admin; the rest are readers
+            assert [u.role for u in users] == [Role.ADMIN] + [Role.READER] * 5
+            # the look-alikes made later are disabled and kept; the first of each stays usable
+            assert [u.disabled for u in users] == [False, False, True, False, False, True]
+            real = await store.get_by_email("mail@example.com")
+            assert real is not None and real[0] == users[1]
+            assert await store.get_by_email("\uff4dail@example.com") == real
+            kept = await store.get_by_email("strasse@example.com")
+            assert kept is not None and kept[0] == users[4]
+            with pytest.raises(Conflict):
+                await store.create("MAIL@example.com", HASH)
+            state = await store.access(users[2].id, "x")
+            assert state is not None and state.disabled and state.tokens_valid_after > 0
+        finally:
+            await store.close()
+
+
+def test_rekey_plan_is_deterministic_and_repeatable() -> None:
+    rows = [(i + 1, email, key) for i, (email, key) in enumerate(V1_ROWS)]
+    plan = plan_rekey(rows)
+    assert {c.user_id: c.disable for c in plan} == {3: True, 5: False, 6: True}
+    applied = {c.user_id: c.key for c in plan}
+    after = [(uid, email, applied.get(uid, key)) for uid, email, key in rows]
+    assert plan_rekey(after) == []
+    assert plan_rekey(list(reversed(after))) == []
+    assert all(c.key.startswith("#dup") for c in plan if c.disable)
+
+
 # -- SQLite ---------------------------------------------------------------------------------
 
 
@@ -242,7 +547,7 @@ async def test_sqlite_file_is_private_wal_and_versioned(tmp_path: Path) -> None:
         await s.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert _sqlite_rows(path, "PRAGMA journal_mode") == [("wal",)]
-    assert [r[0] for r in _sqlite_rows(path, "SELECT version FROM users_schema")] == [1]
+    assert [r[0] for r in _sqlite_rows(path, "SELECT version FROM users_schema")] == [1, 2, 3]
 
 
 async def test_sqlite_not_a_database(tmp_path: Path) -> None:
@@ -352,7 +657,7 @@ async def test_mysql_creates_missing_database_and_schema_once(mysql_missing_db: 
         await s.open()
         await s.close()
     db = parse_mysql_url(mysql_missing_db).database
-    assert _mysql(db, "SELECT version FROM users_schema") == [(1,)]
+    assert _mysql(db, "SELECT version FROM users_schema ORDER BY version") == [(1,), (2,), (3,)]
     [(_, key_index)] = _mysql(db, "SELECT NON_UNIQUE, INDEX_NAME FROM information_schema.STATISTICS"
                                   " WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = 'email_key'", (db,))
     assert key_index == "users_email_key"
@@ -423,10 +728,13 @@ async def test_mysql_insert_recovery_tells_own_row_from_a_rival(mysql_url: str) 
     conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
                            database=db, autocommit=True)
 
-    def insert(cur: pymysql.cursors.Cursor) -> int | None:
+    def insert(cur: pymysql.cursors.Cursor) -> User | None:
         cur.execute("INSERT INTO users (email, email_key, password_hash, created_at)"
                     " VALUES (%s, %s, %s, UTC_TIMESTAMP(6))", (email.address, email.key, HASH))
-        return int(cur.lastrowid)
+        new_id = int(cur.lastrowid)
+        cur.execute("SELECT created_at FROM users WHERE id = %s", (new_id,))
+        return User(id=new_id, email=email.address,
+                    created_at=cur.fetchone()[0].replace(tzinfo=UTC))
 
     try:
         email = normalize_email("Lost@example.com")

@@ -84,9 +84,11 @@ def test_issue_and_verify() -> None:
     assert issued.token_type == "bearer" and issued.user == USER
     assert abs(issued.expires_at.timestamp() - (time.time() + 3600)) < 5
     claims = c.verify(issued.token)
-    assert claims == Claims(user_id=42, email="Alice@example.com", expires_at=issued.expires_at)
+    assert claims == Claims(user_id=42, email="Alice@example.com", expires_at=issued.expires_at,
+                            jti=claims.jti, issued_at=claims.issued_at, role=USER.role)
+    assert len(claims.jti) >= 16 and abs(claims.issued_at - time.time()) < 5
     payload = jwt.decode(issued.token, options={"verify_signature": False})
-    assert set(payload) == {"sub", "email", "iat", "nbf", "exp", "iss", "aud", "jti"}
+    assert set(payload) == {"sub", "email", "iat", "nbf", "exp", "iss", "aud", "jti", "role"}
     assert payload["sub"] == "42" and payload["exp"] - payload["iat"] == 3600
     assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
     # every token is unique, even for the same user in the same second

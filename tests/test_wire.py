@@ -16,10 +16,12 @@ from krakenstream.errors import (
     BackendUnavailable,
     Conflict,
     FeedError,
+    Forbidden,
     InputError,
     InvalidPair,
     KmsError,
     NotFound,
+    Overloaded,
     PasswordPolicyError,
     Throttled,
 )
@@ -29,6 +31,8 @@ from krakenstream.wire import ERROR_TABLE, STATUS_CODES, classify, error_class
 def test_error_table() -> None:
     assert classify(Throttled("x", retry_after=3)) == (429, "throttled")
     assert classify(AuthError("x")) == (401, "unauthorized")
+    assert classify(Forbidden("x")) == (403, "forbidden")
+    assert classify(Overloaded("x", retry_after=2)) == (503, "unavailable")
     assert classify(InvalidPair("x")) == (422, "invalid")
     assert classify(PasswordPolicyError("x")) == (422, "invalid")
     assert classify(NotFound("x")) == (404, "not_found")
@@ -49,7 +53,7 @@ def test_the_close_codes() -> None:
 
 def test_the_client_reads_the_statuses_the_gateway_writes() -> None:
     assert {s: error_class(s) for s in (401, 403, 404, 409, 413, 422, 429, 503)} == {
-        401: AuthError, 403: AuthError, 404: NotFound, 409: Conflict, 413: InputError,
+        401: AuthError, 403: Forbidden, 404: NotFound, 409: Conflict, 413: InputError,
         422: InputError, 429: Throttled, 503: BackendUnavailable,
     }
     assert error_class(500) is None and error_class(418) is None

@@ -116,6 +116,15 @@ class AuthSettings:
     #: failed logins allowed per email / per client address within ``login_window`` seconds
     login_max_failures: int = 5
     login_window: int = 300
+    #: "open": anyone may register; "closed": only the first account, then admins add accounts
+    registration: str = "open"
+    #: registrations allowed per client address within ``registration_window`` seconds
+    registration_max: int = 10
+    registration_window: int = 3600
+    #: password hashes waiting for a worker, per lane (logins / registrations); then 503
+    hash_queue: int = 16
+    #: seconds an account's state (role, disabled, revoked tokens) is reused before asking again
+    access_ttl: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +184,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "bus.backend": ("memory", "kafka"),
     "store.backend": ("sqlite", "redis"),
     "users.backend": ("sqlite", "mysql"),
+    "auth.registration": ("open", "closed"),
     "daemon.log_level": ("debug", "info", "warning", "error"),
 }
 
@@ -204,12 +214,17 @@ MINIMUM: dict[str, float] = {
     "auth.min_password_length": 1,
     "auth.login_max_failures": 1,
     "auth.login_window": 1,
+    "auth.registration_max": 1,
+    "auth.registration_window": 1,
+    "auth.hash_queue": 0,
+    "auth.access_ttl": 0.0,
     "kafka.session_timeout_ms": 1000,
     "kafka.buffer_size": 1,
     "kafka.partitions": 1,
     "kafka.replication_factor": 1,
 }
-MAXIMUM: dict[str, float] = {"gateway.port": 65535, "auth.bcrypt_cost": 31}
+MAXIMUM: dict[str, float] = {"gateway.port": 65535, "auth.bcrypt_cost": 31,
+                              "auth.access_ttl": 60.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +375,21 @@ def _coerce(dotted: str, typ: Any, value: Any, *, from_text: bool) -> Any:
                 raise ConfigError(f"{where}: unknown role {role!r} (roles: {', '.join(ROLES)})")
     if dotted == "kraken.shard" and out:
         parse_shard(out, where=where)
+    if dotted == "gateway.trusted_proxies":
+        out = [_network(item, where) for item in out]
     return out
+
+
+def _network(text: str, where: str) -> str:
+    """An IP address or CIDR network, as written canonically (``10.0.0.0/8``)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise ConfigError(
+            f"{where}: {text!r} is not an IP address or a CIDR network such as 10.0.0.0/8"
+        ) from None
 
 
 def parse_shard(text: str, *, where: str = "kraken.shard") -> tuple[int, int]:

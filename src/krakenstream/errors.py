@@ -12,9 +12,11 @@ the gateway) can tell an expected failure from a bug with one ``except``. Driver
     │   └── PasswordPolicyError
     ├── NotFound               an unknown pair, user or resource
     ├── Conflict               e.g. an email already registered
-    ├── AuthError              missing, expired, forged or rejected credentials
-    │   └── Throttled          too many failed logins (carries retry_after seconds)
+    ├── AuthError              missing, expired, forged, revoked or rejected credentials
+    │   ├── Throttled          too many failed logins (carries retry_after seconds)
+    │   └── Forbidden          authenticated, but the account's role may not do this
     ├── BackendUnavailable     a database, Redis, Kafka or the daemon cannot be reached
+    │   └── Overloaded         a bounded queue is full (carries retry_after seconds)
     └── FeedError              the Kraken feed refused something (carries Kraken's message)
 """
 
@@ -77,8 +79,24 @@ class Throttled(AuthError):
         self.retry_after = retry_after
 
 
+class Forbidden(AuthError):
+    """The caller is who they say, but their role (or the server's policy) does not allow
+    this; logging in again will not help, an admin can."""
+
+    hint = "ask an admin of this server (kms user promote) or use an admin account"
+
+
 class BackendUnavailable(KmsError):
     """A backend (database, Redis, Kafka, the daemon) cannot be reached."""
+
+
+class Overloaded(BackendUnavailable):
+    """A bounded queue is full (password hashing under a registration flood): the request
+    was refused rather than queued without bound; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, hint=f"wait {retry_after} s, then try again")
+        self.retry_after = retry_after
 
 
 class FeedError(KmsError):

@@ -16,6 +16,7 @@ from .errors import (
     BackendUnavailable,
     Conflict,
     FeedError,
+    Forbidden,
     InputError,
     KmsError,
     NotFound,
@@ -44,6 +45,7 @@ BEARER_SUBPROTOCOL = "kms.bearer"
 #: Throttled (an AuthError) must come before AuthError.
 ERROR_TABLE: tuple[tuple[type[KmsError], int, str], ...] = (
     (Throttled, 429, "throttled"),
+    (Forbidden, 403, "forbidden"),
     (AuthError, 401, "unauthorized"),
     (InputError, 422, "invalid"),
     (NotFound, 404, "not_found"),
@@ -55,16 +57,17 @@ ERROR_TABLE: tuple[tuple[type[KmsError], int, str], ...] = (
 #: HTTP statuses the web framework answers itself (routing, body limit) → code; any other
 #: such status is answered with the code ``invalid``
 STATUS_CODES: dict[int, str] = {
-    401: "unauthorized", 404: "not_found", 405: "invalid", 413: "too_large", 422: "invalid",
+    401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid", 413: "too_large",
+    422: "invalid",
     429: "throttled", 503: "unavailable",
 }
 
 #: error status → the exception a client raises for it: the first row of
-#: :data:`ERROR_TABLE` with that status, and the two statuses only the framework sends
-#: (413, a body over the limit; 403, a WebSocket refused before its handshake)
+#: :data:`ERROR_TABLE` with that status, and the status only the framework sends (413, a
+#: body over the limit). 403 is :class:`Forbidden` (an AuthError): a role that may not, or a
+#: WebSocket refused before its handshake
 STATUS_ERRORS: dict[int, type[KmsError]] = {
     **{status: cls for cls, status, _ in reversed(ERROR_TABLE)},
-    403: AuthError,
     413: InputError,
 }
 

@@ -19,10 +19,11 @@ from ..store.archive import Archive, ArchiveRoller
 from ..store.base import HistoryStore
 from ..store.redis import RedisHistoryStore
 from ..store.sqlite import SQLiteHistoryStore
+from ..users.access import AccessCache
 from ..users.base import UserStore
 from ..users.passwords import PasswordHasher
 from ..users.service import AuthService
-from ..users.throttle import LoginThrottle
+from ..users.throttle import LoginThrottle, RegistrationLimit
 from ..users.tokens import TokenCodec, load_secret
 
 
@@ -110,7 +111,7 @@ async def open_auth(settings: Settings) -> AuthService:
     auth = settings.auth
     key = await asyncio.to_thread(secret, settings)
     tokens = TokenCodec(key, ttl=auth.token_ttl, issuer=auth.issuer, audience=auth.audience)
-    hasher = PasswordHasher(auth.bcrypt_cost)
+    hasher = PasswordHasher(auth.bcrypt_cost, queue_limit=auth.hash_queue)
     store = open_user_store(settings)
     await store.open()
     try:
@@ -124,4 +125,8 @@ async def open_auth(settings: Settings) -> AuthService:
         tokens=tokens,
         throttle=LoginThrottle(max_failures=auth.login_max_failures, window=auth.login_window),
         min_password_length=auth.min_password_length,
+        registration=auth.registration,
+        registration_limit=RegistrationLimit(max_attempts=auth.registration_max,
+                                             window=auth.registration_window),
+        access=AccessCache(store, ttl=auth.access_ttl),
     )

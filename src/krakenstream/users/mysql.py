@@ -7,16 +7,24 @@ A dropped connection (server restart, idle timeout, ``KILL``) is reopened once p
 are simply repeated. An insert that was cut off mid-flight may or may not have committed, so
 :meth:`MysqlUserStore.create` looks before it inserts again: a row with our own password hash
 (bcrypt salts make it unique) is ours, any other row is a genuine conflict.
+
+Decisions that read then write (the first account is admin, the last admin stays) hold a named
+lock (``GET_LOCK``) of this database for their few statements: every connection deciding the
+same thing, from any process, waits its turn and then sees the committed result. A session
+that dies releases its lock with it. Registrations into a store that already has accounts skip
+the lock: it cannot become empty again (the last admin cannot be removed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -24,9 +32,11 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 import pymysql.cursors
 
-from ..errors import BackendUnavailable, ConfigError, Conflict, InputError
+from ..errors import BackendUnavailable, ConfigError, Conflict, InputError, NotFound
 from ..redact import redact_url
-from .base import MAX_USER_ID, Email, User, normalize_email
+from .base import MAX_USER_ID, Access, Email, Role, User, normalize_email
+from .mysql_schema import SCHEMA_LOCK_TIMEOUT, SCHEMA_VERSION, upgrade
+from .rules import closed_registration, enabled_admin, last_admin_conflict, void_before
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +46,6 @@ CONNECT_TIMEOUT = 5
 #: seconds one query may take to answer / to send before the connection counts as dead
 READ_TIMEOUT = 15
 WRITE_TIMEOUT = 15
-#: seconds ``open()`` waits for another process that is upgrading the schema (below
-#: READ_TIMEOUT, or the wait itself would look like a dead connection)
-SCHEMA_LOCK_TIMEOUT = 10
 
 #: server/client error codes that mean "this connection is gone", worth one reconnect
 _DISCONNECTED = {
@@ -52,26 +59,10 @@ _DISCONNECTED = {
 }
 _DUPLICATE_ENTRY = 1062
 _UNKNOWN_DATABASE = 1049
-_NO_SUCH_TABLE = 1146
 _ACCESS_DENIED = {1044, 1045}
 
 _DB_NAME = re.compile(r"[A-Za-z0-9_$]{1,64}")
 
-#: (version, statements): statements must be idempotent, because MySQL commits DDL at once
-#: and a crash between a statement and the version row must be safe to repeat
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (1, (
-        """CREATE TABLE IF NOT EXISTS users (
-            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-            email VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-            email_key VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-            password_hash VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-            created_at DATETIME(6) NOT NULL,
-            UNIQUE KEY users_email_key (email_key)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
-    )),
-)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,58 +219,7 @@ class MysqlUserStore:
             ) from exc
 
     def _migrate(self) -> None:
-        def installed(cur: pymysql.cursors.Cursor) -> int:
-            try:
-                cur.execute("SELECT COALESCE(MAX(version), 0) FROM users_schema")
-            except pymysql.err.ProgrammingError as exc:
-                if exc.args[0] == _NO_SUCH_TABLE:
-                    return 0
-                raise
-            row = cur.fetchone()
-            current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise BackendUnavailable(
-                    f"the user database has schema version {current}, newer than this "
-                    f"krakenstream ({SCHEMA_VERSION}); upgrade krakenstream"
-                )
-            return current
-
-        def migrate(cur: pymysql.cursors.Cursor) -> None:
-            # up to date: touch nothing, so a user without DDL rights can run the daemon
-            if installed(cur) == SCHEMA_VERSION:
-                return
-            # serialise upgrades between processes; released below or when the session ends
-            lock = f"krakenstream.users.schema.{self.target.database}"
-            cur.execute("SELECT GET_LOCK(%s, %s)", (lock, SCHEMA_LOCK_TIMEOUT))
-            row = cur.fetchone()
-            if not row or row[0] != 1:
-                raise BackendUnavailable(
-                    f"MySQL at {self.target.where}: another process holds the schema lock"
-                )
-            try:
-                cur.execute(
-                    "CREATE TABLE IF NOT EXISTS users_schema ("
-                    " version INT NOT NULL PRIMARY KEY, applied_at DATETIME(6) NOT NULL"
-                    ") ENGINE=InnoDB"
-                )
-                current = installed(cur)  # again: another process may have just done it
-                for version, statements in MIGRATIONS:
-                    if version <= current:
-                        continue
-                    for statement in statements:
-                        cur.execute(statement)
-                    cur.execute(
-                        "INSERT IGNORE INTO users_schema (version, applied_at) VALUES (%s, %s)",
-                        (version, _naive_utc(datetime.now(UTC))),
-                    )
-                    log.info("users schema upgraded to version %d", version)
-            finally:
-                try:
-                    cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
-                except pymysql.err.MySQLError:
-                    pass  # the server releases it when this session ends anyway
-
-        self._call(migrate)
+        self._call(lambda cur: upgrade(cur, self.target.database, self.target.where))
 
     # -- UserStore -----------------------------------------------------------------------
 
@@ -309,33 +249,65 @@ class MysqlUserStore:
             self._executor = None
             executor.shutdown(wait=False)
 
-    async def create(self, email: str, password_hash: str) -> User:
-        parsed = normalize_email(email)
+    @contextlib.contextmanager
+    def _admin_lock(self, cur: pymysql.cursors.Cursor) -> Iterator[None]:
+        """Hold this database's lock of admin decisions (on the store's thread)."""
+        lock = f"krakenstream.users.admins.{self.target.database}"
+        cur.execute("SELECT GET_LOCK(%s, %s)", (lock, SCHEMA_LOCK_TIMEOUT))
+        row = cur.fetchone()
+        if not row or row[0] != 1:
+            raise BackendUnavailable(
+                f"MySQL at {self.target.where}: the accounts lock stayed busy for "
+                f"{SCHEMA_LOCK_TIMEOUT} s")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(pymysql.err.MySQLError):
+                cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+
+    async def create(
+        self, email: str, password_hash: str, *, role: Role | None = None,
+        first_only: bool = False,
+    ) -> User:
+        parsed = normalize_email(email, new=True)
         created = datetime.now(UTC)
 
-        def insert(cur: pymysql.cursors.Cursor) -> int | None:
+        def add(cur: pymysql.cursors.Cursor, chosen: Role) -> User | None:
             try:
                 cur.execute(
-                    "INSERT INTO users (email, email_key, password_hash, created_at)"
-                    " VALUES (%s, %s, %s, %s)",
-                    (parsed.address, parsed.key, password_hash, _naive_utc(created)),
+                    "INSERT INTO users (email, email_key, password_hash, created_at, role)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (parsed.address, parsed.key, password_hash, _naive_utc(created),
+                     chosen.value),
                 )
             except pymysql.err.IntegrityError as exc:
                 if exc.args and exc.args[0] == _DUPLICATE_ENTRY:
                     return None
                 raise
-            return int(cur.lastrowid)
+            return User(id=int(cur.lastrowid), email=parsed.address, created_at=created,
+                        role=chosen)
+
+        def insert(cur: pymysql.cursors.Cursor) -> User | None:
+            if not _empty(cur):  # it stays so: no lock needed
+                if first_only:
+                    raise closed_registration()
+                return add(cur, role or Role.READER)
+            with self._admin_lock(cur):
+                empty = _empty(cur)
+                if first_only and not empty:
+                    raise closed_registration()
+                return add(cur, role or (Role.ADMIN if empty else Role.READER))
 
         try:
-            user_id = await self._submit(lambda: self._call(insert))
+            user = await self._submit(lambda: self._call(insert))
         except _Disconnected:
             log.warning("users store=mysql at=%s connection lost during an insert; checking",
                         self.target.where)
-            user_id = await self._run(lambda cur: _insert_unless_ours(cur, parsed, password_hash,
-                                                                      insert))
-        if user_id is None:
+            user = await self._run(lambda cur: _insert_unless_ours(cur, parsed, password_hash,
+                                                                   insert))
+        if user is None:
             raise Conflict(f"email {parsed.address} is already registered")
-        return User(id=user_id, email=parsed.address, created_at=created)
+        return user
 
     async def get_by_email(self, email: str) -> tuple[User, str] | None:
         try:
@@ -343,30 +315,104 @@ class MysqlUserStore:
         except InputError:
             return None
 
-        def select(cur: pymysql.cursors.Cursor) -> tuple[Any, ...] | None:
-            cur.execute(
-                "SELECT id, email, created_at, password_hash FROM users WHERE email_key = %s",
-                (key,),
-            )
-            row: tuple[Any, ...] | None = cur.fetchone()
-            return row
+        def select(cur: pymysql.cursors.Cursor) -> tuple[User, str] | None:
+            cur.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email_key = %s",
+                        (key,))
+            row = cur.fetchone()
+            return None if row is None else (_user(row), str(row[5]))
 
-        row = await self._run(select)
-        if row is None:
-            return None
-        return _user(row[0], row[1], row[2]), str(row[3])
+        return await self._run(select)
 
     async def get_by_id(self, user_id: int) -> User | None:
         if not 1 <= user_id <= MAX_USER_ID:
             return None
+        return await self._run(lambda cur: _get(cur, user_id))
 
-        def select(cur: pymysql.cursors.Cursor) -> tuple[Any, ...] | None:
-            cur.execute("SELECT id, email, created_at FROM users WHERE id = %s", (user_id,))
-            row: tuple[Any, ...] | None = cur.fetchone()
-            return row
+    async def is_empty(self) -> bool:
+        return await self._run(_empty)
 
-        row = await self._run(select)
-        return None if row is None else _user(row[0], row[1], row[2])
+    async def list_users(self) -> list[User]:
+        def select(cur: pymysql.cursors.Cursor) -> list[User]:
+            cur.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
+            return [_user(row) for row in cur.fetchall()]
+
+        return await self._run(select)
+
+    async def _change(
+        self, user_id: int, after: Callable[[User], User | None],
+        statements: list[tuple[str, tuple[Any, ...]]],
+    ) -> User | None:
+        """Run ``statements`` under the accounts lock, after refusing an unknown id and a
+        change that would leave no enabled admin; ``after(user)`` is the account as the
+        change leaves it (None: deleted). Repeatable: each change sets, never adds."""
+        if not 1 <= user_id <= MAX_USER_ID:
+            raise NotFound(f"no account with id {user_id}")
+
+        def run(cur: pymysql.cursors.Cursor) -> User | None:
+            with self._admin_lock(cur):
+                user = _get(cur, user_id)
+                if user is None:
+                    raise NotFound(f"no account with id {user_id}")
+                result = after(user)
+                if enabled_admin(user) and not (result is not None and enabled_admin(result)):
+                    cur.execute("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0"
+                                " AND id <> %s", (user_id,))
+                    row = cur.fetchone()
+                    if not row or not row[0]:
+                        raise last_admin_conflict(user.email)
+                for sql, args in statements:
+                    cur.execute(sql, args)
+                return result
+
+        return await self._run(run)
+
+    async def set_role(self, user_id: int, role: Role) -> User:
+        user = await self._change(
+            user_id, lambda u: replace(u, role=role),
+            [("UPDATE users SET role = %s WHERE id = %s", (role.value, user_id))])
+        assert user is not None
+        return user
+
+    async def set_disabled(self, user_id: int, disabled: bool) -> User:
+        sql = ("UPDATE users SET disabled = 1, tokens_valid_after = %s WHERE id = %s",
+               (void_before(), user_id)) if disabled else (
+               "UPDATE users SET disabled = 0 WHERE id = %s", (user_id,))
+        user = await self._change(user_id, lambda u: replace(u, disabled=disabled), [sql])
+        assert user is not None
+        return user
+
+    async def delete(self, user_id: int) -> None:
+        await self._change(user_id, lambda u: None, [
+            ("DELETE FROM users WHERE id = %s", (user_id,)),
+            ("DELETE FROM revoked_tokens WHERE user_id = %s", (user_id,)),
+        ])
+
+    async def revoke_token(self, jti: str, user_id: int, expires_at: int) -> None:
+        now = int(time.time())
+
+        def revoke(cur: pymysql.cursors.Cursor) -> None:
+            cur.execute("INSERT IGNORE INTO revoked_tokens (jti, user_id, expires_at)"
+                        " VALUES (%s, %s, %s)", (jti, user_id, expires_at))
+            # a token past its expiry is refused anyway: its revocation can go
+            cur.execute("DELETE FROM revoked_tokens WHERE expires_at < %s", (now,))
+
+        await self._run(revoke)
+
+    async def access(self, user_id: int, jti: str) -> Access | None:
+        if not 1 <= user_id <= MAX_USER_ID:
+            return None
+
+        def select(cur: pymysql.cursors.Cursor) -> Access | None:
+            cur.execute("SELECT role, disabled, tokens_valid_after,"
+                        " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s)"
+                        " FROM users WHERE id = %s", (jti, user_id))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            return Access(role=Role(row[0]), disabled=bool(row[1]),
+                          tokens_valid_after=int(row[2]), token_revoked=bool(row[3]))
+
+        return await self._run(select)
 
     async def ping(self) -> None:
         def ping(cur: pymysql.cursors.Cursor) -> None:
@@ -376,18 +422,34 @@ class MysqlUserStore:
         await self._run(ping)
 
 
+_USER_COLUMNS = "id, email, created_at, role, disabled"
+
+
+def _empty(cur: pymysql.cursors.Cursor) -> bool:
+    cur.execute("SELECT NOT EXISTS (SELECT 1 FROM users)")
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def _get(cur: pymysql.cursors.Cursor, user_id: int) -> User | None:
+    cur.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
+    row = cur.fetchone()
+    return None if row is None else _user(row)
+
+
 def _insert_unless_ours(
     cur: pymysql.cursors.Cursor,
     parsed: Email,
     password_hash: str,
-    insert: Callable[[pymysql.cursors.Cursor], int | None],
-) -> int | None:
-    """After an insert was cut off: if it did commit, return its id; else insert again."""
-    cur.execute("SELECT id, password_hash FROM users WHERE email_key = %s", (parsed.key,))
+    insert: Callable[[pymysql.cursors.Cursor], User | None],
+) -> User | None:
+    """After an insert was cut off: if it did commit, return its row; else insert again."""
+    cur.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email_key = %s",
+                (parsed.key,))
     row = cur.fetchone()
     if row is None:
         return insert(cur)
-    return int(row[0]) if row[1] == password_hash else None
+    return _user(row) if row[5] == password_hash else None
 
 
 def _naive_utc(when: datetime) -> datetime:
@@ -395,7 +457,10 @@ def _naive_utc(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None)
 
 
-def _user(user_id: Any, email: Any, created_at: Any) -> User:
+def _user(row: tuple[Any, ...]) -> User:
+    """A User from the first columns of a row: ``_USER_COLUMNS``."""
+    user_id, email, created_at, role, disabled = row[:5]
     if not isinstance(created_at, datetime):  # pragma: no cover - the column is DATETIME(6)
         raise BackendUnavailable(f"users.created_at holds {created_at!r}, not a datetime")
-    return User(id=int(user_id), email=str(email), created_at=created_at.replace(tzinfo=UTC))
+    return User(id=int(user_id), email=str(email), created_at=created_at.replace(tzinfo=UTC),
+                role=Role(role), disabled=bool(disabled))

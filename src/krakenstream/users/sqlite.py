@@ -4,6 +4,10 @@ sqlite3 blocks, so every call runs on a single dedicated thread that owns the co
 are serialised (no lock to forget, no connection shared between threads) and the event loop
 never waits on the disk. WAL mode lets another process (``kms`` commands) read while the daemon
 writes; a busy timeout absorbs short write contention between processes.
+
+Decisions that read then write (the first account is admin, the last admin stays) run in a
+``BEGIN IMMEDIATE`` transaction: it takes the database's write lock before reading, so another
+connection or process deciding the same thing waits for this one to commit, then sees it.
 """
 
 from __future__ import annotations
@@ -12,15 +16,25 @@ import asyncio
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ..errors import BackendUnavailable, Conflict, InputError
+from ..errors import BackendUnavailable, Conflict, InputError, NotFound
 from ..sqlite_wal import enable_wal
-from .base import MAX_USER_ID, User, normalize_email
+from .base import MAX_USER_ID, Access, Role, User, normalize_email
+from .rules import (
+    closed_registration,
+    enabled_admin,
+    last_admin_conflict,
+    plan_rekey,
+    temporary_key,
+    void_before,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +55,27 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         )""",
         "CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (email_key)",
     )),
+    # roles and revocation. Existing accounts: the oldest becomes admin (it is the one who set
+    # the daemon up; everyone could manage pairs before, and someone must still be able to),
+    # the others readers; an admin promotes whoever else should manage.
+    (2, (
+        "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'reader'",
+        "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN tokens_valid_after INTEGER NOT NULL DEFAULT 0",
+        "UPDATE users SET role = 'admin' WHERE id = (SELECT MIN(id) FROM users)",
+        """CREATE TABLE IF NOT EXISTS revoked_tokens (
+            jti TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS revoked_tokens_expiry ON revoked_tokens (expires_at)",
+    )),
+    # email keys under NFKC + case folding (see rules.py); done in Python, below
+    (3, ()),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_USER_COLUMNS = "id, email, created_at, role, disabled"
 
 
 class SqliteUserStore:
@@ -127,25 +160,38 @@ class SqliteUserStore:
             self._executor = None
             executor.shutdown(wait=False)
 
-    async def create(self, email: str, password_hash: str) -> User:
-        parsed = normalize_email(email)
+    async def create(
+        self, email: str, password_hash: str, *, role: Role | None = None,
+        first_only: bool = False,
+    ) -> User:
+        parsed = normalize_email(email, new=True)
         created = _now()
 
-        def insert(conn: sqlite3.Connection) -> int | None:
-            try:
-                cur = conn.execute(
-                    "INSERT INTO users (email, email_key, password_hash, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (parsed.address, parsed.key, password_hash, created.isoformat()),
-                )
-            except sqlite3.IntegrityError:
-                return None
-            return cur.lastrowid
+        def insert(conn: sqlite3.Connection) -> User | None:
+            def step() -> User | None:
+                empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM users)").fetchone()[0]
+                if first_only and not empty:
+                    raise closed_registration()
+                chosen = role if role is not None else (Role.ADMIN if empty else Role.READER)
+                try:
+                    cur = conn.execute(
+                        "INSERT INTO users (email, email_key, password_hash, created_at, role)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (parsed.address, parsed.key, password_hash, created.isoformat(),
+                         chosen.value),
+                    )
+                except sqlite3.IntegrityError:
+                    return None
+                assert cur.lastrowid is not None
+                return User(id=cur.lastrowid, email=parsed.address, created_at=created,
+                            role=chosen)
 
-        user_id = await self._run(insert)
-        if user_id is None:
+            return _immediate(conn, step)
+
+        user = await self._run(insert)
+        if user is None:
             raise Conflict(f"email {parsed.address} is already registered")
-        return User(id=user_id, email=parsed.address, created_at=created)
+        return user
 
     async def get_by_email(self, email: str) -> tuple[User, str] | None:
         try:
@@ -153,33 +199,133 @@ class SqliteUserStore:
         except InputError:
             return None
 
-        def select(conn: sqlite3.Connection) -> tuple[int, str, str, str] | None:
+        def select(conn: sqlite3.Connection) -> tuple[User, str] | None:
             row = conn.execute(
-                "SELECT id, email, created_at, password_hash FROM users WHERE email_key = ?",
+                f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email_key = ?",
                 (key,),
             ).fetchone()
-            return None if row is None else (row[0], row[1], row[2], row[3])
+            return None if row is None else (_user(row), row[5])
 
-        row = await self._run(select)
-        if row is None:
-            return None
-        return _user(row[0], row[1], row[2]), row[3]
+        return await self._run(select)
 
     async def get_by_id(self, user_id: int) -> User | None:
         if not 1 <= user_id <= MAX_USER_ID:
             return None
+        return await self._run(lambda conn: _get(conn, user_id))
 
-        def select(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
+    async def is_empty(self) -> bool:
+        return bool(await self._run(
+            lambda conn: conn.execute("SELECT NOT EXISTS (SELECT 1 FROM users)").fetchone()[0]
+        ))
+
+    async def list_users(self) -> list[User]:
+        def select(conn: sqlite3.Connection) -> list[User]:
+            rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id").fetchall()
+            return [_user(row) for row in rows]
+
+        return await self._run(select)
+
+    async def _change(
+        self, user_id: int, after: Callable[[User], User | None],
+        statements: list[tuple[str, tuple[Any, ...]]],
+    ) -> User | None:
+        """Run ``statements`` in one write transaction, after refusing an unknown id and a
+        change that would leave no enabled admin; ``after(user)`` is the account as the
+        change leaves it (None: deleted)."""
+        if not 1 <= user_id <= MAX_USER_ID:
+            raise NotFound(f"no account with id {user_id}")
+
+        def run(conn: sqlite3.Connection) -> User | None:
+            def step() -> User | None:
+                user = _get(conn, user_id)
+                if user is None:
+                    raise NotFound(f"no account with id {user_id}")
+                result = after(user)
+                if enabled_admin(user) and not (result is not None and enabled_admin(result)):
+                    others = conn.execute(
+                        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0"
+                        " AND id <> ?", (user_id,)).fetchone()[0]
+                    if not others:
+                        raise last_admin_conflict(user.email)
+                for sql, args in statements:
+                    conn.execute(sql, args)
+                return result
+
+            return _immediate(conn, step)
+
+        return await self._run(run)
+
+    async def set_role(self, user_id: int, role: Role) -> User:
+        user = await self._change(
+            user_id, lambda u: replace(u, role=role),
+            [("UPDATE users SET role = ? WHERE id = ?", (role.value, user_id))])
+        assert user is not None
+        return user
+
+    async def set_disabled(self, user_id: int, disabled: bool) -> User:
+        sql = ("UPDATE users SET disabled = 1, tokens_valid_after = ? WHERE id = ?",
+               (void_before(), user_id)) if disabled else (
+               "UPDATE users SET disabled = 0 WHERE id = ?", (user_id,))
+        user = await self._change(user_id, lambda u: replace(u, disabled=disabled), [sql])
+        assert user is not None
+        return user
+
+    async def delete(self, user_id: int) -> None:
+        await self._change(user_id, lambda u: None, [
+            ("DELETE FROM users WHERE id = ?", (user_id,)),
+            ("DELETE FROM revoked_tokens WHERE user_id = ?", (user_id,)),
+        ])
+
+    async def revoke_token(self, jti: str, user_id: int, expires_at: int) -> None:
+        now = int(time.time())
+
+        def revoke(conn: sqlite3.Connection) -> None:
+            def step() -> None:
+                conn.execute("INSERT OR IGNORE INTO revoked_tokens (jti, user_id, expires_at)"
+                             " VALUES (?, ?, ?)", (jti, user_id, expires_at))
+                # a token past its expiry is refused anyway: its revocation can go
+                conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (now,))
+
+            _immediate(conn, step)
+
+        await self._run(revoke)
+
+    async def access(self, user_id: int, jti: str) -> Access | None:
+        if not 1 <= user_id <= MAX_USER_ID:
+            return None
+
+        def select(conn: sqlite3.Connection) -> Access | None:
             row = conn.execute(
-                "SELECT id, email, created_at FROM users WHERE id = ?", (user_id,)
+                "SELECT role, disabled, tokens_valid_after,"
+                " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?) FROM users WHERE id = ?",
+                (jti, user_id),
             ).fetchone()
-            return None if row is None else (row[0], row[1], row[2])
+            if row is None:
+                return None
+            return Access(role=Role(row[0]), disabled=bool(row[1]),
+                          tokens_valid_after=int(row[2]), token_revoked=bool(row[3]))
 
-        row = await self._run(select)
-        return None if row is None else _user(*row)
+        return await self._run(select)
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+
+def _immediate(conn: sqlite3.Connection, step: Callable[[], T]) -> T:
+    """``step()`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = step()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _get(conn: sqlite3.Connection, user_id: int) -> User | None:
+    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else _user(row)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -203,6 +349,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 continue
             for statement in statements:
                 conn.execute(statement)
+            if version == 3:
+                _rekey(conn)
             conn.execute(
                 "INSERT INTO users_schema (version, applied_at) VALUES (?, ?)",
                 (version, _now().isoformat()),
@@ -214,13 +362,34 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _rekey(conn: sqlite3.Connection) -> None:
+    """Schema 3: every email key under the NFKC + case-folding rule (see rules.py); keys that
+    change move through a temporary value first, so the unique index never sees two rows
+    swap keys halfway."""
+    plan = plan_rekey(conn.execute("SELECT id, email, email_key FROM users").fetchall())
+    for change in plan:
+        conn.execute("UPDATE users SET email_key = ? WHERE id = ?",
+                     (temporary_key(change.user_id), change.user_id))
+    for change in plan:
+        conn.execute("UPDATE users SET email_key = ? WHERE id = ?",
+                     (change.key, change.user_id))
+        if change.disable:
+            conn.execute("UPDATE users SET disabled = 1, tokens_valid_after = ? WHERE id = ?",
+                         (void_before(), change.user_id))
+            log.warning("users account id=%d disabled: its email is a look-alike of an older "
+                        "account's under the new email rule", change.user_id)
+
+
 def _now() -> datetime:
     """Now in UTC, to the microsecond both databases keep."""
     return datetime.now(UTC)
 
 
-def _user(user_id: int, email: str, created_at: str) -> User:
-    created = datetime.fromisoformat(created_at)
+def _user(row: tuple[Any, ...]) -> User:
+    """A User from the first columns of a row: ``_USER_COLUMNS``."""
+    user_id, email, created_at, role, disabled = row[:5]
+    created = datetime.fromisoformat(str(created_at))
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    return User(id=user_id, email=email, created_at=created)
+    return User(id=int(user_id), email=str(email), created_at=created, role=Role(role),
+                disabled=bool(disabled))

@@ -1,4 +1,5 @@
-"""Login throttling: refuse an email or a client address after too many recent failures.
+"""Login throttling: refuse an email or a client address after too many recent failures;
+and the per-address limit on registrations (:class:`RegistrationLimit`).
 
 Pure apart from the clock, which is injected, so tests step time by hand. Each email and each
 client address keeps the times of its last ``max_failures`` failures (a sliding window): once
@@ -144,3 +145,52 @@ class LoginThrottle:
         return ThrottleStats(
             failures=self.failures, throttled=self.throttled, tracked=len(self._recent)
         )
+
+
+class RegistrationLimit:
+    """At most ``max_attempts`` registrations per client address within ``window`` seconds.
+
+    Unlike logins, every attempt counts, successful or not: a registration costs a bcrypt run
+    whatever its outcome, and a flood of fresh accounts is the abuse. Refused with
+    :class:`Throttled` (429, ``Retry-After``) before any hashing. Memory is bounded like
+    :class:`LoginThrottle`'s (``max_keys`` addresses, the idlest forgotten first).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_attempts: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        if max_attempts < 1 or window <= 0 or max_keys < 1:
+            raise ValueError("max_attempts >= 1, window > 0 and max_keys >= 1 are required")
+        self.max_attempts = max_attempts
+        self.window = window
+        self.max_keys = max_keys
+        self._clock = clock
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+        self.throttled = 0
+
+    def attempt(self, client: str) -> None:
+        """Count an attempt from ``client``, or raise :class:`Throttled` if it is one too
+        many (a refused attempt is not counted: waiting it out works)."""
+        key = client[:KEY_CHARS]
+        now = self._clock()
+        times = self._recent.get(key)
+        if times is None:
+            times = self._recent[key] = deque(maxlen=self.max_attempts)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        self._recent.move_to_end(key)
+        if len(times) >= self.max_attempts:
+            self.throttled += 1
+            retry_after = max(1, math.ceil(times[0] + self.window - now))
+            raise Throttled(
+                f"too many registrations from this address; try again in {retry_after} s",
+                retry_after=retry_after,
+            )
+        times.append(now)
+        while len(self._recent) > self.max_keys:
+            self._recent.popitem(last=False)

@@ -31,7 +31,7 @@ from typing import Any
 import jwt
 
 from ..errors import AuthError, ConfigError
-from .base import MAX_USER_ID, User
+from .base import MAX_USER_ID, Role, User
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 #: seconds of clock skew tolerated between the host that issues and the one that verifies
 LEEWAY = 5
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "email")
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "email", "jti")
+#: ours are 22 characters; the users store keeps revoked ones in a 64-character column
+MAX_JTI_LENGTH = 64
 #: ours are ~350 characters; a huge one is refused before any decoding work
 MAX_TOKEN_LENGTH = 4096
 
@@ -49,11 +51,16 @@ _USER_ID = re.compile(r"[1-9][0-9]{0,18}")  # then checked against MAX_USER_ID
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """What a verified token says: whose it is and until when it holds."""
+    """What a verified token says: whose it is, which token (``jti``, the handle revocation
+    uses), when it was issued and until when it holds. ``role`` is the role at issue time:
+    only a fallback while the users store cannot be asked (see AccessCache)."""
 
     user_id: int
     email: str
     expires_at: datetime
+    jti: str = ""
+    issued_at: int = 0
+    role: Role = Role.READER
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +108,7 @@ class TokenCodec:
             "iss": self.issuer,
             "aud": self.audience,
             "jti": secrets.token_urlsafe(16),
+            "role": user.role.value,
         }
         token = jwt.encode(payload, self._secret, algorithm=ALGORITHM)
         return IssuedToken(
@@ -153,10 +161,22 @@ class TokenCodec:
             raise AuthError("token subject is not a user id")
         if not isinstance(email, str):
             raise AuthError("token email claim is not a string")
+        jti, iat = payload["jti"], payload["iat"]
+        if not isinstance(jti, str) or not 1 <= len(jti) <= MAX_JTI_LENGTH:
+            raise AuthError("token id (jti) is not a short string")
+        if not isinstance(iat, int) or isinstance(iat, bool):
+            raise AuthError("token issue time (iat) is not a whole number")
+        try:
+            role = Role(payload.get("role", Role.READER.value))
+        except ValueError:
+            role = Role.READER  # an unknown role grants nothing more than reading
         return Claims(
             user_id=int(sub),
             email=email,
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            jti=jti,
+            issued_at=iat,
+            role=role,
         )
 
 
