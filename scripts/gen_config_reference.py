@@ -69,6 +69,9 @@ MEANINGS: dict[str, str] = {
     "gateway.max_body_bytes": "Larger request bodies are refused with 413.",
     "gateway.ws_backlog": "Snapshots queued for one WebSocket client; a client further behind "
     "is disconnected (close code 1013) instead of growing memory.",
+    "gateway.trusted_proxies": "Reverse proxies (IP addresses or CIDR networks) whose "
+    "`X-Forwarded-For` and `X-Forwarded-Proto` are believed. Empty: none, the TCP peer is the "
+    "client. See [security](security.md#proxies).",
     "bus.backend": "`memory`: in-process fan-out, every role in one process. `kafka`: roles in "
     "separate processes or hosts.",
     "bus.queue_size": "Per-subscriber queue of the in-process bus; when full the oldest "
@@ -100,7 +103,7 @@ MEANINGS: dict[str, str] = {
     "auth.login_window": "Seconds over which failed logins are counted.",
     "auth.registration": "`open`: anyone who reaches the gateway may register (the first "
     "account is admin, later ones readers). `closed`: only the first account of an empty store; "
-    "after that only an admin adds accounts.",
+    "after that an admin adds accounts (`kms user add`).",
     "auth.registration_max": "Registrations allowed per client address within "
     "`auth.registration_window`, successful or not; then 429 with `Retry-After`.",
     "auth.registration_window": "Seconds over which registrations are counted.",

@@ -210,6 +210,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
     daemon = LiveDaemon(home)
     try:
         daemon.start()
+        daemon.login(USER)  # the first account: the admin (it tracks pairs, manages accounts)
         yield daemon
     finally:
         daemon.stop()

@@ -30,6 +30,7 @@ from krakenstream.errors import (
     AuthError,
     BackendUnavailable,
     Conflict,
+    Forbidden,
     InputError,
     KmsError,
     NotFound,
@@ -177,6 +178,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
     daemon = LiveDaemon(home)
     try:
         daemon.start()
+        daemon.login("client@example.com")  # the first account: the admin (it tracks pairs)
         yield daemon
     finally:
         daemon.stop()
@@ -321,3 +323,30 @@ async def test_stream_survives_a_daemon_restart(tmp_path: Path) -> None:
     gaps = [e for e in events if isinstance(e, Reconnecting)]
     assert [g.attempt for g in gaps] == list(range(1, len(gaps) + 1))
     assert all(0 <= g.delay <= 0.5 for g in gaps)
+
+
+def test_accounts_roles_and_logout(live: LiveDaemon, token: str) -> None:
+    with KmsClient(live.url, token) as admin:
+        assert admin.me()["role"] == "admin"
+        added = admin.add_user("acct-reader@example.com", PASSWORD)
+        assert added["role"] == "reader" and added["disabled"] is False
+        assert "acct-reader@example.com" in {u["email"] for u in admin.users()}
+        assert admin.change_user(added["id"], "promote")["role"] == "admin"
+        assert admin.change_user(added["id"], "demote")["role"] == "reader"
+        with KmsClient(live.url) as reader:
+            reader.login("acct-reader@example.com", PASSWORD)
+            with pytest.raises(Forbidden, match="needs an admin account") as info:
+                reader.track("XRP/USD")
+            assert info.value.hint and "kms user promote" in info.value.hint
+            with pytest.raises(Forbidden):
+                reader.users()
+            assert reader.logout() == {"revoked": True}
+            with pytest.raises(AuthError, match="revoked"):
+                reader.me()
+        assert admin.change_user(added["id"], "disable")["disabled"] is True
+        with KmsClient(live.url) as reader, pytest.raises(Forbidden, match="disabled"):
+            reader.login("acct-reader@example.com", PASSWORD)
+        assert admin.change_user(added["id"], "enable")["disabled"] is False
+        assert admin.delete_user(added["id"]) == {"id": added["id"], "deleted": True}
+        with pytest.raises(NotFound):
+            admin.delete_user(added["id"])

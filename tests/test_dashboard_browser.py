@@ -192,7 +192,7 @@ def test_sign_in_with_a_wrong_then_the_right_password(dash: Dash) -> None:
     dash.console.phase = "sign-in"
     sign_in(page, PASSWORD)
     expect(page.locator("#view-pairs")).to_be_visible()
-    expect(page.locator("#who")).to_have_text(EMAIL)
+    expect(page.locator("#who")).to_have_text(f"{EMAIL} (admin)")  # the daemon's first account
     dash.console.remember_token(page)
     # no cookie holds it either
     assert page.context.cookies() == []
@@ -214,7 +214,7 @@ def test_register_then_sign_in(dash: Dash) -> None:
     form.locator("input[name=password]").fill(PASSWORD)
     form.locator("input[name=confirm]").fill(PASSWORD)
     form.locator("button[type=submit]").click()
-    expect(page.locator("#who")).to_have_text("newcomer@example.com")
+    expect(page.locator("#who")).to_have_text("newcomer@example.com (reader)")
     expect(page.locator("#view-pairs")).to_be_visible()
     dash.console.remember_token(page)
     page.close()

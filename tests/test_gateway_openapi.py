@@ -23,6 +23,12 @@ OPERATIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/users/register"): frozenset(),
     ("POST", "/api/users/login"): frozenset(),
     ("GET", "/api/users/me"): frozenset(),
+    ("POST", "/api/users/logout"): frozenset(),
+    ("GET", "/api/users"): frozenset(),
+    ("POST", "/api/users"): frozenset(),
+    **{("POST", f"/api/users/{{user_id}}/{action}"): frozenset({"user_id"})
+       for action in ("promote", "demote", "disable", "enable")},
+    ("DELETE", "/api/users/{user_id}"): frozenset({"user_id"}),
     ("GET", "/api/analysis/latest/{pair}"): frozenset({"pair"}),
     ("GET", "/api/analysis/history/{pair}"): frozenset(
         {"pair", "since", "until", "limit", "order", "format"}),
@@ -39,11 +45,26 @@ _ERR = "ErrorOut"
 #: (method, path) → (request body model, {status: answer model, "" for an undeclared shape})
 SHAPES: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {
     ("POST", "/api/users/register"): (
-        "Credentials", {"201": "UserOut", "409": _ERR, "413": _ERR, "422": _ERR, "503": _ERR}),
+        "Credentials", {"201": "UserOut", "403": _ERR, "409": _ERR, "413": _ERR, "422": _ERR,
+                        "429": _ERR, "503": _ERR}),
     ("POST", "/api/users/login"): (
         "Credentials",
-        {"200": "TokenOut", "401": _ERR, "413": _ERR, "422": _ERR, "429": _ERR, "503": _ERR}),
+        {"200": "TokenOut", "401": _ERR, "403": _ERR, "413": _ERR, "422": _ERR, "429": _ERR,
+         "503": _ERR}),
     ("GET", "/api/users/me"): (None, {"200": "UserOut", "401": _ERR, "503": _ERR}),
+    ("POST", "/api/users/logout"): (None, {"200": "Revoked", "401": _ERR, "503": _ERR}),
+    ("GET", "/api/users"): (None, {"200": "UserList", "401": _ERR, "403": _ERR, "503": _ERR}),
+    ("POST", "/api/users"): (
+        "NewUser", {"201": "UserOut", "401": _ERR, "403": _ERR, "409": _ERR, "413": _ERR,
+                    "422": _ERR, "503": _ERR}),
+    **{("POST", f"/api/users/{{user_id}}/{action}"): (
+        None, {"200": "UserOut", "401": _ERR, "403": _ERR, "404": _ERR, "422": _ERR,
+               "503": _ERR, **conflict})
+       for action, conflict in (("promote", {}), ("enable", {}), ("demote", {"409": _ERR}),
+                                ("disable", {"409": _ERR}))},
+    ("DELETE", "/api/users/{user_id}"): (
+        None, {"200": "Deleted", "401": _ERR, "403": _ERR, "404": _ERR, "409": _ERR,
+               "422": _ERR, "503": _ERR}),
     **{("GET", f"/api/analysis/{name}/{{pair}}"): (
         None, {"200": "", "401": _ERR, "404": _ERR, "422": _ERR, "503": _ERR})
        for name in ("latest", "history", "summary")},
@@ -52,9 +73,10 @@ SHAPES: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {
     ("GET", "/api/pairs"): (None, {"200": "", "401": _ERR, "503": _ERR}),
     ("POST", "/api/pairs"): (
         "PairRequest",
-        {"202": "", "401": _ERR, "409": _ERR, "413": _ERR, "422": _ERR, "503": _ERR}),
+        {"202": "", "401": _ERR, "403": _ERR, "409": _ERR, "413": _ERR, "422": _ERR,
+         "503": _ERR}),
     ("DELETE", "/api/pairs/{pair}"): (
-        None, {"200": "", "401": _ERR, "404": _ERR, "422": _ERR, "503": _ERR}),
+        None, {"200": "", "401": _ERR, "403": _ERR, "404": _ERR, "422": _ERR, "503": _ERR}),
     ("GET", "/health"): (None, {"200": ""}),
     ("GET", "/metrics"): (None, {"200": ""}),
 }

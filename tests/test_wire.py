@@ -49,6 +49,7 @@ def test_error_table() -> None:
 def test_the_close_codes() -> None:
     assert (wire.GOING_AWAY, wire.TOO_SLOW, wire.BAD_TOKEN, wire.BAD_PAIR) == (
         1001, 1013, 4401, 4404)
+    assert wire.TOKEN_REVOKED == 4403
 
 
 def test_the_client_reads_the_statuses_the_gateway_writes() -> None:

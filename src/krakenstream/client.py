@@ -5,9 +5,10 @@ is the boundary where transport failures and HTTP error answers become our own e
 callers handle one exception tree (:mod:`krakenstream.errors`) and print the gateway's own message,
 by the table both ends import (:mod:`krakenstream.wire`):
 
-    401/403 → AuthError (hint ``kms login``)     404 → NotFound       409 → Conflict
-    413/422 → InputError                         429 → Throttled(retry_after)
-    503 → BackendUnavailable                     no connection → BackendUnavailable
+    401 → AuthError (hint ``kms login``)         403 → Forbidden (an AuthError: the role)
+    404 → NotFound       409 → Conflict          413/422 → InputError
+    429 → Throttled(retry_after)                 503 → BackendUnavailable
+    no connection → BackendUnavailable
 
 History is streamed, never held whole: :meth:`KmsClient.history` parses NDJSON one line at a
 time and :meth:`KmsClient.history_raw` hands the body on chunk by chunk, so a 10,000-snapshot
@@ -336,7 +337,34 @@ class KmsClient:
         return out
 
     def me(self) -> dict[str, Any]:
+        """``{"id", "email", "created_at", "role", "disabled"}`` of the token's account."""
         return self._call("GET", "/api/users/me")
+
+    def logout(self) -> dict[str, Any]:
+        """Revoke the client's token on the server (every gateway): ``{"revoked": true}``."""
+        return self._call("POST", "/api/users/logout")
+
+    # -- accounts (an admin's token) ------------------------------------------------------------
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every account, oldest first."""
+        users = self._call("GET", "/api/users").get("users")
+        if not isinstance(users, list):
+            raise KmsError(f"the daemon at {self.base_url} answered without a user list")
+        return users
+
+    def add_user(self, email: str, password: str, role: str = "reader") -> dict[str, Any]:
+        return self._call("POST", "/api/users",
+                          json={"email": email, "password": password, "role": role})
+
+    def change_user(self, user_id: int, action: str) -> dict[str, Any]:
+        """``action``: promote, demote, disable or enable; the account as it is now."""
+        if action not in ("promote", "demote", "disable", "enable"):
+            raise ValueError(f"unknown account action {action!r}")
+        return self._call("POST", f"/api/users/{int(user_id)}/{action}")
+
+    def delete_user(self, user_id: int) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/users/{int(user_id)}")
 
     # -- analysis ---------------------------------------------------------------------------
 
@@ -520,7 +548,7 @@ class KmsClient:
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else 1006
                 why = exc.rcvd.reason if exc.rcvd is not None else ""
-                if code == wire.BAD_TOKEN:
+                if code in (wire.BAD_TOKEN, wire.TOKEN_REVOKED):
                     raise AuthError(why or "the daemon rejected the token") from exc
                 if code == wire.BAD_PAIR:
                     raise InputError(why or f"the daemon refused the pair {pair!r}") from exc

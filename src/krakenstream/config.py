@@ -69,6 +69,8 @@ class GatewaySettings:
     max_body_bytes: int = 65_536
     #: snapshots queued for one WebSocket client before it is cut off
     ws_backlog: int = 64
+    #: proxies (IP addresses or CIDR networks) whose X-Forwarded-For is believed; none by default
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,11 @@ from .errors import (
 GOING_AWAY = 1001
 #: the client fell more than ``gateway.ws_backlog`` messages behind and was cut off
 TOO_SLOW = 1013
-#: the token was missing, expired or forged: coming back with it will not help
+#: the token was missing, expired, forged or revoked: coming back with it will not help
 BAD_TOKEN = 4401
+#: the token was revoked (logged out) or its account disabled or deleted while the stream
+#: was open: log in again (or ask an admin)
+TOKEN_REVOKED = 4403
 #: the pair is malformed: coming back with it will not help
 BAD_PAIR = 4404
 

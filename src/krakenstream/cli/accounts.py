@@ -1,4 +1,10 @@
-"""``kms register``, ``kms login``, ``kms logout``, ``kms whoami``: accounts on a daemon."""
+"""``kms register``, ``kms login``, ``kms logout``, ``kms whoami``: accounts on a daemon.
+
+``kms logout`` revokes the token on the daemon (``POST /api/users/logout``: every gateway of
+that server refuses it from then on) before forgetting it here. A daemon that cannot be reached
+does not keep you logged in: the token is forgotten anyway and a warning says it stays valid
+on the server until it expires. The account management commands are ``kms user`` (users.py).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ import typer
 from rich.markup import escape
 
 from ..client import KmsClient
-from ..errors import AuthError, InputError, Throttled
-from .common import errors_handled, out_console
+from ..errors import AuthError, BackendUnavailable, InputError, Throttled
+from .common import err_console, errors_handled, out_console
 from .credentials import Credential
 from .server import ServerOption, credentials, resolve_server
 
@@ -88,13 +94,28 @@ def login(
 
 
 def logout(server: ServerOption = None) -> None:
-    """Forget the token kept for the daemon."""
+    """Revoke the token on the daemon (every gateway refuses it from then on) and forget it."""
     with errors_handled():
         url = resolve_server(server)
-        if credentials().remove(url):
-            out_console.print(f"logged out of {url}", markup=False)
-        else:
+        store = credentials()
+        cred = store.get(url)
+        if cred is None:
             out_console.print(f"not logged in to {url}", markup=False)
+            return
+        warning = None
+        try:
+            with KmsClient(url, cred.token) as client:
+                client.logout()
+        except AuthError:
+            pass  # expired, revoked or its account disabled: it opens nothing already
+        except BackendUnavailable as exc:
+            until = f" (until {cred.expires_at})" if cred.expires_at else ""
+            warning = (f"{exc.message}: the token was not revoked there and stays valid on "
+                       f"that server until it expires{until}")
+        store.remove(url)
+        out_console.print(f"logged out of {url}", markup=False)
+        if warning:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def whoami(server: ServerOption = None) -> None:
@@ -105,4 +126,6 @@ def whoami(server: ServerOption = None) -> None:
         with KmsClient(url, cred.token) as client:
             user = client.me()
         until = f" (session until {cred.expires_at})" if cred.expires_at else ""
-        out_console.print(f"{user.get('email', cred.email)} on {url}{until}", markup=False)
+        role = f", {user['role']}" if isinstance(user.get("role"), str) else ""
+        out_console.print(f"{user.get('email', cred.email)} on {url}{until}{role}",
+                          markup=False)

@@ -26,6 +26,7 @@ from . import (
     replay,
     sim,
     stream,
+    users,
 )
 from .daemon import daemon_app
 from .open import open_dashboard
@@ -73,6 +74,7 @@ app.command("login", rich_help_panel=ACCOUNTS)(accounts.login)
 app.command("logout", rich_help_panel=ACCOUNTS)(accounts.logout)
 app.command("whoami", rich_help_panel=ACCOUNTS)(accounts.whoami)
 app.command("register", rich_help_panel=ACCOUNTS)(accounts.register)
+app.add_typer(users.user_app, name="user", rich_help_panel=ACCOUNTS)
 
 # the daemon itself
 app.add_typer(daemon_app, name="daemon", rich_help_panel=DAEMON)

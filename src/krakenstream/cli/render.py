@@ -309,3 +309,15 @@ def format_status(pid: int | None, url: str, health: dict[str, Any] | None) -> s
                 ok = "ok" if info.get("healthy") else "DOWN"
                 lines.append(f"{part}: {info.get('backend')} {ok}")
     return "\n".join(lines)
+
+
+def format_users(users: list[dict[str, Any]]) -> Table:
+    """``kms user list``: one row per account, oldest first."""
+    table = Table(box=None, pad_edge=False)
+    for name in ("id", "email", "role", "state", "created"):
+        table.add_column(name, justify="right" if name == "id" else "left")
+    for u in users:
+        state = "disabled" if u.get("disabled") else "enabled"
+        table.add_row(str(u.get("id", "")), str(u.get("email", "")), str(u.get("role", "")),
+                      state, str(u.get("created_at", "")))
+    return table

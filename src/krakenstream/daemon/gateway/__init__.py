@@ -12,8 +12,9 @@ The modules, one job each:
 
 - :mod:`.app` assembles the app: lifespan, middleware, error handlers, one router per area
   (its docstring says how to add one);
-- the areas, each a ``router`` of plain route functions: :mod:`.users` (``/api/users``),
-  :mod:`.history` (``/api/analysis``: latest, history, summary), :mod:`.books`
+- the areas, each a ``router`` of plain route functions: :mod:`.users` (``/api/users``:
+  register, login, logout, me), :mod:`.admin` (``/api/users`` for admins: accounts and
+  roles), :mod:`.history` (``/api/analysis``: latest, history, summary), :mod:`.books`
   (``/api/orderbook``), :mod:`.pairs` (``/api/pairs``), :mod:`.stream` (the WebSocket),
   :mod:`.operations` (``/health``, ``/metrics``), :mod:`.dashboard` (the web page at ``/``
   and its files in ``static/``, outside the API's schema);

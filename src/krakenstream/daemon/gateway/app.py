@@ -31,10 +31,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ... import __version__
 from ..services import Services
-from . import books, dashboard, history, operations, pairs, stream, users
+from . import admin, books, dashboard, history, operations, pairs, stream, users
 from .deps import Gateway
 from .errors import install_error_handlers
 from .logs import redact_uvicorn_logs
@@ -46,6 +47,7 @@ log = logging.getLogger("krakenstream.gateway")
 #: the areas, in the order their routes are matched and listed in /docs
 ROUTERS: tuple[APIRouter, ...] = (
     users.router,
+    admin.router,
     history.router,
     books.router,
     pairs.router,
@@ -85,7 +87,13 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.gateway = gateway
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=services.settings.gateway.max_body_bytes)
+    settings = services.settings.gateway
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.trusted_proxies:
+        # the client a trusted proxy names replaces the peer (throttling counts by it); from
+        # anyone else X-Forwarded-For is ignored. Here rather than in uvicorn, so the rule is
+        # the same in-process and served (make_server turns uvicorn's own off)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(ObserveMiddleware, metrics=services.metrics)  # outermost: sees all
     redact_uvicorn_logs()
     for router in ROUTERS:

@@ -6,9 +6,12 @@ FastAPI hands it over per request, read from ``app.state.gateway``: one :class:`
 app, built by :func:`.app.create_app`. Every dependency here is ``async``: FastAPI runs a sync
 dependency in a worker thread, which halves the throughput of ``latest``.
 
-The bearer check calls the cheap :class:`.tokens.VerifiedTokens` (a verdict already reached is
-reused until the token expires) and leaves the user id in the scope for the request's log
-line. A missing backend is a 503 naming what this process lacks.
+The bearer check calls the cheap :class:`.tokens.VerifiedTokens` (a signature verdict already
+reached is reused until the token expires), then asks the users' access cache whether the token
+still opens anything (:meth:`~krakenstream.users.service.AuthService.authorize`: revoked,
+account disabled or deleted are 401s; the role is the account's current one), and leaves the
+user id in the scope for the request's log line. ``Admin`` routes also need the admin role
+(403 ``forbidden`` otherwise). A missing backend is a 503 naming what this process lacks.
 """
 
 # no "from __future__ import annotations": FastAPI reads these signatures at runtime
@@ -23,6 +26,7 @@ from starlette.requests import HTTPConnection
 from ...config import Settings
 from ...errors import AuthError, BackendUnavailable
 from ...store.base import HistoryStore
+from ...users.access import Principal
 from ...users.service import AuthService
 from ...users.tokens import Claims
 from ..orderbook import OrderbookRole
@@ -32,6 +36,8 @@ from .middleware import USER_KEY
 from .params import maxima_of
 from .tokens import VerifiedTokens
 
+#: scope key under which the bearer check leaves the caller's :class:`Principal`
+PRINCIPAL_KEY = "kms.principal"
 #: a snapshot seen on the bus counts as live for this many snapshot intervals (plus 1 s)
 LIVE_INTERVALS = 3
 #: seconds an answer of ``latest`` is reused at most (see LatestCache)
@@ -119,12 +125,31 @@ async def claims(
     conn: HTTPConnection,
     creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Claims:
-    """The caller's verified claims (401 without a valid bearer token)."""
+    """The caller's verified claims (401 without a valid bearer token, or with one that was
+    revoked or whose account is disabled or gone)."""
     if creds is None:
         raise AuthError("missing bearer token: send Authorization: Bearer <token>")
-    verified = gateway_of(conn).tokens.verify(creds.credentials)
+    gateway = gateway_of(conn)
+    verified = gateway.tokens.verify(creds.credentials)
     conn.scope[USER_KEY] = verified.user_id
+    conn.scope[PRINCIPAL_KEY] = await gateway.auth().authorize(verified)
     return verified
+
+
+async def caller(conn: HTTPConnection, verified: Annotated[Claims, Security(claims)]) -> Principal:
+    """Who the token speaks for now, with the account's current role."""
+    principal: Principal = conn.scope[PRINCIPAL_KEY]
+    return principal
+
+
+async def admin(conn: HTTPConnection, verified: Annotated[Claims, Security(claims)]) -> Principal:
+    """The caller, who must be an admin (403 naming the route otherwise)."""
+    principal: Principal = conn.scope[PRINCIPAL_KEY]
+    method = conn.scope.get("method", "WS")
+    route = conn.scope.get("route")
+    path = getattr(route, "path", None) or conn.url.path
+    principal.require_admin(f"{method} {path}")
+    return principal
 
 
 #: this app's state (services, hub, caches)
@@ -135,5 +160,9 @@ Store = Annotated[HistoryStore, Depends(history_store)]
 Auth = Annotated[AuthService, Depends(auth_service)]
 #: the caller's claims: a route with this parameter needs a bearer token
 Authed = Annotated[Claims, Security(claims)]
+#: the caller with the account's current role: any valid token
+Caller = Annotated[Principal, Security(caller)]
+#: the caller, an admin: a reader's token is a 403
+Admin = Annotated[Principal, Security(admin)]
 #: a pair in the path, in any spelling :func:`krakenstream.core.pairs.normalize_pair` reads
 Pair = Annotated[str, Path(description="a pair: ETH-USD, eth-usd or ETH%2FUSD")]

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ...errors import KmsError, Throttled
+from ...errors import KmsError, Overloaded, Throttled
 from ...wire import STATUS_CODES, classify
 
 log = logging.getLogger("krakenstream.gateway")
@@ -60,7 +60,7 @@ def error_response(
 def kms_error_response(exc: KmsError) -> Response:
     status, code = classify(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, Throttled):
+    if isinstance(exc, Throttled | Overloaded):
         headers["Retry-After"] = str(exc.retry_after)
     elif status == 401:
         headers["WWW-Authenticate"] = "Bearer"

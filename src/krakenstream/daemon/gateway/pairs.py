@@ -1,9 +1,10 @@
 """``/api/pairs``: the tracked pairs with their feed state; track and untrack, by pair or
 by pattern (``*/USD``: what Kraken lists that matches, now and later).
 
-Only the orderbook role changes what is tracked, so changes need it in this process (503
-elsewhere, naming where to go). Without it the list is what the bus and the store know: each
-pair seen or stored, ``live`` while its newest snapshot on the bus is recent, else ``unknown``.
+Only admins change what is tracked (a reader's token is a 403), and only the orderbook role
+can, so changes need it in this process (503 elsewhere, naming where to go). Without it the
+list is what the bus and the store know: each pair seen or stored, ``live`` while its newest
+snapshot on the bus is recent, else ``unknown``.
 """
 
 # no "from __future__ import annotations": FastAPI reads the route signatures at runtime
@@ -19,7 +20,7 @@ from starlette.responses import Response
 from ...core.pairs import is_pattern, normalize_selector
 from ...feed.status import PairState
 from ...store.base import HistoryStore
-from .deps import Authed, Gateway, Pair, State, Store
+from .deps import Admin, Authed, Gateway, Pair, State, Store
 from .errors import documented
 from .responses import json_response
 
@@ -59,11 +60,12 @@ async def _seen_elsewhere(gw: Gateway, st: HistoryStore) -> list[dict[str, Any]]
     return out
 
 
-@router.post("/api/pairs", status_code=202, responses=documented(401, 409, 413, 422, 503))
-async def track(body: PairRequest, claims: Authed, gw: State) -> Response:
-    """Start tracking a pair (it goes live once its first full book verifies), or a pattern
-    (``*/EUR``, ``BTC/*``, ``*``): the online pairs Kraken lists that match, now and as they
-    are listed. ``added`` names the pairs this added."""
+@router.post("/api/pairs", status_code=202,
+             responses=documented(401, 403, 409, 413, 422, 503))
+async def track(body: PairRequest, caller: Admin, gw: State) -> Response:
+    """Start tracking a pair (admins only; it goes live once its first full book verifies),
+    or a pattern (``*/EUR``, ``BTC/*``, ``*``): the online pairs Kraken lists that match, now
+    and as they are listed. ``added`` names the pairs this added."""
     role = gw.orderbook()
     name = normalize_selector(body.pair)
     added = await role.track(name)
@@ -74,9 +76,10 @@ async def track(body: PairRequest, claims: Authed, gw: State) -> Response:
     return json_response({"pair": name, "state": state, "added": added}, 202)
 
 
-@router.delete("/api/pairs/{pair:path}", responses=documented(401, 404, 422, 503))
-async def untrack(pair: Pair, claims: Authed, gw: State) -> Response:
-    """Stop tracking a pair, or a pattern and the pairs it brought (``removed``)."""
+@router.delete("/api/pairs/{pair:path}", responses=documented(401, 403, 404, 422, 503))
+async def untrack(pair: Pair, caller: Admin, gw: State) -> Response:
+    """Stop tracking a pair, or a pattern and the pairs it brought (``removed``); admins
+    only."""
     role = gw.orderbook()
     name = normalize_selector(pair)
     removed = await role.untrack(name)

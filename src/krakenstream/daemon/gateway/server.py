@@ -53,5 +53,8 @@ def make_server(
         ws_ping_interval=20,
         ws_max_size=64 * 1024,  # clients only ever send their close frame
         server_header=False,
+        # X-Forwarded-* only from gateway.trusted_proxies, which the app applies itself:
+        # uvicorn's default would believe any process on 127.0.0.1 (FORWARDED_ALLOW_IPS)
+        proxy_headers=False,
     )
     return GatewayServer(config)

@@ -5,6 +5,11 @@ browser can send, or ``?token=``) and checks the pair after the
 handshake, so a refusal is a close code the client can act on (:data:`~krakenstream.wire.BAD_TOKEN`,
 :data:`~krakenstream.wire.BAD_PAIR`) rather than a bare 403. Then it hands the client to the
 app's :class:`.hub.StreamHub` and sends what the hub queues for it until either side closes.
+
+A stream outlives the check made when it opened, so a watcher checks the token again whenever
+this gateway changes an account (a logout, a disable: at once) and every ``auth.access_ttl``
+seconds otherwise (a change made through another gateway); a token that no longer opens
+anything closes the stream with :data:`~krakenstream.wire.TOKEN_REVOKED`.
 """
 
 # no "from __future__ import annotations": FastAPI reads the route signatures at runtime
@@ -17,14 +22,18 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from ...core.pairs import normalize_pair
-from ...errors import KmsError
-from ...wire import BAD_PAIR, BAD_TOKEN, BEARER_SUBPROTOCOL, classify
+from ...errors import AuthError, KmsError
+from ...users.service import AuthService
+from ...users.tokens import Claims
+from ...wire import BAD_PAIR, BAD_TOKEN, BEARER_SUBPROTOCOL, TOKEN_REVOKED, classify
 from .deps import State
 from .hub import StreamClient, send_until_closed
 from .middleware import USER_KEY
 
 #: seconds a WebSocket close may wait for the client's socket to take the close frame
 WS_CLOSE_TIMEOUT = 2.0
+#: the shortest pause between two checks of a stream's token (with ``auth.access_ttl`` 0)
+MIN_RECHECK = 0.25
 
 router = APIRouter()
 
@@ -39,6 +48,8 @@ async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
     try:
         claims = gw.tokens.verify(token or "")
         websocket.scope[USER_KEY] = claims.user_id
+        auth = gw.auth()
+        await auth.authorize(claims)
     except KmsError as exc:
         await websocket.close(BAD_TOKEN, close_reason(exc))
         return
@@ -49,6 +60,7 @@ async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
         return
     client = gw.hub.add(name)
     reader = asyncio.create_task(_drain_incoming(websocket, client), name="kms-ws-reader")
+    watcher = asyncio.create_task(_watch_token(auth, claims, client), name="kms-ws-token")
     try:
         await send_until_closed(client, websocket.send_text)
         # a client that reads nothing cannot take a close frame either: do not wait on it
@@ -59,9 +71,10 @@ async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
         pass  # the client went away (or the server closed it): nothing left to send
     finally:
         gw.hub.remove(client)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        for task in (reader, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def ws_token(websocket: WebSocket) -> tuple[str | None, str | None]:
@@ -95,6 +108,19 @@ def close_reason(exc: KmsError) -> str:
     _, code = classify(exc)
     text = f"{code}: {exc.message}"
     return text.encode()[:123].decode(errors="ignore")
+
+
+async def _watch_token(auth: AuthService, claims: Claims, client: StreamClient) -> None:
+    """Close the stream once its token no longer opens anything (see the module doc). A
+    users store that cannot be asked keeps the stream open (the access cache's outage rule)."""
+    every = max(auth.access.ttl, MIN_RECHECK)
+    while True:
+        await auth.access.wait_change(every)
+        try:
+            await auth.authorize(claims)
+        except AuthError as exc:
+            client.close(TOKEN_REVOKED, close_reason(exc))
+            return
 
 
 async def _drain_incoming(websocket: WebSocket, client: StreamClient) -> None:

@@ -1,4 +1,6 @@
-"""Verdicts of tokens already verified, so a client's repeated token costs a dict lookup."""
+"""Verdicts of token signatures already verified, so a client's repeated token costs a dict
+lookup. Whether a validly signed token is still honoured (revoked? account disabled?) is the
+users' access cache's question, asked after this one (see :mod:`.deps`)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ class VerifiedTokens:
 
     Verifying a token (HMAC, base64, three JSON decodes, claim checks) costs ~45 us, a fifth
     of a whole ``latest`` request, and a client sends the same token with every request. A
-    token's verdict cannot change before it expires (its signature and claims are fixed; no
-    token is revoked before its expiry in this system), so a verdict is kept until the
-    token's ``exp``, for at most ``size`` tokens (least recently used dropped). Refusals are
+    token's signature and claims cannot change before it expires, so this verdict is kept
+    until the token's ``exp``, for at most ``size`` tokens (least recently used dropped);
+    revocation and disabled accounts are checked on every request after it, by
+    :class:`~krakenstream.users.access.AccessCache`. Refusals are
     not kept: a forged or expired token is checked each time and costs what it always did.
     """
 
