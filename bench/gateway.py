@@ -17,7 +17,13 @@ absolute figures drop, the ratio less so). Phases: ``latest`` on both apps; the 
 then ``latest`` again while 4 connections log in continuously (bcrypt cost 12, which runs in
 worker threads, never on the event loop).
 
-Run: ``.venv/bin/python bench/gateway.py [--quick] [--duration S] [--connections N]``.
+``--calls`` measures instead what a shared, loaded machine cannot blur: the Python function
+calls one ``latest`` request makes through the app in-process (ASGI, no socket, cProfile over
+1,000 requests after a warm-up, the latest cache held for the whole count so no refresh falls
+in it), the same on every run of the same code. It is how a change to the gateway's structure
+is checked for cost (issue 11: 630 calls a request before the package, 636 after).
+
+Run: ``.venv/bin/python bench/gateway.py [--quick] [--duration S] [--connections N] [--calls]``.
 """
 
 from __future__ import annotations
@@ -149,6 +155,53 @@ async def serve_minimal(home: Path, port: int, body: bytes) -> None:
     app = Starlette(routes=[Route("/latest", latest)])
     server = uvicorn.Server(uvicorn_config(app, port))
     await server.serve()
+
+
+# -- calls per request (--calls) ---------------------------------------------------------------
+
+
+async def count_calls(home: Path, token: str, path: str = LATEST, n: int = 1000) -> float:
+    """Python calls per request of ``path`` through the app in-process (see the docstring)."""
+    import cProfile
+    import pstats
+
+    from krakenstream.daemon.gateway import create_app
+    from krakenstream.daemon.services import build_services
+
+    logging.basicConfig(filename=str(home / "gateway.log"), level=logging.INFO)
+    services = await build_services(settings_for(home), ["gateway"])
+    app = create_app(services)
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
+    statuses: set[int] = set()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    async def request() -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "query_string": b"", "root_path": "", "headers": headers,
+                 "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 3000), "state": {}}
+        await app(scope, receive, send)
+
+    app.state.gateway.latest.ttl = 3600.0  # no refresh while counting: the cached path only
+    try:
+        async with app.router.lifespan_context(app):
+            for _ in range(n // 2):  # warm-up: caches filled, first-use imports done
+                await request()
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(n):
+                await request()
+            profile.disable()
+    finally:
+        await services.close()
+    assert statuses == {200}, statuses
+    return float(pstats.Stats(profile).total_calls) / n  # type: ignore[attr-defined]
 
 
 # -- load generation ---------------------------------------------------------------------------
@@ -303,6 +356,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     ap.add_argument("--connections", type=int, default=32, help="concurrent connections")
     ap.add_argument("--quick", action="store_true", help="3 s phases")
+    ap.add_argument("--calls", action="store_true",
+                    help="only count Python calls per latest request, in-process")
     args = ap.parse_args()
 
     if args.serve == "ours":
@@ -310,6 +365,15 @@ def main() -> None:
         return
     if args.serve == "minimal":
         asyncio.run(serve_minimal(args.home, args.port, args.body_file.read_bytes()))
+        return
+
+    if args.calls:
+        with tempfile.TemporaryDirectory(prefix="kms-bench-gw-") as tmp_s:
+            home = Path(tmp_s)
+            token = asyncio.run(prepare(home))
+            calls = asyncio.run(count_calls(home, token))
+        print(f"Python calls per `latest` request, in-process (cProfile, 1,000 requests): "
+              f"{calls:.0f}")
         return
 
     seconds = 3.0 if args.quick else args.duration
