@@ -74,8 +74,12 @@ MEANINGS: dict[str, str] = {
     "client. See [security](security.md#proxies).",
     "bus.backend": "`memory`: in-process fan-out, every role in one process. `kafka`: roles in "
     "separate processes or hosts.",
-    "bus.queue_size": "Per-subscriber queue of the in-process bus; when full the oldest "
-    "snapshot is dropped and counted.",
+    "bus.queue_size": "The least a queue of the in-process bus holds. A live tap (WebSocket "
+    "push, latest cache) holds two ticks of every pair or this, and drops its oldest beyond.",
+    "bus.buffer_ticks": "Whole publish ticks of every tracked pair the path to history holds "
+    "(the in-process analysis group's queue, the Kafka producer's buffer): pairs x this "
+    "snapshots, about 3 KB each in memory. Beyond it the oldest are dropped, counted, logged "
+    "once, and marked `gap_before` in history.",
     "store.backend": "Where the snapshot history lives: `sqlite` (embedded) or `redis`.",
     "store.history_limit": "Newest snapshots kept per pair; older ones are trimmed on write.",
     "store.path": "SQLite history file. Empty: `<data dir>/history.sqlite3`.",
@@ -119,8 +123,9 @@ MEANINGS: dict[str, str] = {
     "partitions.",
     "kafka.session_timeout_ms": "A consumer silent this long leaves the group and its "
     "partitions go to the others.",
-    "kafka.buffer_size": "Snapshots held while the broker cannot be reached; when full the "
-    "oldest are dropped and counted.",
+    "kafka.buffer_size": "The least the producer's buffer holds while the broker cannot be "
+    "reached (it grows to `bus.buffer_ticks` ticks of every pair); when full the oldest are "
+    "dropped, counted, and marked `gap_before` in history.",
     "kafka.client_id": "Client id shown in the broker's logs and metrics.",
     "kafka.partitions": "Partitions of the topic when the bus creates it (an existing topic is "
     "left as it is): the most analysis processes that can share the work.",

@@ -250,8 +250,12 @@ async def test_kafka_buffers_while_the_broker_is_down(kafka_broker: Broker) -> N
         assert await bus.healthy()
 
 
-async def test_kafka_buffer_keeps_the_newest_when_full(kafka_broker: Broker) -> None:
-    """A broker down from the start does not stop the daemon; a full buffer drops the oldest."""
+async def test_kafka_buffer_keeps_the_newest_when_full(
+    kafka_broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker down from the start does not stop the daemon; a full buffer drops the oldest,
+    says so once, and says how many it lost once the broker is back."""
+    caplog.set_level("INFO", logger="krakenstream.bus.kafka")
     kafka_broker.stop()
     bus = kafka_bus(kafka_broker, buffer_size=5)
     async with bus, bus.subscribe("analysis") as sub:
@@ -272,3 +276,6 @@ async def test_kafka_buffer_keeps_the_newest_when_full(kafka_broker: Broker) -> 
         assert got == sent[3:]
         assert bus.stats().published == 5
         assert await bus.healthy()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("buffer full" in m for m in messages) == 1
+    assert any("caught up: 3 snapshots were dropped" in m for m in messages)

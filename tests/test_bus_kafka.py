@@ -88,3 +88,21 @@ def test_backoff_is_the_core_one_jittered_capped_and_seeded() -> None:
     assert max(delays[10:]) > 0.2  # grows past the initial delay
     sub = bus.subscribe("g")  # its subscriptions draw from the same seeded source
     assert all(0.0 <= d <= 5.0 for d in islice(sub._new_delays(), 50))
+
+
+async def test_the_buffer_holds_whole_ticks_of_the_announced_pairs(caplog) -> None:  # type: ignore[no-untyped-def]
+    bus = KafkaBus(nowhere(buffer_size=100), buffer_ticks=4)  # not started: nothing is sent
+    bus.size_for_pairs(1_500)
+    bus.size_for_pairs(10)  # only grows
+    assert bus.buffer_limit == 6_000
+    with caplog.at_level("WARNING", logger="krakenstream.bus.kafka"):
+        for seq in range(4):  # four ticks of 1,500 pairs while the broker is away: all kept
+            for i in range(1_500):
+                await bus.publish(snap(f"SYN{i:04d}/USD", seq))
+        assert (bus.stats().buffered, bus.stats().dropped) == (6_000, 0)
+        for i in range(3):
+            await bus.publish(snap(f"SYN{i:04d}/USD", 4))
+        assert (bus.stats().buffered, bus.stats().dropped) == (6_000, 3)
+    full = [r for r in caplog.records if "buffer full" in r.getMessage()]
+    assert len(full) == 1  # logged once, not per snapshot
+    await bus.close()

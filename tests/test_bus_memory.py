@@ -149,3 +149,40 @@ async def test_many_snapshots_through_many_subscribers() -> None:
             assert [s.seq for s in got] == list(range(20_000))
             await sub.close()
         assert bus.stats().dropped == 0
+
+
+async def test_a_group_holds_whole_ticks_of_every_announced_pair() -> None:
+    """1,500 pairs publish on one tick into a bus whose queue_size is 1,000: the group gets
+    every snapshot of several ticks, a tap at least the newest whole tick."""
+    pairs = [f"SYN{i:04d}/USD" for i in range(1, 1501)]
+    async with MemoryBus(queue_size=1_000, buffer_ticks=3) as bus:
+        async with bus.subscribe("analysis") as group, bus.subscribe(None) as tap:
+            bus.size_for_pairs(len(pairs))
+            for seq in range(3):  # three ticks, nobody reads in between
+                for pair in pairs:
+                    await bus.publish(snap(pair, seq))
+            got = await collect(group, 3 * len(pairs), within=5)
+            assert len(got) == 3 * len(pairs)
+            assert group.stats().dropped == 0
+            seen = await collect(tap, 2 * len(pairs), within=5)
+            assert [s.seq for s in seen[-len(pairs):]] == [2] * len(pairs)
+            assert tap.stats().dropped == len(pairs)  # the tap keeps two ticks, drops the oldest
+
+
+async def test_the_bound_only_grows_and_a_full_group_logs_once_then_its_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with MemoryBus(queue_size=2, buffer_ticks=2) as bus:
+        bus.size_for_pairs(3)
+        bus.size_for_pairs(1)  # fewer pairs later: what a slow store still holds stays
+        async with bus.subscribe("g") as sub:
+            with caplog.at_level("INFO", logger="krakenstream.bus.memory"):
+                for seq in range(10):
+                    await bus.publish(snap("BTC/USD", seq))
+                assert bus.stats().dropped == 4  # 6 kept: 3 pairs x 2 ticks
+                full = [r for r in caplog.records if "is full" in r.getMessage()]
+                assert len(full) == 1 and full[0].levelname == "WARNING"
+                got = await sub.get_batch(max_items=100)
+                assert [s.seq for s in got] == [4, 5, 6, 7, 8, 9]
+            caught_up = [r for r in caplog.records if "caught up" in r.getMessage()]
+            assert len(caught_up) == 1 and "4 snapshots were dropped" in caught_up[0].getMessage()

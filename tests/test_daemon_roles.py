@@ -22,6 +22,7 @@ from krakenstream.feed.options import FeedOptions
 from krakenstream.feed.pool import FeedPool
 from krakenstream.sim.server import SimServer
 from krakenstream.store.sqlite import SQLiteHistoryStore
+from roles_support import StaticFeed
 
 PAIRS = ["ETH/USD", "BTC/USD"]
 
@@ -267,3 +268,18 @@ async def test_ticks_stay_on_the_interval_grid_for_hours(interval_ms: int) -> No
     assert steps == {interval_ms}, sorted(steps)[:5]
 
 
+
+
+async def test_every_pair_of_a_tick_reaches_the_analysis_group() -> None:
+    """1,500 pairs publish each tick at once into a bus whose queue_size is 1,000 (the issue:
+    a third of each tick was lost): the role announces its pairs, the group keeps them all."""
+    pairs = [f"SYN{i:04d}/USD" for i in range(1, 1501)]
+    bus = MemoryBus(queue_size=1_000)
+    async with bus, bus.subscribe("analysis") as sub:
+        role = OrderbookRole(kraken("ws://127.0.0.1:1/v2"), bus,
+                             feed=StaticFeed(pairs))  # type: ignore[arg-type]
+        for k in range(3):
+            assert await role.publish_tick(1_764_000_000_000 + 1000 * k) == len(pairs)
+        got = await drain(sub, 3 * len(pairs), within=5)
+    assert len(got) == 3 * len(pairs)
+    assert bus.stats().dropped == 0

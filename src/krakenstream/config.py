@@ -76,8 +76,12 @@ class GatewaySettings:
 @dataclass(frozen=True, slots=True)
 class BusSettings:
     backend: str = "memory"
-    #: per-subscriber queue of the in-process bus (oldest dropped when full)
+    #: the least a queue of the in-process bus holds (a live tap drops its oldest beyond
+    #: two ticks of every pair, or this)
     queue_size: int = 1_000
+    #: whole publish ticks of every tracked pair the path to history holds (the in-process
+    #: analysis group's queue, the Kafka producer's buffer) before it drops the oldest
+    buffer_ticks: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,7 @@ MINIMUM: dict[str, float] = {
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,
     "bus.queue_size": 1,
+    "bus.buffer_ticks": 1,
     "store.history_limit": 1,
     "archive.keep_days": 0,
     "archive.roll_rows": 1,

@@ -5,7 +5,9 @@ contract suite, so a role never knows which one it talks to. The rules both keep
 
 - ``publish`` never blocks for long and never raises because a broker is down: what cannot
   be delivered now waits in a bounded buffer; when that is full the *oldest* is dropped and
-  counted (a snapshot history favours the newest second).
+  counted (a snapshot history favours the newest second). The buffer on the path to history
+  is sized from the number of pairs the publisher announces (``size_for_pairs``): it holds
+  whole ticks, so a burst of one snapshot per pair never loses part of a tick.
 - A *group* (``subscribe("name")``) gets each snapshot once, shared among its members, and
   resumes where its last ``commit()`` left off; a *tap* (``subscribe(None)``) gets everything
   published after it started and commits nothing (the gateway's live WebSocket push).
@@ -142,6 +144,12 @@ class SnapshotBus(Protocol):
 
     async def publish(self, snap: Snapshot) -> None:
         """Hand one snapshot to the bus; never blocks long, never raises on a down broker."""
+        ...
+
+    def size_for_pairs(self, pairs: int) -> None:
+        """The publisher publishes ``pairs`` snapshots per tick: size the buffers on the path
+        to history (group queues, the Kafka producer's buffer) to hold ``buffer_ticks`` whole
+        ticks. Cheap and idempotent: the orderbook role calls it every tick."""
         ...
 
     def subscribe(self, group: str | None) -> BusSubscription:

@@ -6,6 +6,14 @@ snapshot *published* only once the broker acknowledged it. A send that fails put
 snapshots back at the front of the buffer, the producer is recreated with backoff, and they
 are sent again, so a broker that is down or restarting never crashes the daemon nor blocks
 the caller; while it is away the buffer fills and then drops its *oldest* snapshots, counted.
+
+The buffer holds at least ``buffer_ticks`` whole publish ticks of every pair the publisher
+announced (:meth:`KafkaBus.size_for_pairs`; ``kafka.buffer_size`` is the floor), for the same
+reason as the in-process bus's group queues: a tick of N pairs arrives as N snapshots at once,
+and a buffer smaller than one tick loses part of every tick while a broker restarts. Reaching
+the bound is logged once at WARNING, and the recovery (the buffer back under half full) at
+INFO with how many were dropped; the holes are marked ``gap_before`` by history readers from
+each snapshot's ``origin`` and ``seq`` (:mod:`krakenstream.core.gaps`).
 A snapshot whose acknowledgement was lost in a restart can be written twice; the history
 store dedupes on pair + ts.
 
@@ -138,9 +146,17 @@ class KafkaBus(StartsAndCloses):
         close_timeout: float = 5.0,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
+        buffer_ticks: int = 10,
         rng: random.Random | None = None,
     ) -> None:
+        if buffer_ticks < 1:
+            raise ValueError("buffer_ticks must be at least 1")
         self.options = options
+        self.buffer_ticks = buffer_ticks
+        #: snapshots buffered + in flight at most (grows with :meth:`size_for_pairs`)
+        self.buffer_limit = options.buffer_size
+        #: drops since the buffer reached its bound (None: not overflowing)
+        self._overflow: int | None = None
         self._linger_ms = linger_ms
         self._batch_size = max(1, min(batch_size, options.buffer_size))
         self._request_timeout = request_timeout
@@ -228,6 +244,11 @@ class KafkaBus(StartsAndCloses):
         self._trim()
         self._wake.set()
 
+    def size_for_pairs(self, pairs: int) -> None:
+        """A publisher publishes ``pairs`` snapshots a tick: hold ``buffer_ticks`` ticks of
+        them (never less than ``kafka.buffer_size``; only grows)."""
+        self.buffer_limit = max(self.buffer_limit, pairs * self.buffer_ticks)
+
     def subscribe(self, group: str | None) -> KafkaSubscription:
         if group is not None and not group:
             raise ValueError("a group name must not be empty (use None for a tap)")
@@ -271,11 +292,26 @@ class KafkaBus(StartsAndCloses):
         return max(0.0, self._deadline - now)
 
     def _trim(self) -> None:
-        """Keep buffered + in flight within ``buffer_size`` by dropping the oldest queued."""
-        excess = len(self._buffer) + len(self._inflight) - self.options.buffer_size
-        for _ in range(min(excess, len(self._buffer))):
+        """Keep buffered + in flight within ``buffer_limit`` by dropping the oldest queued."""
+        excess = min(len(self._buffer) + len(self._inflight) - self.buffer_limit,
+                     len(self._buffer))
+        if excess <= 0:
+            return
+        for _ in range(excess):
             self._buffer.popleft()
-            self._counters.dropped += 1
+        self._counters.dropped += excess
+        if self._overflow is None:
+            self._overflow = 0
+            log.warning("Kafka bus buffer full (%d snapshots): dropping the oldest until the "
+                        "broker catches up; history marks each hole gap_before",
+                        self.buffer_limit)
+        self._overflow += excess
+
+    def _check_recovered(self) -> None:
+        if self._overflow is not None and len(self._buffer) <= self.buffer_limit // 2:
+            log.info("Kafka bus buffer caught up: %d snapshots were dropped while it was full",
+                     self._overflow)
+            self._overflow = None
 
     async def _run(self) -> None:
         """The sender, kept alive: a bug in one round is logged and the round retried."""
@@ -324,6 +360,7 @@ class KafkaBus(StartsAndCloses):
             self._inflight = [self._buffer.popleft() for _ in range(n)]
             failed = await self._send(self._producer, self._inflight)
             self._inflight = []
+            self._check_recovered()
             if failed:
                 self._counters.errors += 1
                 self._buffer.extendleft(reversed(failed))
@@ -406,7 +443,7 @@ class KafkaBus(StartsAndCloses):
             log.warning(
                 "Kafka unreachable (%s); buffering up to %d snapshots and retrying",
                 exc,
-                self.options.buffer_size,
+                self.buffer_limit,
             )
             self._unreachable_logged = True
         else:

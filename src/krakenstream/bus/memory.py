@@ -7,9 +7,26 @@ resumes where the group left off. Snapshots a member took but did not ``commit()
 the front of its group's queue when it closes, so the next member gets them again
 (at-least-once, as with Kafka).
 
-When a queue is full the oldest snapshot in it is dropped and counted (per subscription and
-for the bus): a slow reader loses old seconds, never blocks the publisher, and never makes
-the process grow. Everything runs on one event loop; ``publish`` must be called from it.
+Queue sizes, and why a group is sized rather than made to push back. Every tracked pair
+publishes on the same tick, synchronously, so a tick of N pairs lands as N snapshots at once:
+a queue smaller than that loses part of every tick before its reader has had a turn (1,500
+pairs into a 1,000 queue lost a third of history). The orderbook role tells the bus how many
+pairs it publishes (:meth:`MemoryBus.size_for_pairs`) and each *group* queue (the path to
+history) holds at least ``buffer_ticks`` whole ticks of them; the publisher never waits. We
+chose sizing over backpressure because the publisher is also what feeds the live taps and the
+tick clock: making it wait for a slow store would delay every viewer's snapshot and, past an
+interval, skip ticks (a loss anyway, only moved upstream), while a queue of a few ticks rides
+out a store stall of a few seconds at no cost. The bound stays hard (``buffer_ticks`` x pairs
+snapshots, about 3 KB each in memory): beyond it the *oldest* is dropped and counted, the
+first drop is logged at WARNING and the recovery (the queue back under half full) at INFO
+with how many were lost. Nothing is marked at write time: each snapshot carries its
+publisher's ``origin`` and per-pair ``seq``, and history readers mark the hole
+``gap_before`` from the stored neighbours (:mod:`krakenstream.core.gaps`).
+
+A *tap* (a live viewer: the gateway's WebSocket push and latest cache) holds two whole ticks
+(at least ``queue_size``) and drops the oldest beyond that, silently but counted: a live view
+wants the newest second, not every second of a reader that fell behind. Everything runs on
+one event loop; ``publish`` must be called from it.
 """
 
 from __future__ import annotations
@@ -28,7 +45,7 @@ log = logging.getLogger(__name__)
 class _Queue:
     """One bounded FIFO: a tap's own, or the one a group's members share."""
 
-    __slots__ = ("group", "items", "limit", "dropped", "changed")
+    __slots__ = ("group", "items", "limit", "dropped", "changed", "overflow")
 
     def __init__(self, group: str | None, limit: int) -> None:
         self.group = group
@@ -37,6 +54,8 @@ class _Queue:
         self.dropped = 0
         #: set whenever items arrive, so readers waiting on an empty queue wake up
         self.changed = asyncio.Event()
+        #: a group queue that reached its bound: drops since then (None: not overflowing)
+        self.overflow: int | None = None
 
     def put(self, snap: Snapshot) -> int:
         """Append; drop the oldest beyond the limit and answer how many were dropped."""
@@ -52,21 +71,39 @@ class _Queue:
 
     def _trim(self) -> int:
         excess = len(self.items) - self.limit
+        if excess <= 0:
+            return 0
         for _ in range(excess):
             self.items.popleft()
-        if excess > 0:
-            self.dropped += excess
-            return excess
-        return 0
+        self.dropped += excess
+        if self.group is not None:
+            if self.overflow is None:
+                self.overflow = 0
+                log.warning(
+                    "bus group %s is full (%d snapshots): dropping the oldest until it catches "
+                    "up; history marks each hole gap_before", self.group, self.limit)
+            self.overflow += excess
+        return excess
+
+    def taken(self) -> None:
+        """After a read: log the recovery of a group queue that overflowed."""
+        if self.overflow is not None and len(self.items) <= self.limit // 2:
+            log.info("bus group %s caught up: %d snapshots were dropped while it was full",
+                     self.group, self.overflow)
+            self.overflow = None
 
 
 class MemoryBus(StartsAndCloses):
     """In-process fan-out; see the module docstring for the queue policy."""
 
-    def __init__(self, queue_size: int = 1_000) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+    def __init__(self, queue_size: int = 1_000, *, buffer_ticks: int = 10) -> None:
+        if queue_size < 1 or buffer_ticks < 1:
+            raise ValueError("queue_size and buffer_ticks must be at least 1")
+        #: the least any queue holds (a tap's bound until pairs are known)
         self.queue_size = queue_size
+        self.buffer_ticks = buffer_ticks
+        #: the largest pair count a publisher announced (:meth:`size_for_pairs`)
+        self.pairs = 0
         self._groups: dict[str, _Queue] = {}
         self._taps: set[_Queue] = set()
         self._closed = False
@@ -100,6 +137,20 @@ class MemoryBus(StartsAndCloses):
         for queue in self._queues():
             self._dropped += queue.put(snap)
 
+    def size_for_pairs(self, pairs: int) -> None:
+        """A publisher publishes ``pairs`` snapshots a tick: group queues now hold at least
+        ``buffer_ticks`` ticks of them, taps two. Only grows (the bound is the largest pair
+        count seen), so untracking pairs never trims what a slow store still has to take."""
+        if pairs <= self.pairs:
+            return
+        self.pairs = pairs
+        for queue in self._queues():
+            queue.limit = self._limit(queue.group)
+
+    def _limit(self, group: str | None) -> int:
+        ticks = 2 if group is None else self.buffer_ticks
+        return max(self.queue_size, self.pairs * ticks)
+
     def subscribe(self, group: str | None) -> MemorySubscription:
         if group is not None and not group:
             raise ValueError("a group name must not be empty (use None for a tap)")
@@ -123,12 +174,12 @@ class MemoryBus(StartsAndCloses):
 
     def _attach(self, group: str | None) -> _Queue:
         if group is None:
-            queue = _Queue(None, self.queue_size)
+            queue = _Queue(None, self._limit(None))
             self._taps.add(queue)
             return queue
         shared = self._groups.get(group)
         if shared is None:
-            shared = self._groups[group] = _Queue(group, self.queue_size)
+            shared = self._groups[group] = _Queue(group, self._limit(group))
         return shared
 
     def _detach(self, queue: _Queue, uncommitted: Iterable[Snapshot]) -> None:
@@ -149,7 +200,8 @@ class MemorySubscription(StartsAndCloses):
         self._group = group
         self._queue: _Queue | None = None
         #: taken since the last commit; handed back to the group if we close without one
-        self._uncommitted: deque[Snapshot] = deque(maxlen=bus.queue_size)
+        #: (kept within the queue's bound: more could not go back anyway)
+        self._uncommitted: deque[Snapshot] = deque()
         self._delivered = 0
         #: the shared queue's drop count when we joined, and ours once we have left it
         self._dropped_before = 0
@@ -191,8 +243,11 @@ class MemorySubscription(StartsAndCloses):
                 return []
         n = min(max_items, len(queue.items))
         batch = [queue.items.popleft() for _ in range(n)]
+        queue.taken()
         if self._group is not None:
             self._uncommitted.extend(batch)
+            for _ in range(len(self._uncommitted) - queue.limit):
+                self._uncommitted.popleft()
         self._delivered += n
         self._bus._count_delivered(n)
         return batch

@@ -217,7 +217,10 @@ class OrderbookRole:
         """Publish one snapshot per live pair stamped ``ts_ms``; returns how many."""
         self.stats.ticks += 1
         published = 0
-        for pair in self.feed.pairs:
+        pairs = self.feed.pairs
+        # one snapshot per pair lands at once: the bus keeps whole ticks of them
+        self.bus.size_for_pairs(len(pairs))
+        for pair in pairs:
             t = self._ticks.setdefault(pair, _PairTicks())
             book = self.feed.book(pair)
             if book is None:

@@ -33,8 +33,9 @@ def make_bus(settings: Settings) -> SnapshotBus:
         # imported here so the embedded stack never loads the Kafka client
         from ..bus.kafka import KafkaBus, KafkaOptions
 
-        return KafkaBus(as_options(settings.kafka, KafkaOptions))
-    return MemoryBus(queue_size=settings.bus.queue_size)
+        return KafkaBus(as_options(settings.kafka, KafkaOptions),
+                        buffer_ticks=settings.bus.buffer_ticks)
+    return MemoryBus(queue_size=settings.bus.queue_size, buffer_ticks=settings.bus.buffer_ticks)
 
 
 def sqlite_path(settings: Settings) -> Path:
