@@ -1,40 +1,42 @@
-"""History bodies (gateway/exports.py): CSV rows from stored JSON, quoted when they must be."""
+"""History bodies (gateway/exports.py): rows the store rendered, gathered into chunks."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 
 import orjson
-import pytest
 
 from gateway_support import sample_snapshot
-from krakenstream.core.snapshot import Snapshot
-from krakenstream.daemon.gateway.exports import csv_chunk, csv_fields
+from krakenstream.core.snapshot import CSV_COLUMNS
+from krakenstream.daemon.gateway.exports import ROWS_PER_CHUNK, csv_body, json_body
 
 
-def test_csv_fast_path_matches_csv_row() -> None:
-    snap = sample_snapshot(ts=1795626000000)
-    assert csv_fields(snap.to_json()) == snap.csv_row()
-    gap = Snapshot(**{**_fields(snap), "gap_before": True, "exchange_ts": None})
-    assert csv_fields(gap.to_json()) == gap.csv_row()
-    # a record of another shape goes the authoritative way, or fails as malformed
-    legacy = snap.to_dict()
-    del legacy["time"]
-    assert csv_fields(orjson.dumps(legacy)) == snap.csv_row()
-    with pytest.raises(ValueError):
-        csv_fields(b'{"schema": 1}')
+async def lines(items: list[str]) -> AsyncIterator[str]:
+    for item in items:
+        yield item
 
 
-def _fields(snap: Snapshot) -> dict[str, object]:
-    return {name: getattr(snap, name) for name in Snapshot.__slots__}
+async def test_csv_body_is_the_header_then_the_rendered_lines_in_chunks() -> None:
+    snaps = [sample_snapshot(ts=1_000 * i) for i in range(ROWS_PER_CHUNK + 3)]
+    rendered = [",".join(s.csv_row()) + "\n" for s in snaps]
+    chunks = [c async for c in csv_body(rendered[0], lines(rendered[1:]))]
+    assert len(chunks) == 1 + 2  # the header, a full chunk, the rest
+    rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
+    assert rows == [CSV_COLUMNS, *(s.csv_row() for s in snaps)]
+    assert [c async for c in csv_body(None, lines([]))] == [",".join(CSV_COLUMNS).encode()
+                                                            + b"\n"]
 
 
-def test_csv_lines_quote_what_needs_quoting() -> None:
-    plain = sample_snapshot(ts=1_000)
-    odd = Snapshot(pair="ETH/USD", ts=2_000, exchange_ts='2026-11-25 "x", y', seq=2,
-                   price_precision=2, qty_precision=8, bids=plain.bids, asks=plain.asks,
-                   checksum=1)
-    text = csv_chunk([plain.to_json(), b"not json", odd.to_json()]).decode()
-    rows = list(csv.reader(io.StringIO(text)))
-    assert rows == [plain.csv_row(), odd.csv_row()]  # the bad record is skipped
+async def test_json_body_is_one_document_also_when_empty() -> None:
+    snap = sample_snapshot(ts=1_000)
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield snap.to_json()
+
+    body = b"".join([c async for c in json_body("ETH/USD", "asc", snap.to_json(), rows())])
+    assert orjson.loads(body) == {"pair": "ETH/USD", "order": "asc",
+                                  "snapshots": [snap.to_dict(), snap.to_dict()]}
+    empty = b"".join([c async for c in json_body("ETH/USD", "desc", None, rows())])
+    assert orjson.loads(empty) == {"pair": "ETH/USD", "order": "desc", "snapshots": []}

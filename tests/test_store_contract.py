@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from krakenstream.core.snapshot import Snapshot
+from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 from krakenstream.errors import InputError
 from krakenstream.store import HistoryStore, RedisHistoryStore, SQLiteHistoryStore
 from test_store_support import T0, recorded, series, synthetic
@@ -321,3 +323,107 @@ async def test_stopping_early_leaves_the_store_usable(make_store: MakeStore) -> 
     assert len(seen) == 15
     assert await store.count("BTC/USD") == 100
     assert await store.add(series("BTC/USD", 1, start=T0 + 10**6)) == 1
+
+
+# -- gap_before, derived at read time from the stored neighbours ---------------------------
+
+
+def with_holes(pair: str, n: int, missing: set[int], *, origin: str = "run1") -> list[Snapshot]:
+    """``n`` one-second snapshots of one publisher run, those at indexes in ``missing`` lost
+    (never stored); seq is the index, as the orderbook role counts it."""
+    return [replace(s, origin=origin) for i, s in enumerate(series(pair, n)) if i not in missing]
+
+
+async def marks(store: HistoryStore, pair: str, **kw: Any) -> dict[int, bool]:
+    """seq -> gap_before, as ``history`` answers it (checked to agree with every other
+    rendering of the same query: JSON, CSV)."""
+    snaps = await collect(store, pair, **kw)
+    js = [orjson.loads(j) async for j in store.history_json(pair, **kw)]
+    rows = [line.rstrip("\n").split(",") async for line in store.history_csv(pair, **kw)]
+    assert [d["gap_before"] for d in js] == [s.gap_before for s in snaps]
+    gap_col = CSV_COLUMNS.index("gap_before")
+    assert [r[gap_col] == "1" for r in rows] == [s.gap_before for s in snaps]
+    assert [r[:3] for r in rows] == [[s.time, s.pair, str(s.seq)] for s in snaps]
+    return {s.seq: s.gap_before for s in snaps}
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_every_hole_is_marked_in_every_rendering(make_store: MakeStore, order: str) -> None:
+    store = await make_store(chunk=7)  # holes on and across chunk boundaries
+    missing = {5, 6, 7, 14, 21, 30}
+    await store.add(with_holes("BTC/USD", 40, missing))
+    got = await marks(store, "BTC/USD", order=order)
+    marked = {seq for seq, gap in got.items() if gap}
+    assert marked == {8, 15, 22, 31}  # the snapshot after each hole, and nothing else
+    # a window starting right after a hole: its first row's predecessor is outside it
+    since = T0 + 8 * 1000
+    assert (await marks(store, "BTC/USD", since=since, order=order))[8] is True
+    assert (await marks(store, "BTC/USD", since=since + 1000, order=order))[9] is False
+    # a window of one row, and a limit that ends right after a hole (newest first)
+    assert await marks(store, "BTC/USD", since=T0 + 15_000, until=T0 + 15_000) == {15: True}
+    assert list((await marks(store, "BTC/USD", until=T0 + 31_000, limit=3)).items()) == \
+        [(31, True), (29, False), (28, False)]
+    latest = await store.latest("BTC/USD")
+    assert latest is not None and latest.seq == 39 and not latest.gap_before
+
+
+async def test_a_late_redelivery_fills_the_hole_and_the_mark_goes(make_store: MakeStore) -> None:
+    store = await make_store(chunk=4)
+    snaps = with_holes("ETH/USD", 20, set())
+    shuffled = snaps[:]
+    random.Random(3).shuffle(shuffled)
+    late = [s for s in shuffled if s.seq in (3, 11, 12)]
+    early = [s for s in shuffled if s.seq not in (3, 11, 12)]
+    for i in range(0, len(early), 5):  # out of order, in small batches
+        await store.add(early[i : i + 5])
+    for order in ("asc", "desc"):
+        got = await marks(store, "ETH/USD", order=order)
+        assert {seq for seq, gap in got.items() if gap} == {4, 13}
+    assert await store.add(late) == 3  # the redelivery, after newer snapshots
+    for order in ("asc", "desc"):
+        assert not any((await marks(store, "ETH/USD", order=order)).values())
+    assert await collect(store, "ETH/USD", order="asc") == snaps
+
+
+async def test_another_origin_or_a_published_flag_is_a_gap(make_store: MakeStore) -> None:
+    store = await make_store()
+    first = with_holes("SOL/USD", 5, set(), origin="aaaa0001")
+    # the next run's first snapshot (published with gap_before) was lost: its second follows
+    # the first run's last with the very next seq, and only its origin tells them apart
+    after = replace(series("SOL/USD", 6)[5], origin="bbbb0002", seq=5)
+    flagged = replace(series("SOL/USD", 7)[6], origin="bbbb0002", seq=6, gap_before=True)
+    await store.add([*first, after, flagged])
+    got = await marks(store, "SOL/USD", order="asc")
+    assert got == {0: False, 1: False, 2: False, 3: False, 4: False, 5: True, 6: True}
+    latest = await store.latest("SOL/USD")
+    assert latest is not None and latest.gap_before  # the published flag, kept
+
+
+async def test_the_first_kept_row_after_the_cap_keeps_its_published_flag(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(cap=10, chunk=3)
+    await store.add(with_holes("BTC/USD", 30, {19}))  # 29 stored, the oldest 19 trimmed
+    for order in ("asc", "desc"):
+        got = await marks(store, "BTC/USD", order=order)
+        # seq 20 follows a hole, but its predecessor (18) was trimmed by the cap: 20 is the
+        # pair's first row now and keeps its own published flag (False)
+        assert sorted(got) == list(range(20, 30)) and not any(got.values())
+    # the cap applies at query time too: the same rows read with a cap of 10 and of 11
+    wide = await make_store(cap=100)
+    await wide.add(with_holes("ETH/USD", 30, {19}))
+    ten, eleven = await make_store(cap=10, chunk=3), await make_store(cap=11, chunk=3)
+    for order in ("asc", "desc"):
+        assert not any((await marks(ten, "ETH/USD", order=order)).values())
+        got = await marks(eleven, "ETH/USD", order=order)
+        assert {seq for seq, gap in got.items() if gap} == {20}
+    assert await marks(ten, "ETH/USD", limit=1, order="asc") == {20: False}
+
+
+async def test_rows_written_before_origins_read_as_one_run(make_store: MakeStore) -> None:
+    """Snapshots without an origin (stored by an older version) are continuous by seq."""
+    store = await make_store()
+    old = series("XRP/USD", 5)
+    assert all(s.origin == "" for s in old)
+    await store.add([*old[:2], *old[3:]])
+    assert await marks(store, "XRP/USD") == {4: False, 3: True, 1: False, 0: False}

@@ -47,7 +47,7 @@ class Snapshot:
 
     @classmethod
     def from_book(
-        cls, book: OrderBook, *, ts: int, seq: int, gap_before: bool = False
+        cls, book: OrderBook, *, ts: int, seq: int, gap_before: bool = False, origin: str = ""
     ) -> Snapshot:
         if not book.valid or book.checksum is None:
             raise ValueError(f"{book.symbol}: a void or crossed book cannot be snapshotted")
@@ -62,6 +62,7 @@ class Snapshot:
             asks=tuple(book.asks()),
             checksum=book.checksum,
             gap_before=gap_before,
+            origin=origin,
         )
 
     # -- metrics ---------------------------------------------------------------------------

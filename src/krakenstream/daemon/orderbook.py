@@ -8,6 +8,15 @@ also when nothing changed; a pair that is stale, resyncing, connecting or in err
 nothing, and its next snapshot carries ``gap_before=True`` so history never pretends to be
 continuous. A tick that runs late by more than an interval skips the missed ticks and marks
 every pair's next snapshot as following a gap.
+
+Every snapshot also carries what lets a reader *prove* continuity, whatever happens after
+it is published: ``origin``, a short random id of this process run (new at every start), and
+``seq``, the pair's publish counter in that run (it never restarts within a run, also when
+a pair is untracked and tracked again). History readers mark ``gap_before`` wherever the
+stored predecessor of a snapshot is not the one published just before it
+(:mod:`krakenstream.core.gaps`): a snapshot lost on the bus or by a broker, a restart, a shard
+handover; the published flag covers only what this role itself knows of (stale, resync,
+error, late tick, start).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -44,6 +54,11 @@ def owns_pair(pair: str, shard: str) -> bool:
         return True
     index, count = parse_shard(shard)
     return zlib.crc32(pair.encode()) % count == index
+
+
+def new_origin() -> str:
+    """A short random id for one orderbook process run: 8 hex digits (32 random bits)."""
+    return secrets.token_hex(4)
 
 
 @dataclass
@@ -91,6 +106,8 @@ class OrderbookRole:
             on_state_change=self._on_state_change, on_pairs_changed=self._on_pairs_changed,
         )
         self._ticks: dict[str, _PairTicks] = {p: _PairTicks() for p in self.feed.pairs}
+        #: this process run's id on every snapshot it publishes (with seq: continuity)
+        self.origin = new_origin()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[FeedEvent], None]] = []
         self.stats = OrderbookStats()
@@ -148,7 +165,11 @@ class OrderbookRole:
             raise NotFound(f"{selector} is not tracked")
         removed = await self.feed.untrack(selector)
         for p in removed:
-            self._ticks.pop(p, None)
+            t = self._ticks.get(p)
+            if t is not None:
+                # its seq goes on if it is tracked again: a restarted count under the same
+                # origin would make history look continuous across the untracked time
+                t.gap = True
         log.info("pair untracked pair=%s removed=%d", selector, len(removed))
         return removed
 
@@ -230,7 +251,8 @@ class OrderbookRole:
                 self.metrics.snapshots_skipped.labels(pair).inc()
                 continue
             t.seq += 1
-            snap = Snapshot.from_book(book, ts=ts_ms, seq=t.seq, gap_before=t.gap)
+            snap = Snapshot.from_book(book, ts=ts_ms, seq=t.seq, gap_before=t.gap,
+                                      origin=self.origin)
             t.gap = False
             t.last = snap
             t.published += 1

@@ -9,9 +9,8 @@ contract suite; what they share beyond the interface lives here, so the two cann
 * :func:`paged` walks a window in chunks by keyset (each chunk bounded by the last timestamp
   seen), so a 10,000-snapshot export never sits in one list and no read transaction or cursor
   is held open across ``await`` points;
-* :func:`decode_rows` turns stored JSON back into snapshots off the event loop (decoding costs
-  tens of microseconds per snapshot: 10,000 of them would stall the loop for a third of a
-  second).
+* :class:`PagedHistory` decodes and renders rows off the event loop, a chunk at a time, and
+  marks ``gap_before`` from each row's stored neighbours (read-time gaps: see its docstring).
 
 The cap is exact at query time: a backend finds the timestamp of the ``history_limit``-th
 newest snapshot of the pair (its *floor*) whenever more than that are stored, and the window
@@ -24,12 +23,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
+from ..core.gaps import follows
+from ..core.record import Record, decode_record
 from ..core.snapshot import Snapshot
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Order = Literal["desc", "asc"]
 ORDERS: tuple[Order, ...] = ("desc", "asc")
@@ -42,7 +45,7 @@ CHUNK_SIZE = 500
 TS_MIN = -(2**53)
 TS_MAX = 2**53
 
-#: (ts, the snapshot's stored JSON)
+#: (ts, the snapshot's stored bytes)
 Row = tuple[int, bytes]
 
 
@@ -64,7 +67,9 @@ class HistoryStore(Protocol):
         """
         ...
 
-    async def latest(self, pair: str) -> Snapshot | None: ...
+    async def latest(self, pair: str) -> Snapshot | None:
+        """The newest snapshot, ``gap_before`` derived as in :meth:`history`."""
+        ...
 
     def history(
         self,
@@ -75,7 +80,8 @@ class HistoryStore(Protocol):
         limit: int | None = None,
         order: Order = "desc",
     ) -> AsyncIterator[Snapshot]:
-        """Snapshots with ``since <= ts <= until`` (epoch ms), at most ``limit``, streamed."""
+        """Snapshots with ``since <= ts <= until`` (epoch ms), at most ``limit``, streamed;
+        ``gap_before`` is derived from the stored neighbours (see :class:`PagedHistory`)."""
         ...
 
     def history_json(
@@ -87,7 +93,19 @@ class HistoryStore(Protocol):
         limit: int | None = None,
         order: Order = "desc",
     ) -> AsyncIterator[bytes]:
-        """As :meth:`history`, but each snapshot's stored JSON, as stored (no re-encode)."""
+        """As :meth:`history`, each snapshot as ``Snapshot.to_json()`` would write it."""
+        ...
+
+    def history_csv(
+        self,
+        pair: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> AsyncIterator[str]:
+        """As :meth:`history`, each snapshot as its CSV line (``Snapshot.csv_row()``)."""
         ...
 
     async def count(self, pair: str) -> int: ...
@@ -170,13 +188,31 @@ async def paged(window: Window, fetch: Fetch, chunk: int = CHUNK_SIZE) -> AsyncI
             lo = rows[-1][0] + 1
 
 
+#: render one record with its derived mark (runs in a worker thread, a chunk at a time)
+Render = Callable[[Record, bool], T]
+
+
 class PagedHistory:
-    """``history`` and ``history_json`` for a store that can give the oldest timestamp it
-    still keeps for a pair (``_floor_ts``) and fetch one chunk of a range (``_fetch``).
+    """``latest``, ``history``, ``history_json`` and ``history_csv`` for a store that can give
+    the oldest timestamp it still keeps for a pair (``_floor_ts``) and fetch up to ``n`` rows
+    of a ts range in either order (``_fetch``).
 
     Both stores share this: the query is validated and cut to the cap (:func:`plan`,
-    :meth:`Window.above`), then walked chunk by chunk (:func:`paged`); snapshots are decoded
-    in a worker thread, a chunk at a time, so a 10,000-row export never stalls the loop.
+    :meth:`Window.above`), then walked chunk by chunk (:func:`paged`); rows are decoded and
+    rendered in a worker thread, a chunk at a time, so a 10,000-row export never stalls the
+    loop.
+
+    **Gaps are derived here, at read time, for every answer** (the rule:
+    :mod:`krakenstream.core.gaps`). A row is marked ``gap_before`` when its publisher set the
+    flag, or when the row stored just before it is not its true predecessor (another
+    ``origin``, or a ``seq`` that is not one less). Each row's stored predecessor is read
+    with it: oldest first, the row just below the window is looked up once before the first
+    chunk, and each row is the next one's predecessor; newest first, every chunk fetches one
+    row beyond what it returns, reaching below the window's ``since`` if need be. Only rows
+    the cap still keeps count as predecessors: a pair's oldest kept row, whose predecessor
+    was trimmed, keeps its published flag alone. Because nothing about a hole is written, a
+    late redelivery that fills it makes the mark disappear by itself, and a snapshot lost
+    anywhere on the way (bus, broker, restart, handover) is marked wherever history is read.
     """
 
     history_limit: int
@@ -185,21 +221,58 @@ class PagedHistory:
     async def _floor_ts(self, pair: str) -> int | None:
         raise NotImplementedError
 
-    async def _fetch(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
+    async def _fetch(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
         raise NotImplementedError
 
-    async def _chunks(
-        self, pair: str, since: int | None, until: int | None, limit: int | None, order: Order
-    ) -> AsyncIterator[list[Row]]:
+    async def latest(self, pair: str) -> Snapshot | None:
+        """The newest snapshot, marked against the one stored before it."""
+        rows = await self._fetch(pair, TS_MIN, TS_MAX, 2 if self.history_limit > 1 else 1,
+                                 "desc")
+        # two rows: cheaper than a thread hop
+        out = render_desc(rows, 1, lambda rec, mark: rec.snapshot(pair, mark))
+        return out[0] if out else None
+
+    async def _rendered(
+        self, pair: str, since: int | None, until: int | None, limit: int | None,
+        order: Order, render: Render[T],
+    ) -> AsyncIterator[list[T]]:
         window = plan(pair, since=since, until=until, limit=limit, order=order,
                       cap=self.history_limit)
         if window is None:
             return
-        window = window.above(await self._floor_ts(pair))
+        floor = await self._floor_ts(pair)
+        window = window.above(floor)
         if window is None:
             return
-        async for rows in paged(window, self._fetch, self.chunk_size):
-            yield rows
+        #: the oldest ts a predecessor may have: below it rows are beyond the cap
+        bottom = TS_MIN if floor is None else floor
+        if window.order == "asc":
+            before = (await self._fetch(pair, bottom, window.lo - 1, 1, "desc")
+                      if window.lo > bottom else [])
+            prev = decode_records(before)
+            previous = prev[0] if prev else None
+
+            async def fetch(w: Window, lo: int, hi: int, n: int) -> list[Row]:
+                return await self._fetch(w.pair, lo, hi, n, "asc")
+
+            async for rows in paged(window, fetch, self.chunk_size):
+                out, previous = await asyncio.to_thread(render_asc, rows, previous, render)
+                yield out
+            return
+        hi, left = window.hi, window.limit
+        while left > 0:
+            n = min(self.chunk_size, left)
+            rows = await self._fetch(pair, bottom, hi, n + 1, "desc")
+            kept = 0
+            while kept < min(n, len(rows)) and rows[kept][0] >= window.lo:
+                kept += 1
+            if not kept:
+                return
+            yield await asyncio.to_thread(render_desc, rows[: kept + 1], kept, render)
+            left -= kept
+            if kept < n:
+                return
+            hi = rows[kept - 1][0] - 1
 
     async def history(
         self,
@@ -210,8 +283,9 @@ class PagedHistory:
         limit: int | None = None,
         order: Order = "desc",
     ) -> AsyncIterator[Snapshot]:
-        async for rows in self._chunks(pair, since, until, limit, order):
-            for snap in await asyncio.to_thread(decode_rows, rows):
+        async for chunk in self._rendered(pair, since, until, limit, order,
+                                          lambda rec, mark: rec.snapshot(pair, mark)):
+            for snap in chunk:
                 yield snap
 
     async def history_json(
@@ -223,21 +297,57 @@ class PagedHistory:
         limit: int | None = None,
         order: Order = "desc",
     ) -> AsyncIterator[bytes]:
-        async for rows in self._chunks(pair, since, until, limit, order):
-            for _, data in rows:
+        async for chunk in self._rendered(pair, since, until, limit, order,
+                                          lambda rec, mark: rec.json(pair, mark)):
+            for data in chunk:
                 yield data
 
+    async def history_csv(
+        self,
+        pair: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        order: Order = "desc",
+    ) -> AsyncIterator[str]:
+        async for chunk in self._rendered(pair, since, until, limit, order,
+                                          lambda rec, mark: rec.csv(pair, mark)):
+            for line in chunk:
+                yield line
 
-def decode_rows(rows: Sequence[Row]) -> list[Snapshot]:
-    """Stored JSON back to snapshots; a row that does not decode is logged and skipped.
+
+def render_asc(rows: Sequence[Row], previous: Record | None,
+               render: Render[T]) -> tuple[list[T], Record | None]:
+    """Rows oldest first after ``previous`` (the stored row before them, or None), each
+    rendered with its mark; and the last record, the next chunk's predecessor."""
+    out: list[T] = []
+    for rec in decode_records(rows):
+        out.append(render(rec, not follows(previous, rec)))
+        previous = rec
+    return out, previous
+
+
+def render_desc(rows: Sequence[Row], n: int, render: Render[T]) -> list[T]:
+    """The first ``n`` of ``rows`` (newest first), each marked against the row after it; a
+    row beyond the ``n`` th is only read as the last one's predecessor."""
+    recs = decode_records(rows[:n])
+    beyond = decode_records(rows[n : n + 1])
+    chain = [*recs, *beyond]
+    return [render(rec, not follows(chain[i + 1] if i + 1 < len(chain) else None, rec))
+            for i, rec in enumerate(recs)]
+
+
+def decode_records(rows: Sequence[Row]) -> list[Record]:
+    """Stored rows as records; a row that does not decode is logged and skipped.
 
     A stored row is our own output, so a bad one means a damaged database or a foreign
     writer: one such row must not make a whole export fail.
     """
-    out: list[Snapshot] = []
+    out: list[Record] = []
     for ts, data in rows:
         try:
-            out.append(Snapshot.from_json(data))
+            out.append(decode_record(data))
         except ValueError as exc:
             log.warning("history row skipped: ts=%d error=%s", ts, exc)
     return out

@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..redact import redact_url
-from .base import CHUNK_SIZE, PagedHistory, Row, Window, decode_rows
+from .base import CHUNK_SIZE, Order, PagedHistory, Row
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +192,6 @@ class RedisHistoryStore(PagedHistory):
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def latest(self, pair: str) -> Snapshot | None:
-        with self._translated("reading the latest snapshot"):
-            found = await self._r.zrange(self.key(pair), -1, -1, withscores=True)
-        snaps = decode_rows(_rows(found))
-        return snaps[0] if snaps else None
-
     async def count(self, pair: str) -> int:
         with self._translated("counting snapshots"):
             n = await self._r.zcard(self.key(pair))
@@ -217,11 +211,11 @@ class RedisHistoryStore(PagedHistory):
             found = await self._r.zrange(key, -cap, -cap, withscores=True)
         return int(found[0][1]) if found else None
 
-    async def _fetch(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
-        desc = window.order == "desc"
+    async def _fetch(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
+        desc = order == "desc"
         with self._translated("reading a history range"):
             found = await self._r.zrange(
-                self.key(window.pair), hi if desc else lo, lo if desc else hi,
+                self.key(pair), hi if desc else lo, lo if desc else hi,
                 desc=desc, byscore=True, offset=0, num=n, withscores=True,
             )
         return _rows(found)

@@ -34,7 +34,7 @@ from typing import TypeVar
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..sqlite_wal import enable_wal
-from .base import CHUNK_SIZE, PagedHistory, Row, Window, decode_rows
+from .base import CHUNK_SIZE, Order, PagedHistory, Row
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ _NTH_OLDEST = "SELECT ts FROM snapshots WHERE pair = ? ORDER BY ts ASC LIMIT 1 O
 _NTH_NEWEST = "SELECT ts FROM snapshots WHERE pair = ? ORDER BY ts DESC LIMIT 1 OFFSET ?"
 _TRIM = "DELETE FROM snapshots WHERE pair = ? AND ts <= ?"
 _SET_COUNT = "UPDATE pair_counts SET n = ? WHERE pair = ?"
-_LATEST = "SELECT ts, json FROM snapshots WHERE pair = ? ORDER BY ts DESC LIMIT 1"
 _COUNT = "SELECT n FROM pair_counts WHERE pair = ?"
 _RANGE = {
     "desc": "SELECT ts, json FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
@@ -244,15 +243,6 @@ class SQLiteHistoryStore(PagedHistory):
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def latest(self, pair: str) -> Snapshot | None:
-        rows = await self._read(self._latest, pair)
-        snaps = decode_rows(rows)  # one snapshot: cheaper than a thread hop
-        return snaps[0] if snaps else None
-
-    def _latest(self, pair: str) -> list[Row]:
-        cur = self._reader().execute(_LATEST, (pair,))
-        return [(int(ts), bytes(js)) for ts, js in cur]
-
     async def count(self, pair: str) -> int:
         return min(await self._read(self._count, pair), self.history_limit)
 
@@ -277,12 +267,12 @@ class SQLiteHistoryStore(PagedHistory):
         row = self._reader().execute(_NTH_NEWEST, (pair, self.history_limit - 1)).fetchone()
         return None if row is None else int(row[0])
 
-    def _fetch_rows(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
-        cur = self._reader().execute(_RANGE[window.order], (window.pair, lo, hi, n))
+    def _fetch_rows(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
+        cur = self._reader().execute(_RANGE[order], (pair, lo, hi, n))
         return [(int(ts), bytes(js)) for ts, js in cur]
 
-    async def _fetch(self, window: Window, lo: int, hi: int, n: int) -> list[Row]:
-        return await self._read(self._fetch_rows, window, lo, hi, n)
+    async def _fetch(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
+        return await self._read(self._fetch_rows, pair, lo, hi, n, order)
 
     async def _floor_ts(self, pair: str) -> int | None:
         return await self._read(self._floor, pair)

@@ -18,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ...core.analysis import SeriesSummary
 from ...core.pairs import normalize_pair
+from ...core.record import csv_line
 from ...errors import NotFound
 from ...store.base import HistoryStore
 from ...store.span import SpanningHistory
@@ -64,11 +65,13 @@ async def history(
     gap rule (``core/gaps.py``); with ``since`` and no ``limit``, every row of the window."""
     name = normalize_pair(pair)
     lo, hi = parse_time("since", since), parse_time("until", until)
-    rows = await _spanning_rows(gateway_of(request), st, name, lo, hi, limit, order)
-    if rows is None:
-        rows = st.history_json(name, since=lo, until=hi, limit=limit, order=order)
+    csv = format == "csv"
+    spanned = await _spanning_rows(gateway_of(request), st, name, lo, hi, limit, order, csv)
+    rows: AsyncIterator[Any] = spanned if spanned is not None else (
+        st.history_csv if csv else st.history_json)(
+        name, since=lo, until=hi, limit=limit, order=order)
     try:
-        first: bytes | None = await anext(rows)
+        first: Any = await anext(rows)
     except StopAsyncIteration:
         first = None
     except BaseException:
@@ -89,10 +92,11 @@ async def history(
 
 
 async def _spanning_rows(gw: Gateway, st: HistoryStore, pair: str, lo: int | None,
-                         hi: int | None, limit: int | None,
-                         order: str) -> AsyncIterator[bytes] | None:
-    """The window's rows from the store and the archive (as snapshot JSON, marked), when the
-    window reaches below the store's oldest row and an archive exists; else None."""
+                         hi: int | None, limit: int | None, order: str,
+                         csv: bool) -> AsyncIterator[Any] | None:
+    """The window's rows from the store and the archive (as snapshot JSON, or CSV lines with
+    ``csv``; marked), when the window reaches below the store's oldest row and an archive
+    exists; else None."""
     archive = gw.services.archive
     if archive is None or lo is None:
         return None
@@ -101,9 +105,9 @@ async def _spanning_rows(gw: Gateway, st: HistoryStore, pair: str, lo: int | Non
     if oldest is not None and lo >= oldest:
         return None
 
-    async def encoded() -> AsyncIterator[bytes]:
+    async def encoded() -> AsyncIterator[Any]:
         async for snap in span.history(pair, since=lo, until=hi, limit=limit, order=order):
-            yield snap.to_json()
+            yield csv_line(snap.csv_row()) if csv else snap.to_json()
 
     return encoded()
 
