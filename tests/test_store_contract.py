@@ -397,6 +397,10 @@ async def test_another_origin_or_a_published_flag_is_a_gap(make_store: MakeStore
     assert got == {0: False, 1: False, 2: False, 3: False, 4: False, 5: True, 6: True}
     latest = await store.latest("SOL/USD")
     assert latest is not None and latest.gap_before  # the published flag, kept
+    # for a copy that derives marks itself (the archive): the flags as published
+    raw = [s.gap_before async for s in store.history("SOL/USD", order="asc",
+                                                     published_flags=True)]
+    assert raw == [False] * 6 + [True]
 
 
 async def test_the_first_kept_row_after_the_cap_keeps_its_published_flag(

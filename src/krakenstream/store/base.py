@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -79,9 +79,12 @@ class HistoryStore(Protocol):
         until: int | None = None,
         limit: int | None = None,
         order: Order = "desc",
+        published_flags: bool = False,
     ) -> AsyncIterator[Snapshot]:
         """Snapshots with ``since <= ts <= until`` (epoch ms), at most ``limit``, streamed;
-        ``gap_before`` is derived from the stored neighbours (see :class:`PagedHistory`)."""
+        ``gap_before`` is derived from the stored neighbours (see :class:`PagedHistory`), or,
+        with ``published_flags``, the flag as published (for a copy that derives its own,
+        such as the archive)."""
         ...
 
     def history_json(
@@ -282,9 +285,12 @@ class PagedHistory:
         until: int | None = None,
         limit: int | None = None,
         order: Order = "desc",
+        published_flags: bool = False,
     ) -> AsyncIterator[Snapshot]:
-        async for chunk in self._rendered(pair, since, until, limit, order,
-                                          lambda rec, mark: rec.snapshot(pair, mark)):
+        def render(rec: Record, mark: bool) -> Snapshot:
+            return rec.snapshot(pair, rec.gap_before if published_flags else mark)
+
+        async for chunk in self._rendered(pair, since, until, limit, order, render):
             for snap in chunk:
                 yield snap
 
@@ -320,9 +326,10 @@ class PagedHistory:
 def render_asc(rows: Sequence[Row], previous: Record | None,
                render: Render[T]) -> tuple[list[T], Record | None]:
     """Rows oldest first after ``previous`` (the stored row before them, or None), each
-    rendered with its mark; and the last record, the next chunk's predecessor."""
+    rendered with its mark; and the last record, the next chunk's predecessor. One row is
+    decoded at a time, so a chunk's records never all sit in memory together."""
     out: list[T] = []
-    for rec in decode_records(rows):
+    for rec in iter_records(rows):
         out.append(render(rec, not follows(previous, rec)))
         previous = rec
     return out, previous
@@ -331,23 +338,29 @@ def render_asc(rows: Sequence[Row], previous: Record | None,
 def render_desc(rows: Sequence[Row], n: int, render: Render[T]) -> list[T]:
     """The first ``n`` of ``rows`` (newest first), each marked against the row after it; a
     row beyond the ``n`` th is only read as the last one's predecessor."""
-    recs = decode_records(rows[:n])
-    beyond = decode_records(rows[n : n + 1])
-    chain = [*recs, *beyond]
-    return [render(rec, not follows(chain[i + 1] if i + 1 < len(chain) else None, rec))
-            for i, rec in enumerate(recs)]
+    out: list[T] = []
+    pending: Record | None = None
+    for rec in iter_records(rows[:n]):
+        if pending is not None:
+            out.append(render(pending, not follows(rec, pending)))
+        pending = rec
+    if pending is not None:
+        beyond = next(iter_records(rows[n : n + 1]), None)
+        out.append(render(pending, not follows(beyond, pending)))
+    return out
 
 
-def decode_records(rows: Sequence[Row]) -> list[Record]:
-    """Stored rows as records; a row that does not decode is logged and skipped.
-
-    A stored row is our own output, so a bad one means a damaged database or a foreign
-    writer: one such row must not make a whole export fail.
-    """
-    out: list[Record] = []
+def iter_records(rows: Iterable[Row]) -> Iterator[Record]:
+    """Stored rows as records, one at a time; a row that does not decode is logged and
+    skipped (a stored row is our own output, so a bad one means a damaged database or a
+    foreign writer: one such row must not make a whole export fail)."""
     for ts, data in rows:
         try:
-            out.append(decode_record(data))
+            yield decode_record(data)
         except ValueError as exc:
             log.warning("history row skipped: ts=%d error=%s", ts, exc)
-    return out
+
+
+def decode_records(rows: Iterable[Row]) -> list[Record]:
+    """:func:`iter_records` as a list."""
+    return list(iter_records(rows))

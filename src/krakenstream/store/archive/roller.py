@@ -299,8 +299,10 @@ class ArchiveRoller:
         since = roll.since
         if upto is None or (since is not None and upto < since):
             return
+        # the flags as published: the archive's readers derive the marks themselves, so a
+        # late snapshot that fills a hole after this cut still clears the mark
         rows = [s async for s in self.store.history(pair, since=since, until=upto,
-                                                     order="asc")]
+                                                     order="asc", published_flags=True)]
         if rows and since is not None and rows[0].ts > since:
             rows[0] = await self._mark_if_lost(pair, since, rows[0])
         for chunk in split_rolls(rows, self.roll_ms, self.roll_rows):
