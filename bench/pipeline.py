@@ -7,10 +7,12 @@ state):
 * snapshots/s written by ``add`` in batches of 1 and of 100 (mixed pairs, realistic depth-10
   snapshots of ~880 bytes of JSON; the JSON encoding is part of ``add`` and is included);
 * the latency (p50/p99 over N runs) of a 10,000-snapshot history query, fully decoded
-  (``history``) and as stored JSON (``history_json``, the gateway's export path), plus
-  ``latest``.
+  (``history``), as JSON rows (``history_json``, the gateway's JSON / NDJSON export path) and
+  as CSV lines (the gateway's CSV export path), plus ``latest``;
+* the bytes one stored snapshot costs (Redis ``MEMORY USAGE``, SQLite ``dbstat``).
 
-Run: ``.venv/bin/python bench/pipeline.py [--quick] [--stores sqlite,redis] [--json]``.
+Run: ``.venv/bin/python bench/pipeline.py [--quick] [--stores sqlite,redis] [--parts store,bus]
+[--json]``.
 Redis is taken from ``--redis-url`` (default 127.0.0.1:6379) under a throwaway key prefix that
 is deleted afterwards; if it does not answer, its rows say so and the rest still runs.
 """
@@ -27,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,21 +142,81 @@ async def bench_store(name: str, store: HistoryStore, quick: bool) -> list[Figur
                 n += 1
             assert n == HISTORY, n
 
+        async def full_csv() -> None:
+            n = 0
+            async for _ in csv_lines(store, pair):
+                n += 1
+            assert n == HISTORY, n
+
         async def latest() -> None:
             assert await store.latest(pair) is not None
 
         for label, fn, n in (
             ("history 10,000 (decoded)", full_decode, runs),
-            ("history_json 10,000 (stored bytes)", full_json, runs),
+            ("history_json 10,000 (JSON rows)", full_json, runs),
+            ("history CSV 10,000 (CSV lines)", full_csv, runs),
             ("latest", latest, runs * 20),
         ):
             samples = await timed_runs(fn, n)
             for q in (50, 99):
                 figs.append(Figure("store", name, f"{label} p{q}", percentile(samples, q) * 1000,
                                    "ms", f"{n} runs"))
+        size, how = await stored_bytes(store, pair)
+        figs.append(Figure("store", name, "stored bytes per snapshot", size, "bytes", how))
     finally:
         await store.close()
     return figs
+
+
+async def csv_lines(store: HistoryStore, pair: str) -> AsyncIterator[str]:
+    """The gateway's CSV rows of a history: ``history_csv`` (the store renders them), or, with
+    a store from before it existed, the gateway's own conversion of ``history_json`` chunks
+    (so the figure can be measured on the code before issue 12 as well)."""
+    history_csv = getattr(store, "history_csv", None)
+    if history_csv is not None:
+        async for line in history_csv(pair):
+            yield line
+        return
+    try:  # the code before issue 12, before and after the gateway became a package
+        from krakenstream.daemon.gateway.exports import csv_chunk
+    except ImportError:
+        from krakenstream.daemon.gateway_history import csv_chunk
+
+    batch: list[bytes] = []
+    async for row in store.history_json(pair):
+        batch.append(row)
+        if len(batch) == 500:
+            for line in (await asyncio.to_thread(csv_chunk, batch)).splitlines():
+                yield line.decode()
+            batch = []
+    if batch:
+        for line in (await asyncio.to_thread(csv_chunk, batch)).splitlines():
+            yield line.decode()
+
+
+async def stored_bytes(store: HistoryStore, pair: str) -> tuple[float, str]:
+    """What one stored snapshot costs: Redis ``MEMORY USAGE key SAMPLES 0`` over ``ZCARD``;
+    SQLite the history table's pages (``dbstat``) over its rows."""
+    if isinstance(store, RedisHistoryStore):
+        import redis
+
+        client = redis.Redis.from_url(store.url)
+        try:
+            key = store.key(pair)
+            used, n = client.memory_usage(key, samples=0), client.zcard(key)
+            encoding = client.object("encoding", key).decode()
+        finally:
+            client.close()
+        return used / n, f"MEMORY USAGE / ZCARD, {n:,} rows ({encoding})"
+    assert isinstance(store, SQLiteHistoryStore)
+    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+    try:
+        (size,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'snapshots'"
+                               ).fetchone()
+        (rows,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
+    finally:
+        conn.close()
+    return size / rows, f"dbstat pages of the table / rows, {rows:,} rows ({len(PAIRS)} pairs)"
 
 
 async def store_half(args: argparse.Namespace) -> list[Figure]:
@@ -339,7 +401,7 @@ def machine(redis_url: str) -> str:
 def render(figs: list[Figure]) -> str:
     lines = [f"{'part':<6} {'backend':<8} {'metric':<40} {'value':>12}  {'unit':<12} note"]
     for f in figs:
-        value = f"{f.value:,.0f}" if f.unit == "snapshots/s" else f"{f.value:,.2f}"
+        value = f"{f.value:,.0f}" if f.unit in ("snapshots/s", "bytes") else f"{f.value:,.2f}"
         lines.append(f"{f.part:<6} {f.backend:<8} {f.metric:<40} {value:>12}  {f.unit:<12} "
                      f"{f.note}")
     return "\n".join(lines)
@@ -351,8 +413,11 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", default="sqlite,redis", help="comma-separated")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--json", action="store_true", help="one JSON object per figure")
+    parser.add_argument("--parts", default="store,bus", help="store,bus (comma-separated)")
     args = parser.parse_args(argv)
-    figs = await store_half(args) + await bus_half(args)
+    parts = args.parts.split(",")
+    figs = (await store_half(args) if "store" in parts else []) + (
+        await bus_half(args) if "bus" in parts else [])
     if args.json:
         import json
         from dataclasses import asdict

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from krakenstream.core.times import (
     MAX_EPOCH_MS,
@@ -12,6 +14,7 @@ from krakenstream.core.times import (
     TimeOutOfRange,
     iso,
     iso_ms,
+    iso_us,
     parse_iso,
     parse_time,
 )
@@ -87,3 +90,17 @@ def test_iso_is_utc_with_milliseconds() -> None:
     assert iso(datetime(2026, 11, 25, 19, 0, 0, 250_999, tzinfo=east)) == (
         "2026-11-25T17:00:00.250Z")
     assert iso(datetime(1970, 1, 1, tzinfo=UTC)) == iso_ms(0)
+
+
+@given(st.integers(-62_135_596_800_000, 253_402_300_799_999))
+def test_iso_ms_is_the_calendar_time(ts_ms: int) -> None:
+    """The arithmetic (a date per day, the time of day by division) against datetime's own
+    formatting of the same instant, over years 1 to 9999."""
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts_ms)
+    assert iso_ms(ts_ms) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+@given(st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999))
+def test_iso_us_is_the_calendar_time(ts_us: int) -> None:
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts_us)
+    assert iso_us(ts_us) == dt.isoformat(timespec="microseconds")[:-6] + "Z"

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import redis
 
 from conftest import free_port, port_open, skip_or_fail
 from krakenstream.config import load_settings
+from krakenstream.core import codec
 from krakenstream.daemon.wiring import open_store
 from krakenstream.errors import BackendUnavailable
 from krakenstream.redact import redact_url
@@ -140,3 +142,60 @@ async def test_redis_going_away_and_back(private_redis: tuple[str, RedisServer])
         assert await store.count("BTC/USD") == 2
     finally:
         await store.close()
+
+
+async def test_members_written_before_the_compact_form_are_read(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """Before issue 12 a member was the snapshot's JSON, written by the add script as
+    ``ZADD key ts json`` and ``SADD <prefix>history-pairs pair``: such a key is read as it is,
+    marks included, and new snapshots go in beside it in the compact form."""
+    snaps = series("BTC/USD", 8)
+    old = [s for s in snaps if s.seq != 4]  # one lost: seq 5 follows a hole
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        key = f"{redis_prefix}history:BTC/USD"
+        client.zadd(key, {s.to_json(): s.ts for s in old})
+        client.sadd(f"{redis_prefix}history-pairs", "BTC/USD")
+        store = RedisHistoryStore(redis_server_url, prefix=redis_prefix)
+        await store.open()
+        try:
+            got = [s async for s in store.history("BTC/USD", order="asc")]
+            assert got == [replace(s, gap_before=s.seq == 5) for s in old]
+            assert [j async for j in store.history_json("BTC/USD", order="asc", limit=2)] \
+                == [s.to_json() for s in old[:2]]
+            assert await store.add([snaps[4]]) == 1  # seq 4 arrives at last
+            newer = series("BTC/USD", 10)[8:]
+            assert await store.add(newer) == 2
+            assert [s async for s in store.history("BTC/USD", order="asc")] == \
+                series("BTC/USD", 10)
+        finally:
+            await store.close()
+        members = client.zrange(key, 0, -1)
+        assert {m[:1] for m in members} == {b"{", codec.MAGIC}
+    finally:
+        client.close()
+
+
+async def test_a_depth_10_snapshot_costs_at_most_400_bytes(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """Issue 12's bound, measured as operations.md does: ``MEMORY USAGE key SAMPLES 0`` over
+    ``ZCARD`` for a full 10,000-snapshot history (a skiplist-encoded sorted set)."""
+    store = RedisHistoryStore(redis_server_url, prefix=redis_prefix)
+    await store.open()
+    try:
+        snaps = [replace(s, origin="ab12cd34") for s in series("BTC/USD", 10_000)]
+        for i in range(0, len(snaps), 1_000):
+            await store.add(snaps[i : i + 1_000])
+        key = store.key("BTC/USD")
+    finally:
+        await store.close()
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        assert client.zcard(key) == 10_000
+        assert client.object("encoding", key) == b"skiplist"
+        used = client.memory_usage(key, samples=0)
+    finally:
+        client.close()
+    assert used / 10_000 <= 400, f"{used / 10_000:.0f} bytes a snapshot"

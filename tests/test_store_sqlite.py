@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from krakenstream.config import load_settings
+from krakenstream.core import codec
 from krakenstream.daemon.wiring import open_store, sqlite_path
 from krakenstream.errors import BackendUnavailable
 from krakenstream.store import SQLiteHistoryStore
 from test_store_support import T0, series
+
+DATA = Path(__file__).parent / "data"
 
 
 async def test_default_file_is_in_the_data_dir_with_wal(tmp_path: Path) -> None:
@@ -30,9 +36,11 @@ async def test_default_file_is_in_the_data_dir_with_wal(tmp_path: Path) -> None:
     with sqlite3.connect(home / "history.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT pair, n FROM pair_counts").fetchall() == [("BTC/USD", 2)]
-        # the stored value is the snapshot's own JSON bytes
-        blob = conn.execute("SELECT json FROM snapshots ORDER BY ts LIMIT 1").fetchone()[0]
-        assert blob == series("BTC/USD", 1)[0].to_json()
+        # the stored value is the snapshot's compact form, exactly
+        blob = conn.execute("SELECT data FROM snapshots ORDER BY ts LIMIT 1").fetchone()[0]
+        first = series("BTC/USD", 1)[0]
+        assert blob == codec.encode(first)
+        assert codec.decode(blob).snapshot("BTC/USD", first.gap_before) == first
     conn.close()
 
 
@@ -120,3 +128,59 @@ async def test_two_stores_on_one_file_share_the_history(tmp_path: Path) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_file_written_before_the_compact_form_is_read_and_extended(
+    tmp_path: Path,
+) -> None:
+    """tests/data/history-v1.sqlite3 was written by SQLiteHistoryStore as it was before
+    issue 12 (schema 1, a ``json`` column holding ``Snapshot.to_json()``): BTC/USD seq 1-12
+    without seq 6 (seq 1 published with gap_before), ETH/USD seq 1-5."""
+    path = tmp_path / "history.sqlite3"
+    shutil.copyfile(DATA / "history-v1.sqlite3", path)
+    store = SQLiteHistoryStore(path)
+    await store.open()
+    try:
+        btc = [s async for s in store.history("BTC/USD", order="asc")]
+        assert [s.seq for s in btc] == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+        assert [s.seq for s in btc if s.gap_before] == [1, 7]  # the flag, and the hole
+        assert btc[0].exchange_ts == "2023-07-30T15:30:49.008834Z" and btc[0].origin == ""
+        old_json = [j async for j in store.history_json("ETH/USD", order="asc")]
+        assert [orjson.loads(j)["seq"] for j in old_json] == [1, 2, 3, 4, 5]
+        # new snapshots go in compact, beside the old rows, and one answer reads both
+        newer = [replace(s, ts=btc[-1].ts + 1000 * (i + 1), seq=13 + i, gap_before=False)
+                 for i, s in enumerate(btc[:3])]
+        assert await store.add(newer) == 3
+        both = [s async for s in store.history("BTC/USD", order="asc")]
+        assert both == [*btc, *newer]
+        assert [s.seq for s in both if s.gap_before] == [1, 7]
+        assert await store.count("BTC/USD") == 14 and await store.pairs() == ["BTC/USD",
+                                                                             "ETH/USD"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        kinds = {bytes(b)[:1] for (b,) in conn.execute("SELECT data FROM snapshots")}
+        assert kinds == {b"{", codec.MAGIC}
+    conn.close()
+
+
+async def test_a_depth_10_snapshot_costs_at_most_400_bytes(tmp_path: Path) -> None:
+    """Issue 12's bound, measured the way operations.md does: the history table's pages
+    (``dbstat``) over its rows, a full 10,000-snapshot history of realistic depth-10 books."""
+    path = tmp_path / "history.sqlite3"
+    store = SQLiteHistoryStore(path)
+    await store.open()
+    try:
+        snaps = [replace(s, origin="ab12cd34") for s in series("BTC/USD", 10_000)]
+        for i in range(0, len(snaps), 1_000):
+            await store.add(snaps[i : i + 1_000])
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        (size,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'snapshots'"
+                               ).fetchone()
+        (rows,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
+    conn.close()
+    assert rows == 10_000
+    assert size / rows <= 400, f"{size / rows:.0f} bytes a snapshot"

@@ -7,21 +7,19 @@ step in between: decoded once, asked for ``seq``/``origin``/``gap_before``, then
 the snapshot's JSON (:meth:`Record.json`, byte for byte what ``Snapshot.to_json()`` gives with
 that mark), as its CSV line (:meth:`Record.csv`) or as a :class:`~.snapshot.Snapshot`.
 
-:func:`decode_record` sniffs the stored bytes: a JSON object (``{``, the format every store
-wrote before issue 12) is a :class:`JsonRecord`.
+:func:`decode_record` sniffs the first byte of the stored bytes: ``0x01`` is the compact form
+every store writes (:mod:`.codec`, a :class:`~.codec.CompactRecord`), ``{`` a JSON object, the
+format every store wrote before issue 12 (a :class:`JsonRecord`), still read as it is.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Protocol
 
 import orjson
 
-from .snapshot import SCHEMA_VERSION, Snapshot, csv_row_from_dict
-
-#: what makes a CSV field need quoting (besides a comma, found by counting them)
-_NEEDS_QUOTING = re.compile(r'["\r\n]')
+from . import codec
+from .snapshot import SCHEMA_VERSION, Snapshot, csv_line, csv_row_from_dict
 
 
 class Record(Protocol):
@@ -99,20 +97,9 @@ class JsonRecord:
 def decode_record(data: bytes) -> Record:
     """The stored bytes of one snapshot as a :class:`Record`; ValueError when they are not
     a snapshot this version can read."""
-    if data[:1] == b"{":
+    head = data[:1]
+    if head == codec.MAGIC:
+        return codec.decode(data)
+    if head == b"{":
         return JsonRecord(data)
     raise ValueError(f"unknown stored snapshot format (first byte {data[:1]!r})")
-
-
-def csv_line(fields: list[str]) -> str:
-    """One CSV line. Our fields never hold a comma, a quote or a line break, so a plain join
-    (five times faster than the csv module) is the common case; a field that would need
-    quoting is quoted as the csv module would (RFC 4180), so the output is always valid."""
-    line = ",".join(fields)
-    if line.count(",") == len(fields) - 1 and not _NEEDS_QUOTING.search(line):
-        return line + "\n"
-    quoted = [
-        '"' + f.replace('"', '""') + '"' if ("," in f or _NEEDS_QUOTING.search(f)) else f
-        for f in fields
-    ]
-    return ",".join(quoted) + "\n"

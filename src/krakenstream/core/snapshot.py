@@ -7,6 +7,8 @@ mid, microprice, imbalance) are computed from the levels, never stored apart fro
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,6 +21,8 @@ from .numbers import format_scaled, parse_scaled, to_decimal
 from .times import iso_ms
 
 SCHEMA_VERSION = 1
+#: what makes a CSV field need quoting (besides a comma, found by counting them)
+_NEEDS_QUOTING = re.compile(r'["\r\n]')
 #: levels per side counted by the top-N imbalance
 IMBALANCE_LEVELS = 10
 _BPS = Decimal(10_000)
@@ -87,10 +91,7 @@ class Snapshot:
         return self._p(self.asks[0][0] - self.bids[0][0])
 
     def _mid_scaled(self) -> int | None:
-        """Mid at ``price_precision + 1`` decimals: exact, since (a + b) / 2 needs one more."""
-        if not self.bids or not self.asks:
-            return None
-        return (self.asks[0][0] + self.bids[0][0]) * 5
+        return mid_scaled(self.bids, self.asks)
 
     @property
     def mid(self) -> Decimal | None:
@@ -98,12 +99,7 @@ class Snapshot:
         return None if m is None else to_decimal(m, self.price_precision + 1)
 
     def _spread_bps_scaled(self) -> int | None:
-        """Spread over mid in basis points, at 4 decimals (half-even)."""
-        if not self.bids or not self.asks:
-            return None
-        a, b = self.asks[0][0], self.bids[0][0]
-        # (a - b) / ((a + b) / 2) * 10_000, scaled by 10**4
-        return _div_half_even(2 * 10**8 * (a - b), a + b)
+        return spread_bps_scaled(self.bids, self.asks)
 
     @property
     def spread_bps(self) -> Decimal | None:
@@ -111,13 +107,7 @@ class Snapshot:
         return None if v is None else to_decimal(v, 4)
 
     def _microprice_scaled(self) -> int | None:
-        """Size-weighted mid at ``price_precision + 4`` decimals (half-even)."""
-        if not self.bids or not self.asks:
-            return None
-        (bp, bq), (ap, aq) = self.bids[0], self.asks[0]
-        if bq + aq == 0:
-            return None
-        return _div_half_even((bp * aq + ap * bq) * 10**4, bq + aq)
+        return microprice_scaled(self.bids, self.asks)
 
     @property
     def microprice(self) -> Decimal | None:
@@ -126,11 +116,7 @@ class Snapshot:
         return None if v is None else to_decimal(v, self.price_precision + 4)
 
     def _imbalance_scaled(self, levels: int = IMBALANCE_LEVELS) -> int | None:
-        b = sum(q for _, q in self.bids[:levels])
-        a = sum(q for _, q in self.asks[:levels])
-        if a + b == 0:
-            return None
-        return _div_half_even((b - a) * 10**6, a + b)
+        return imbalance_scaled(self.bids, self.asks, levels)
 
     def imbalance(self, levels: int = IMBALANCE_LEVELS) -> Decimal | None:
         """(bid size - ask size) / (bid size + ask size) over the top ``levels`` per side,
@@ -154,17 +140,7 @@ class Snapshot:
 
     def metrics_text(self) -> tuple[str | None, ...]:
         """best bid, best ask, spread, spread bps, mid, microprice, imbalance as text."""
-        pp = self.price_precision
-        has = bool(self.bids and self.asks)
-        return (
-            format_scaled(self.bids[0][0], pp) if self.bids else None,
-            format_scaled(self.asks[0][0], pp) if self.asks else None,
-            format_scaled(self.asks[0][0] - self.bids[0][0], pp) if has else None,
-            _fmt(self._spread_bps_scaled(), 4),
-            _fmt(self._mid_scaled(), pp + 1),
-            _fmt(self._microprice_scaled(), pp + 4),
-            _fmt(self._imbalance_scaled(), 6),
-        )
+        return metrics_text(self.bids, self.asks, self.price_precision)
 
     @property
     def time(self) -> str:
@@ -173,34 +149,9 @@ class Snapshot:
     # -- serialisation -------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        pp, qp = self.price_precision, self.qty_precision
-
-        def fmt(levels: tuple[Level, ...]) -> list[list[str]]:
-            return [[format_scaled(p, pp), format_scaled(q, qp)] for p, q in levels]
-
-        bb, ba, spread, bps, mid, micro, imb = self.metrics_text()
-        return {
-            "schema": SCHEMA_VERSION,
-            "pair": self.pair,
-            "ts": self.ts,
-            "time": self.time,
-            "exchange_ts": self.exchange_ts,
-            "seq": self.seq,
-            "gap_before": self.gap_before,
-            "checksum": self.checksum,
-            "price_precision": pp,
-            "qty_precision": qp,
-            "best_bid": bb,
-            "best_ask": ba,
-            "spread": spread,
-            "spread_bps": bps,
-            "mid": mid,
-            "microprice": micro,
-            "imbalance": imb,
-            "bids": fmt(self.bids),
-            "asks": fmt(self.asks),
-            **({"origin": self.origin} if self.origin else {}),
-        }
+        return snapshot_dict(
+            self.pair, self.ts, self.exchange_ts, self.seq, self.gap_before, self.checksum,
+            self.price_precision, self.qty_precision, self.bids, self.asks, self.origin)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Snapshot:
@@ -249,22 +200,144 @@ class Snapshot:
     # -- CSV -----------------------------------------------------------------------------
 
     def csv_row(self) -> list[str]:
-        pp, qp = self.price_precision, self.qty_precision
+        return csv_fields(
+            self.pair, self.ts, self.exchange_ts, self.seq, self.gap_before, self.checksum,
+            self.price_precision, self.qty_precision, self.bids, self.asks)
 
-        def side(levels: tuple[Level, ...]) -> str:
-            return " ".join(f"{format_scaled(p, pp)}@{format_scaled(q, qp)}" for p, q in levels)
 
-        return [
-            self.time,
-            self.pair,
-            str(self.seq),
-            *(v or "" for v in self.metrics_text()),
-            str(self.checksum),
-            "1" if self.gap_before else "0",
-            self.exchange_ts or "",
-            side(self.bids),
-            side(self.asks),
-        ]
+# -- the renderings, as functions of the stored fields --------------------------------------
+# A snapshot read back from its compact stored form (core/codec.py) is rendered by these
+# very functions without being built as a Snapshot first: one code path, so a stored row's
+# answer is byte for byte what the snapshot itself would give.
+
+Levels = Sequence[Level]
+
+
+def snapshot_dict(
+    pair: str, ts: int, exchange_ts: str | None, seq: int, gap_before: bool, checksum: int,
+    pp: int, qp: int, bids: Levels, asks: Levels, origin: str,
+) -> dict[str, Any]:
+    """:meth:`Snapshot.to_dict` of a snapshot with these fields."""
+    bb, ba, spread, bps, mid, micro, imb = metrics_text(bids, asks, pp)
+    return {
+        "schema": SCHEMA_VERSION,
+        "pair": pair,
+        "ts": ts,
+        "time": iso_ms(ts),
+        "exchange_ts": exchange_ts,
+        "seq": seq,
+        "gap_before": gap_before,
+        "checksum": checksum,
+        "price_precision": pp,
+        "qty_precision": qp,
+        "best_bid": bb,
+        "best_ask": ba,
+        "spread": spread,
+        "spread_bps": bps,
+        "mid": mid,
+        "microprice": micro,
+        "imbalance": imb,
+        "bids": levels_text(bids, pp, qp),
+        "asks": levels_text(asks, pp, qp),
+        **({"origin": origin} if origin else {}),
+    }
+
+
+def csv_fields(
+    pair: str, ts: int, exchange_ts: str | None, seq: int, gap_before: bool, checksum: int,
+    pp: int, qp: int, bids: Levels, asks: Levels,
+) -> list[str]:
+    """:meth:`Snapshot.csv_row` of a snapshot with these fields."""
+    return [
+        iso_ms(ts),
+        pair,
+        str(seq),
+        *(v or "" for v in metrics_text(bids, asks, pp)),
+        str(checksum),
+        "1" if gap_before else "0",
+        exchange_ts or "",
+        " ".join(f"{p}@{q}" for p, q in levels_text(bids, pp, qp)),
+        " ".join(f"{p}@{q}" for p, q in levels_text(asks, pp, qp)),
+    ]
+
+
+#: precision -> scaled int -> its text: a book's prices and sizes repeat from one second to
+#: the next, so rendering a history mostly looks them up (a dict each, renewed when full)
+_TEXTS: dict[int, dict[int, str]] = {}
+_TEXTS_MAX = 1 << 16
+
+
+def levels_text(levels: Levels, pp: int, qp: int) -> list[list[str]]:
+    """``[[price, qty], ...]`` as fixed-point text (:func:`format_scaled`): the hot part of
+    rendering history (40 numbers a depth-10 snapshot), memoised per precision."""
+    pt, qt = _TEXTS.get(pp), _TEXTS.get(qp)
+    if pt is None or len(pt) > _TEXTS_MAX:
+        pt = _TEXTS[pp] = {}
+    if qt is None or len(qt) > _TEXTS_MAX:
+        qt = _TEXTS[qp] = {}
+    out: list[list[str]] = []
+    for p, q in levels:
+        a = pt.get(p)
+        if a is None:
+            a = pt[p] = format_scaled(p, pp)
+        b = qt.get(q)
+        if b is None:
+            b = qt[q] = format_scaled(q, qp)
+        out.append([a, b])
+    return out
+
+
+def metrics_text(bids: Levels, asks: Levels, pp: int) -> tuple[str | None, ...]:
+    """best bid, best ask, spread, spread bps, mid, microprice, imbalance as text."""
+    has = bool(bids and asks)
+    return (
+        format_scaled(bids[0][0], pp) if bids else None,
+        format_scaled(asks[0][0], pp) if asks else None,
+        format_scaled(asks[0][0] - bids[0][0], pp) if has else None,
+        _fmt(spread_bps_scaled(bids, asks), 4),
+        _fmt(mid_scaled(bids, asks), pp + 1),
+        _fmt(microprice_scaled(bids, asks), pp + 4),
+        _fmt(imbalance_scaled(bids, asks), 6),
+    )
+
+
+# Each metric is computed exactly in integers at a fixed scale and shown as a Decimal or as
+# fixed-point text; no float ever touches a price.
+
+
+def mid_scaled(bids: Levels, asks: Levels) -> int | None:
+    """Mid at ``price_precision + 1`` decimals: exact, since (a + b) / 2 needs one more."""
+    if not bids or not asks:
+        return None
+    return (asks[0][0] + bids[0][0]) * 5
+
+
+def spread_bps_scaled(bids: Levels, asks: Levels) -> int | None:
+    """Spread over mid in basis points, at 4 decimals (half-even)."""
+    if not bids or not asks:
+        return None
+    a, b = asks[0][0], bids[0][0]
+    # (a - b) / ((a + b) / 2) * 10_000, scaled by 10**4
+    return _div_half_even(2 * 10**8 * (a - b), a + b)
+
+
+def microprice_scaled(bids: Levels, asks: Levels) -> int | None:
+    """Size-weighted mid at ``price_precision + 4`` decimals (half-even)."""
+    if not bids or not asks:
+        return None
+    (bp, bq), (ap, aq) = bids[0], asks[0]
+    if bq + aq == 0:
+        return None
+    return _div_half_even((bp * aq + ap * bq) * 10**4, bq + aq)
+
+
+def imbalance_scaled(bids: Levels, asks: Levels, levels: int = IMBALANCE_LEVELS) -> int | None:
+    """(bid size - ask size) / (bid size + ask size) over the top ``levels``, 6 decimals."""
+    b = sum([q for _, q in bids[:levels]])
+    a = sum([q for _, q in asks[:levels]])
+    if a + b == 0:
+        return None
+    return _div_half_even((b - a) * 10**6, a + b)
 
 
 #: the metrics, in the order of :meth:`Snapshot.metrics_scaled` and of every layout
@@ -347,3 +420,17 @@ def parse_fixed(text: str, precision: int) -> int:
         if body and body.isascii() and body.isdigit():
             return int(digits)
     return parse_scaled(text, precision)
+
+
+def csv_line(fields: list[str]) -> str:
+    """One CSV line. Our fields never hold a comma, a quote or a line break, so a plain join
+    (five times faster than the csv module) is the common case; a field that would need
+    quoting is quoted as the csv module would (RFC 4180), so the output is always valid."""
+    line = ",".join(fields)
+    if line.count(",") == len(fields) - 1 and not _NEEDS_QUOTING.search(line):
+        return line + "\n"
+    quoted = [
+        '"' + f.replace('"', '""') + '"' if ("," in f or _NEEDS_QUOTING.search(f)) else f
+        for f in fields
+    ]
+    return ",".join(quoted) + "\n"

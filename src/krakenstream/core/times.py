@@ -74,7 +74,41 @@ def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+#: day number since 1970 -> its date text: rendering a history formats one date per day, not
+#: one per snapshot (``strftime`` is most of the cost of a time); renewed when full
+_DATES: dict[int, str] = {}
+_ISO_DATES: dict[int, str] = {}
+_DAY_MS = 86_400_000
+
+
+def _date(day: int) -> str:
+    date = _DATES.get(day)
+    if date is None:
+        if len(_DATES) > 4096:
+            _DATES.clear()
+        date = _DATES[day] = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+    return date
+
+
 def iso_ms(ts_ms: int) -> str:
     """Epoch milliseconds as ISO 8601 UTC with milliseconds and a Z."""
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    day, ms = divmod(ts_ms, _DAY_MS)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    seconds, ms = divmod(ms, 1_000)
+    return f"{_date(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}Z"
+
+
+def iso_us(ts_us: int) -> str:
+    """Epoch microseconds as Kraken writes a timestamp: ``2023-07-30T15:30:49.008834Z``
+    (the date as ``isoformat`` writes it: four-digit years)."""
+    day, us = divmod(ts_us, _DAY_MS * 1000)
+    hours, us = divmod(us, 3_600_000_000)
+    minutes, us = divmod(us, 60_000_000)
+    seconds, us = divmod(us, 1_000_000)
+    date = _ISO_DATES.get(day)
+    if date is None:
+        if len(_ISO_DATES) > 4096:
+            _ISO_DATES.clear()
+        date = _ISO_DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+    return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}.{us:06d}Z"

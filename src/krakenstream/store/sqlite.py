@@ -1,10 +1,17 @@
 """Snapshot history in one SQLite file: the embedded default, with one writer thread.
 
-Layout. ``snapshots(pair, ts, json)`` is a ``WITHOUT ROWID`` table whose primary key
+Layout. ``snapshots(pair, ts, data)`` is a ``WITHOUT ROWID`` table whose primary key
 ``(pair, ts)`` is also its storage order, so one pair's history is contiguous on disk: a
 10,000-row range query reads neighbouring pages instead of rows interleaved with every other
-pair's, and trimming deletes from the low end of the same range. ``json`` is the snapshot's
-own ``to_json()`` bytes, served back unchanged by :meth:`SQLiteHistoryStore.history_json`.
+pair's, and trimming deletes from the low end of the same range. ``data`` is the snapshot in
+its compact form (:mod:`krakenstream.core.codec`, about 170 bytes at depth 10); rows written
+before schema 2 hold the snapshot's JSON and are read as they are (the first byte tells).
+
+Schema 2 only renames schema 1's ``json`` column to ``data`` (a change to the schema, not to
+any row: instant on a file of any size, inside the opening transaction); no row is rewritten.
+The pair stays the text of its name in the key rather than a small id from a table of pairs:
+that costs about six bytes a row (of about 200), and keeps every row of a schema-1 file
+where it is, with no migration to run over gigabytes.
 ``pair_counts(pair, n)`` is kept in the same transaction as every insert and trim, which makes
 ``count`` and the trim decision O(1) instead of an index walk per write.
 
@@ -31,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from ..core.codec import encode
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..sqlite_wal import enable_wal
@@ -40,7 +48,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: how long a write waits for another process's write lock before giving up
 BUSY_TIMEOUT_S = 5.0
 
@@ -48,7 +56,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS snapshots (
         pair TEXT NOT NULL,
         ts INTEGER NOT NULL,
-        json BLOB NOT NULL,
+        data BLOB NOT NULL,
         PRIMARY KEY (pair, ts)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS pair_counts (
@@ -56,7 +64,7 @@ _SCHEMA = (
         n INTEGER NOT NULL
     ) WITHOUT ROWID""",
 )
-_INSERT = "INSERT OR IGNORE INTO snapshots (pair, ts, json) VALUES (?, ?, ?)"
+_INSERT = "INSERT OR IGNORE INTO snapshots (pair, ts, data) VALUES (?, ?, ?)"
 _BUMP = (
     "INSERT INTO pair_counts (pair, n) VALUES (?, ?) "
     "ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n RETURNING n"
@@ -67,9 +75,9 @@ _TRIM = "DELETE FROM snapshots WHERE pair = ? AND ts <= ?"
 _SET_COUNT = "UPDATE pair_counts SET n = ? WHERE pair = ?"
 _COUNT = "SELECT n FROM pair_counts WHERE pair = ?"
 _RANGE = {
-    "desc": "SELECT ts, json FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
+    "desc": "SELECT ts, data FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
     "ORDER BY ts DESC LIMIT ?",
-    "asc": "SELECT ts, json FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
+    "asc": "SELECT ts, data FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
     "ORDER BY ts ASC LIMIT ?",
 }
 
@@ -154,6 +162,8 @@ class SQLiteHistoryStore(PagedHistory):
                         f"krakenstream ({SCHEMA_VERSION})",
                         hint="upgrade krakenstream or point store.path elsewhere",
                     )
+                if version == 1:  # schema 1 stored JSON in a column named for it
+                    conn.execute("ALTER TABLE snapshots RENAME COLUMN json TO data")
                 for ddl in _SCHEMA:
                     conn.execute(ddl)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -210,7 +220,7 @@ class SQLiteHistoryStore(PagedHistory):
         for s in snaps:
             by_pair.setdefault(s.pair, []).append(s)
         # encode before the transaction: the write lock is held for SQL only
-        rows = {p: [(p, s.ts, s.to_json()) for s in group] for p, group in by_pair.items()}
+        rows = {p: [(p, s.ts, encode(s)) for s in group] for p, group in by_pair.items()}
         conn = self._wconn
         assert conn is not None  # _write refuses to run when the store is not open
         kept = 0

@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ...core.record import csv_line
-from ...core.snapshot import CSV_COLUMNS
+from ...core.snapshot import CSV_COLUMNS, csv_line
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ...core.analysis import SeriesSummary
 from ...core.pairs import normalize_pair
-from ...core.record import csv_line
+from ...core.snapshot import csv_line
 from ...errors import NotFound
 from ...store.base import HistoryStore
 from ...store.span import SpanningHistory
