@@ -118,3 +118,15 @@ def test_history_bad_options(live: LiveDaemon, user_home: Path) -> None:
 def test_count_rows() -> None:
     assert count_rows(b"a,b\r\n1,2\r\n3,") == 2
     assert count_rows(b"") == 0
+
+
+def test_history_in_80_columns_shows_whole_numbers(live: LiveDaemon, user_home: Path) -> None:
+    r = run(["history", FULL, "--limit", "5", "--order", "asc"], user_home, live.url,
+            columns=80)
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    first = orjson.loads(run(["history", FULL, "--limit", "1", "--order", "asc", "--json"],
+                             user_home, live.url).stdout)["snapshots"][0]
+    row = next(line.split() for line in r.stdout.splitlines() if first["time"] in line)
+    assert first["best_bid"] in row and first["best_ask"] in row

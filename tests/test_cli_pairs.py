@@ -37,3 +37,14 @@ def test_pairs_track_untrack(live: LiveDaemon, user_home: Path) -> None:
 def test_track_a_malformed_pair(live: LiveDaemon, user_home: Path) -> None:
     r = run(["track", "NOSLASH"], user_home, live.url)
     assert r.exit_code == 1 and r.stderr.startswith("error: ") and "NOSLASH" in r.stderr
+
+
+def test_pairs_in_80_columns_show_whole_numbers(live: LiveDaemon, user_home: Path) -> None:
+    listed = orjson.loads(run(["pairs", "--json"], user_home, live.url).stdout)["pairs"]
+    r = run(["pairs"], user_home, live.url, columns=80)
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout
+    eth = next(line.split() for line in r.stdout.splitlines() if line.split()[:1] == ["ETH/USD"])
+    frames = next(p["frames"] for p in listed if p["pair"] == "ETH/USD")
+    # a live feed counts on between the two calls: the number shown is whole, and not less
+    assert any(cell.isdigit() and int(cell) >= frames for cell in eth), eth

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +13,14 @@ from rich.console import Console, RenderableType
 from krakenstream.cli.render import (
     format_age,
     format_history_table,
+    format_ladder,
     format_latest,
     format_pairs,
+    format_replay,
+    format_summary,
     ladder_rows,
 )
+from krakenstream.core.replay import PairStats, ReplayResult
 from krakenstream.core.snapshot import Snapshot
 
 NOW_MS = 1_764_090_000_000  # 2025-11-25T17:00:00Z
@@ -111,3 +117,120 @@ def test_ladder_cumulates_exactly() -> None:
     assert rows[2] == ("1.75000100", "0.00000100", "2999.95", "", "", "")
     assert len(ladder_rows(snap(), depth=1)) == 1
     assert sum(Decimal(r[1]) for r in rows) == Decimal(rows[-1][0])
+
+
+# -- no number is ever cut, whatever the width (issue 17 item 1) ------------------------------
+
+WIDTHS = (80, 60, 40)
+
+
+def big(seq: int) -> dict[str, Any]:
+    """A BTC/USD snapshot with wide values: five-digit prices, six-digit sequence numbers."""
+    return Snapshot(
+        pair="BTC/USD", ts=NOW_MS + seq * 1000, exchange_ts="2025-11-25T16:59:59.900000Z",
+        seq=123_000 + seq, price_precision=1, qty_precision=8,
+        bids=((949_121, 150_000_000), (949_120, 2_512_345_678)),
+        asks=((949_122, 200_000_000), (949_125, 1)),
+        checksum=3_326_172_893, gap_before=seq == 1,
+    ).to_dict()
+
+
+def whole(text: str, values: list[str], columns: list[str]) -> None:
+    """No ``…`` anywhere; each value shown whole, or its column named as not shown."""
+    assert "…" not in text, text
+    flat = " ".join(text.split())  # a caption may wrap
+    caption = re.search(r"not shown at this width: ([^(]*)|([a-z, ]+): not shown at this width",
+                        flat)
+    hidden = (caption[1] or caption[2]) if caption else ""
+    for value, column in zip(values, columns, strict=True):
+        if value:
+            assert value in text or column in hidden, (value, column, text)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_history_table_never_cuts_a_number(width: int) -> None:
+    rows = [big(1), big(2)]
+    text = text_of(format_history_table(rows, title="BTC/USD: 2 snapshots"), width)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    keys = ["time", "seq", "best_bid", "best_ask", "spread", "spread_bps", "mid", "imbalance"]
+    for row in rows:
+        whole(text, [str(row[k]) for k in keys],
+              ["time (UTC)", "seq", "best bid", "best ask", "spread", "bps", "mid", "imbalance"])
+        for essential in ("time", "best_bid", "best_ask"):
+            assert str(row[essential]) in text
+    if width == 80:  # a table, the least needed columns left out and named
+        assert "2025-11-25T17:00:01.000Z   94912.1   94912.2" in text
+        assert "not shown at this width" in text and "--json" in text
+
+
+def test_history_table_turns_vertical_when_even_the_touch_does_not_fit() -> None:
+    text = text_of(format_history_table([big(1)], title="BTC/USD"), 40)
+    assert "…" not in text
+    lines = [line.split() for line in text.splitlines()]
+    assert ["best", "bid", "94912.1"] in lines and ["seq", "123001"] in lines
+    assert ["imbalance", str(big(1)["imbalance"])] in lines
+    # narrower still: each header above its value
+    lines = [line.strip() for line in text_of(format_history_table([big(1)], title="BTC/USD"),
+                                               24).splitlines()]
+    assert lines[lines.index("time (UTC)") + 1] == "2025-11-25T17:00:01.000Z"
+    assert lines[lines.index("best bid") + 1] == "94912.1"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pairs_table_never_cuts_a_number(width: int) -> None:
+    now = 1_000_000.0
+    entry = {"pair": "BTC/USD", "state": "live", "frames": 58_123_456, "mismatches": 12,
+             "crossed": 0, "resyncs": 123, "reconnects": 45, "last_frame_time": now - 1,
+             "since": now - 7200, "error": "Currency pair not supported ABC/USD",
+             "snapshots": 10_000}
+    text = text_of(format_pairs([entry], now=now), width)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    keys = ["frames", "mismatches", "resyncs", "reconnects", "snapshots"]
+    whole(text, [str(entry[k]) for k in keys], keys)
+    assert "BTC/USD" in text and "live" in text
+    assert "Currency pair not supported ABC/USD" in " ".join(text.split())  # wrapped, whole
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_replay_table_never_cuts_a_number(width: int) -> None:
+    result = ReplayResult(lines=123_456)
+    result.pairs["BTC/USD"] = PairStats(frames=98_765, verified=98_700, mismatches=3,
+                                        crossed=1, best_bid="94912.1", best_ask="94912.2",
+                                        bid_levels=1000, ask_levels=1000)
+    text = text_of(format_replay(Path("btc.jsonl"), result), width)
+    assert "btc.jsonl: 123456 frames" in " ".join(text.split())
+    whole(text, ["98765", "98700", "3", "1", "94912.1", "94912.2", "1000/1000"],
+          ["frames", "verified", "bad crc", "crossed", "best bid", "best ask", "levels"])
+    assert "3" in text.split("BTC/USD", 1)[1]  # the checksum failures always shown
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_latest_and_ladder_never_cut_a_number(width: int) -> None:
+    snapshot = big(1)
+    text = text_of(format_latest(snapshot), width)
+    assert "…" not in text
+    for key in ("best_bid", "best_ask", "mid", "microprice", "imbalance", "checksum"):
+        assert str(snapshot[key]) in text.replace("\n", ""), key
+    ladder = text_of(format_ladder(snapshot, 10), width)
+    whole(ladder, ["94912.1", "25.12345678", "26.62345678", "94912.2", "0.00000001"],
+          ["bid", "size", "cum", "ask", "size"])
+    assert "94912.1" in ladder and "94912.2" in ladder  # the prices stay
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_summary_never_cuts_a_number(width: int) -> None:
+    summary = {"pair": "BTC/USD", "from": "2025-11-25T17:00:00.000Z",
+               "to": "2025-11-25T19:46:39.000Z", "snapshots": 10_000, "expected": 10_000,
+               "coverage": 1.0, "interval_ms": 1000, "gaps": 0,
+               "mid": {"first": "94912.15", "last": "95123.45", "low": "94800.05",
+                       "high": "95200.95", "change_bps": "22.262618",
+                       "volatility_bps": "0.512345"},
+               "spread": {"mean": "0.1234", "mean_bps": "0.0130", "median_bps": "0.0105",
+                          "p95_bps": "0.0527", "max_bps": "1.2345"},
+               "imbalance_mean": "-0.066667"}
+    text = text_of(format_summary(summary), width)
+    assert "…" not in text
+    flat = text.replace("\n", " ")
+    for value in ("94912.15", "95123.45", "95200.95", "22.262618", "0.512345", "1.2345",
+                  "-0.066667", "10000 of 10000"):
+        assert value in " ".join(flat.split()) or value in text.replace("\n", ""), value

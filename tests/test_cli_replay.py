@@ -26,6 +26,17 @@ def test_replay_table(shared_recording: Path) -> None:
     assert r.exit_code == 0 and "BTC/USD" in r.stdout and "510" in r.stdout
 
 
+def test_replay_table_in_80_columns_shows_whole_numbers(shared_recording: Path) -> None:
+    stats = json.loads(runner.invoke(app, ["replay", str(shared_recording), "--json"]).stdout)
+    r = runner.invoke(app, ["replay", str(shared_recording)], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout
+    row = next(line.split() for line in r.stdout.splitlines() if "BTC/USD" in line)
+    btc = stats["BTC/USD"]
+    for value in (btc["frames"], btc["verified"], btc["best_bid"], btc["best_ask"]):
+        assert str(value) in row, (value, row)
+
+
 def test_check_fails_on_a_mismatch(shared_recording: Path, tmp_path: Path) -> None:
     lines = shared_recording.read_text().splitlines()
     lines[10] = lines[10].replace('"checksum":', '"checksum":1', 1)

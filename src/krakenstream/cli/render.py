@@ -2,7 +2,9 @@
 
 Every function here is pure (data and the time in, a rich renderable out), so it is tested
 at a given terminal width without a daemon, a terminal or a clock; the command modules print
-what these return. Values a daemon sent are shown as text, never read as rich markup.
+what these return. Values a daemon sent are shown as text, never read as rich markup, and a
+number is never cut short: the tables are :class:`~.tables.FitTable`, which drop the least
+needed columns, or turn to one block per row, before a value would lose a digit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.replay import ReplayResult
+from .tables import Cell, Column, FitTable
 
 #: how each feed state is shown
 STATE_STYLES = {
@@ -93,55 +96,56 @@ def ladder_rows(snapshot: dict[str, Any], depth: int) -> list[tuple[str, ...]]:
     return rows
 
 
-def format_ladder(snapshot: dict[str, Any], depth: int) -> Table:
+#: the ladder's columns: the prices stay, the sizes go after the cumulative sizes
+LADDER_COLUMNS = (
+    Column("cum", style="dim green", priority=2),
+    Column("size", style="green", priority=1),
+    Column("bid", style="bold green"),
+    Column("ask", style="bold red"),
+    Column("size", style="red", priority=1),
+    Column("cum", style="dim red", priority=2),
+)
+
+
+def format_ladder(snapshot: dict[str, Any], depth: int) -> FitTable:
     """The book to ``depth``: bids on the left (best at the top), asks on the right."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("cum", justify="right", style="dim green")
-    table.add_column("size", justify="right", style="green")
-    table.add_column("bid", justify="right", style="bold green")
-    table.add_column("ask", justify="right", style="bold red")
-    table.add_column("size", justify="right", style="red")
-    table.add_column("cum", justify="right", style="dim red")
-    for row in ladder_rows(snapshot, depth):
-        table.add_row(*row)
-    return table
+    return FitTable(LADDER_COLUMNS, ladder_rows(snapshot, depth),
+                    dropped_note="{names}: not shown at this width")
 
 
 # -- kms latest, kms history --------------------------------------------------------------------
 
 
-def format_history_table(snapshots: Iterable[dict[str, Any]], *, title: str) -> Table:
+#: ``kms history``'s columns; the time and the touch stay whatever the width
+HISTORY_COLUMNS = (
+    Column("time (UTC)", justify="left", short="time"),
+    Column("seq", priority=4),
+    Column("best bid", style="green", short="bid"),
+    Column("best ask", style="red", short="ask"),
+    Column("spread", priority=3),
+    Column("bps", priority=5),
+    Column("mid", priority=2),
+    Column("imbalance", priority=6, short="imb."),
+    Column("gap", justify="center", priority=1),
+)
+
+
+def format_history_table(snapshots: Iterable[dict[str, Any]], *, title: str) -> FitTable:
     """One row per snapshot: time, sequence and the metrics at the touch."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("seq", justify="right")
-    table.add_column("best bid", justify="right", style="green")
-    table.add_column("best ask", justify="right", style="red")
-    table.add_column("spread", justify="right")
-    table.add_column("bps", justify="right")
-    table.add_column("mid", justify="right")
-    table.add_column("imbalance", justify="right")
-    table.add_column("gap", justify="center")
-    for s in snapshots:
-        table.add_row(
-            _txt(s.get("time")),
-            _txt(s.get("seq")),
-            _txt(s.get("best_bid")),
-            _txt(s.get("best_ask")),
-            _txt(s.get("spread")),
-            _txt(s.get("spread_bps")),
-            _txt(s.get("mid")),
-            _txt(s.get("imbalance")),
-            "yes" if s.get("gap_before") else "",
-        )
-    return table
+    rows = [
+        [_txt(s.get(key)) for key in ("time", "seq", "best_bid", "best_ask", "spread",
+                                       "spread_bps", "mid", "imbalance")]
+        + ["yes" if s.get("gap_before") else ""]
+        for s in snapshots
+    ]
+    return FitTable(HISTORY_COLUMNS, rows, title=title)
 
 
 def format_latest(snapshot: dict[str, Any], *, depth: int = 5) -> RenderableType:
     """The newest snapshot: its metrics, then the top of its book."""
     facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="dim")
-    facts.add_column()
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column(overflow="fold")
     spread = _txt(snapshot.get("spread"))
     bps = snapshot.get("spread_bps")
     rows = [
@@ -169,21 +173,26 @@ def _num(entry: dict[str, Any], key: str) -> str:
     return "—" if value is None else str(value)
 
 
-def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> Table:
+#: ``kms pairs``' columns; the pair, its state and its error stay whatever the width
+PAIRS_COLUMNS = (
+    Column("pair", justify="left", style="bold"),
+    Column("state", justify="left"),
+    Column("since", priority=5),
+    Column("frames", priority=1),
+    Column("mismatches", priority=3, short="mism."),
+    Column("resyncs", priority=4, short="resync"),
+    Column("reconnects", priority=6, short="reconn."),
+    Column("snapshots", priority=2, short="snaps"),
+    Column("last frame", priority=7, short="last"),
+    Column("error", justify="left", wraps=True),
+)
+
+
+def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> FitTable:
     """One row per tracked pair: feed state since when, counters, history size, last error."""
-    table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("pair", no_wrap=True, style="bold")
-    table.add_column("state", no_wrap=True)
-    table.add_column("since", justify="right", no_wrap=True)
-    table.add_column("frames", justify="right")
-    table.add_column("mismatches", justify="right")
-    table.add_column("resyncs", justify="right")
-    table.add_column("reconnects", justify="right")
-    table.add_column("snapshots", justify="right")
-    table.add_column("last frame", justify="right", no_wrap=True)
-    table.add_column("error")
+    rows: list[list[Cell]] = []
     for entry in sorted(pairs, key=lambda e: str(e.get("pair", ""))):
-        table.add_row(
+        rows.append([
             Text(str(entry.get("pair", "?"))),  # Text: what a daemon sent is not markup
             format_state(entry.get("state")),
             format_age(_seconds(entry.get("since")), now),
@@ -194,8 +203,8 @@ def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> Table:
             _num(entry, "snapshots"),
             format_age(_seconds(entry.get("last_frame_time")), now),
             Text(str(entry.get("error") or "")),
-        )
-    return table
+        ])
+    return FitTable(PAIRS_COLUMNS, rows)
 
 
 # -- kms analyze --------------------------------------------------------------------------------
@@ -209,8 +218,8 @@ def format_summary(s: dict[str, Any]) -> Table:
     """The summary as a two-column table."""
     table = Table(title=Text(f"{s.get('pair')}: {s.get('from') or '-'} → {s.get('to') or '-'}"),
                   title_justify="left", box=box.SIMPLE_HEAD, show_header=False)
-    table.add_column("what", style="dim")
-    table.add_column("value", justify="right")
+    table.add_column("what", style="dim", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
     coverage = s.get("coverage")
     mid, spread = s.get("mid") or {}, s.get("spread") or {}
     rows = [
@@ -236,22 +245,28 @@ def format_summary(s: dict[str, Any]) -> Table:
 # -- kms replay ---------------------------------------------------------------------------------
 
 
-def format_replay(file: Path, result: ReplayResult) -> Table:
+#: ``kms replay``'s columns; the pair and its checksum failures stay whatever the width
+REPLAY_COLUMNS = (
+    Column("pair", justify="left"),
+    Column("frames", priority=3),
+    Column("verified", priority=4),
+    Column("bad crc"),
+    Column("crossed", priority=5),
+    Column("best bid", short="bid", priority=1),
+    Column("best ask", short="ask", priority=1),
+    Column("levels", priority=2),
+)
+
+
+def format_replay(file: Path, result: ReplayResult) -> FitTable:
     """One row per pair of a recording: frames, what verified, the book it ended with."""
-    table = Table(title=f"{file.name}: {result.lines} frames", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("pair", no_wrap=True)
-    for col in ("frames", "verified", "bad crc", "crossed"):
-        table.add_column(col, justify="right")
-    table.add_column("best bid", justify="right", no_wrap=True)
-    table.add_column("best ask", justify="right", no_wrap=True)
-    table.add_column("levels", justify="right", no_wrap=True)
+    rows: list[list[Cell]] = []
     for pair, st in sorted(result.pairs.items()):
-        mism = f"[red]{st.mismatches}[/]" if st.mismatches else "0"
-        table.add_row(pair, str(st.frames), str(st.verified), mism, str(st.crossed),
-                      st.best_bid or "-", st.best_ask or "-",
-                      f"{st.bid_levels}/{st.ask_levels}")
-    return table
+        mism = Text(str(st.mismatches), style="red") if st.mismatches else "0"
+        rows.append([Text(pair), str(st.frames), str(st.verified), mism, str(st.crossed),
+                     st.best_bid or "-", st.best_ask or "-",
+                     f"{st.bid_levels}/{st.ask_levels}"])
+    return FitTable(REPLAY_COLUMNS, rows, title=f"{file.name}: {result.lines} frames")
 
 
 # -- kms daemon status --------------------------------------------------------------------------
