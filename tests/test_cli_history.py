@@ -90,9 +90,13 @@ def test_history_range(live: LiveDaemon, user_home: Path) -> None:
              str(FULL_START_MS + 109_000), "--order", "asc"], user_home, live.url)
     assert r.exit_code == 0, r.output
     assert [orjson.loads(line)["seq"] for line in r.stdout.splitlines()] == list(range(101, 111))
+    # the same window in epoch seconds, which were once read as milliseconds (everything)
+    r = run(["history", FULL, "--ndjson", "--since", str(FULL_START_MS // 1000 + 100),
+             "--until", str(FULL_START_MS // 1000 + 109), "--order", "asc"], user_home, live.url)
+    assert [orjson.loads(line)["seq"] for line in r.stdout.splitlines()] == list(range(101, 111))
     r = run(["history", FULL, "--since", "yesterday"], user_home, live.url)
-    one_error(r, "--since 'yesterday'", "e.g. --since 2026-11-25T17:00:00Z, --since "
-              "1764090000000, --since 1h")
+    one_error(r, "--since 'yesterday'", "e.g. --since 2025-11-25T17:00:00Z, --since "
+              "1764090000000 (epoch ms), --since 1764090000 (epoch s), --since 1h")
 
 
 def test_history_table(live: LiveDaemon, user_home: Path) -> None:

@@ -39,3 +39,13 @@ def test_parse_when_refuses_with_the_option_name(given: str) -> None:
         parse_when(given, now_ms=NOW_MS, option="--until")
     assert "--until" in str(info.value)
     assert info.value.hint and "--until 1h" in info.value.hint
+
+
+def test_the_hints_examples_are_one_moment() -> None:
+    with pytest.raises(InputError) as info:
+        parse_when("yesterday", now_ms=NOW_MS)
+    hint = info.value.hint or ""
+    examples = [word for word in hint.replace(",", " ").split()
+                if word[0].isdigit() and not word.endswith("h")]
+    assert len(examples) == 3
+    assert {parse_when(e, now_ms=NOW_MS) for e in examples} == {NOW_MS}

@@ -42,6 +42,29 @@ def test_absolute_times_read_the_same_with_or_without_a_now(given: str, expected
 
 
 @pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("1764090000", 1_764_090_000_000),  # epoch seconds: 10 digits
+        ("1764090000.5", None),  # not a whole number: neither
+        ("-1764090000", -1_764_090_000_000),
+        ("1000000000", 1_000_000_000_000),  # the smallest read as seconds (2001-09-09)
+        ("99999999999", 99_999_999_999_000),  # the largest (the year 5138)
+        ("999999999", 999_999_999),  # below: milliseconds, as always (1970-01-12)
+        ("100000000000", 100_000_000_000),  # above: milliseconds (1973-03-03)
+        ("1764090000000", 1_764_090_000_000),
+    ],
+)
+def test_seconds_and_milliseconds_are_told_apart_by_magnitude(given: str,
+                                                               expected: int | None) -> None:
+    if expected is None:
+        with pytest.raises(BadTime):
+            parse_time(given)
+    else:
+        assert parse_time(given) == expected == parse_time(given, now_ms=NOW_MS)
+    assert parse_time("1764090000") == parse_time("2025-11-25T17:00:00Z")
+
+
+@pytest.mark.parametrize(
     ("given", "ago_ms"),
     [("90s", 90_000), ("15m", 900_000), ("2h", 7_200_000), ("1d", 86_400_000),
      ("1.5h", 5_400_000), ("500ms", 500), ("2 H", 7_200_000), ("0s", 0)],

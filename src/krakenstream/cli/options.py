@@ -16,7 +16,7 @@ from ..errors import InputError
 PairArg = Annotated[str, typer.Argument(metavar="PAIR", help="Pair, e.g. ETH/USD or ETH-USD.")]
 SinceOption = Annotated[
     str | None,
-    typer.Option("--since", help="From this time: ISO 8601, epoch ms, or a duration ago "
+    typer.Option("--since", help="From this time: ISO 8601, epoch ms or s, or a duration ago "
                  "(15m, 2h, 1d)."),
 ]
 UntilOption = Annotated[
@@ -25,10 +25,12 @@ UntilOption = Annotated[
 
 
 def parse_when(text: str, *, now_ms: int, option: str = "--since") -> int:
-    """A time option as epoch ms: ISO 8601 (UTC unless an offset is given), epoch ms, or a
+    """A time option as epoch ms: ISO 8601 (UTC unless an offset is given), epoch ms or s, or a
     duration before now such as ``90s``, ``15m``, ``2h``, ``1d``
     (:func:`krakenstream.core.times.parse_time`), refused in words that name ``option``."""
-    hint = f"e.g. {option} 2026-11-25T17:00:00Z, {option} 1764090000000, {option} 1h"
+    # one moment three ways (2025-11-25T17:00:00Z), then a duration
+    hint = (f"e.g. {option} 2025-11-25T17:00:00Z, {option} 1764090000000 (epoch ms), "
+            f"{option} 1764090000 (epoch s), {option} 1h")
     try:
         return times.parse_time(text, now_ms=now_ms)
     except times.TimeOutOfRange:
@@ -36,8 +38,8 @@ def parse_when(text: str, *, now_ms: int, option: str = "--since") -> int:
                          hint=hint) from None
     except times.BadTime:
         raise InputError(
-            f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or a "
-            "duration such as 15m", hint=hint,
+            f"{option} {text!r}: expected an ISO 8601 time, epoch milliseconds or seconds, "
+            "or a duration such as 15m", hint=hint,
         ) from None
 
 

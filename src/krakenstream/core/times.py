@@ -1,9 +1,17 @@
 """Times as the gateway and the CLI read and write them: one syntax on both sides of the wire.
 
-A time is read from epoch milliseconds (``1764090000000``), ISO 8601 (``Z`` or an offset; a
-time with neither is UTC), or, where a "now" is given, a duration before it (``90s``, ``15m``,
-``2h``, ``1d``; the CLI's ``--since 1h``). The gateway has no "now" to offer: a query string
-is absolute. Written times are ISO 8601 UTC with milliseconds and a ``Z``.
+A time is read from epoch milliseconds (``1764090000000``) or seconds (``1764090000``), ISO
+8601 (``Z`` or an offset; a time with neither is UTC), or, where a "now" is given, a duration
+before it (``90s``, ``15m``, ``2h``, ``1d``; the CLI's ``--since 1h``). The gateway has no
+"now" to offer: a query string is absolute. Written times are ISO 8601 UTC with milliseconds
+and a ``Z``.
+
+Seconds and milliseconds are told apart by magnitude (:data:`SECONDS_RANGE`): a whole number
+of 10 or 11 digits is read as seconds. As milliseconds it would fall between 12 January 1970
+and March 1973, before any snapshot; as seconds it is September 2001 to the year 5138, where
+every real time of ours is. Reading it as milliseconds returned everything, silently. Every
+other number keeps its meaning in milliseconds (``0`` and ``1`` are still the first
+milliseconds of 1970).
 
 Pure: no clock (``now_ms`` is a parameter) and exact integer arithmetic throughout (no float
 rounding to shift a millisecond, no overflow for an absurd duration). Errors are plain
@@ -19,6 +27,8 @@ from decimal import Decimal
 
 #: the largest epoch ms (either sign) accepted: 16 digits, about 300,000 years from 1970
 MAX_EPOCH_MS = 10**16 - 1
+#: whole numbers in this range (either sign) are epoch seconds, all others epoch milliseconds
+SECONDS_RANGE = range(10**9, 10**11)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -45,7 +55,8 @@ def parse_iso(text: str) -> datetime:
 
 
 def parse_time(text: str, *, now_ms: int | None = None) -> int:
-    """Epoch milliseconds from epoch ms, ISO 8601, or (with ``now_ms``) a duration before now.
+    """Epoch milliseconds from epoch ms or seconds (told apart by :data:`SECONDS_RANGE`),
+    ISO 8601, or (with ``now_ms``) a duration before now.
 
     Raises :class:`TimeOutOfRange` for a time beyond :data:`MAX_EPOCH_MS` either way, and
     :class:`BadTime` for anything else it cannot read.
@@ -57,6 +68,8 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
         if len(whole.group(1).lstrip("0")) > len(str(MAX_EPOCH_MS)):
             raise TimeOutOfRange(f"{text[:64]!r} is too far from 1970")
         ms = int(value)
+        if abs(ms) in SECONDS_RANGE:
+            ms *= 1000
     else:
         duration = _DURATION.fullmatch(value.lower()) if now_ms is not None else None
         if duration is not None and now_ms is not None:

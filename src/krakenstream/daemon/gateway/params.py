@@ -1,7 +1,8 @@
 """Query parameters several routes share: time windows, and the bounds that are settings.
 
 ``since``/``until`` are read by :func:`krakenstream.core.times.parse_time` (epoch milliseconds
-or ISO 8601; no durations: a query has no "now"), refused with a message naming the parameter.
+or seconds, or ISO 8601; no durations: a query has no "now"), refused with a message naming
+the parameter.
 
 Two bounds are settings of the process: ``limit`` is at most ``store.history_limit`` (the
 store holds no more), ``depth`` at most ``kraken.depth`` (the books hold no more). FastAPI reads
@@ -29,21 +30,23 @@ MAXIMUM_OF = "x-kms-maximum-of"
 HISTORY_LIMIT = "store.history_limit"
 KRAKEN_DEPTH = "kraken.depth"
 
-Since = Annotated[str | None, Query(description="ISO 8601 or epoch ms")]
-Until = Annotated[str | None, Query(description="ISO 8601 or epoch ms")]
+Since = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s")]
+Until = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s")]
 
 
 def parse_time(name: str, text: str | None) -> int | None:
     """``since``/``until`` (:func:`krakenstream.core.times.parse_time`: epoch milliseconds or
-    ISO 8601, no durations: a query has no "now") as epoch milliseconds."""
+    seconds, or ISO 8601, no durations: a query has no "now") as epoch milliseconds."""
     if text is None:
         return None
     try:
         return times.parse_time(text)
     except times.BadTime:
         raise InputError(
-            f"{name}: expected ISO 8601 such as 2026-11-25T17:00:00Z or epoch milliseconds, "
-            f"got {text[:64]!r}"
+            f"{name}: expected ISO 8601 such as 2025-11-25T17:00:00Z or epoch milliseconds, "
+            f"got {text[:64]!r}",
+            hint=f"e.g. {name}=2025-11-25T17:00:00Z, {name}=1764090000000 (epoch ms) or "
+                 f"{name}=1764090000 (epoch s)",
         ) from None
 
 
