@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_support import run
+from cli_support import one_error, run
 from conftest import free_port
 from krakenstream.cli.credentials import Credential, CredentialsFile
 
@@ -23,3 +23,10 @@ def test_brackets_in_a_message_are_shown_as_typed(tmp_path: Path) -> None:
     # rich would read "[/]" as markup (and raise); an error message is never markup
     r = run(["history", "ETH/USD", "--since", "[/]"], tmp_path, "http://127.0.0.1:1")
     assert r.exit_code == 1 and "--since '[/]'" in r.stderr, r.output
+
+
+def test_a_missing_config_file_hints_at_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    one_error(run(["--config", str(missing), "pairs"], tmp_path, "http://127.0.0.1:1"),
+              f"config file not found: {missing}",
+              "check the path given to --config or KMS_CONFIG")

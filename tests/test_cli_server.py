@@ -70,3 +70,12 @@ def test_a_malformed_server_url_is_one_line(tmp_path: Path) -> None:
     one_error(run(["whoami", "--server", "http://[::1"], tmp_path, "http://x:1"),
               "not a daemon URL: 'http://[::1' (Invalid IPv6 URL)",
               "give http://HOST:PORT, e.g. http://127.0.0.1:3000")
+
+
+@pytest.mark.parametrize("args", [["pairs"], ["latest", "ETH/USD"], ["whoami"],
+                                  ["stream", "ETH/USD", "--once"]])
+def test_no_daemon_and_not_logged_in_says_cannot_reach(tmp_path: Path, args: list[str]) -> None:
+    """A newcomer's first command, before any daemon runs: logging in would not help."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    one_error(run(args, tmp_path, dead), f"cannot reach the daemon at {dead}",
+              "kms daemon start")

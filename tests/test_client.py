@@ -4,6 +4,7 @@ errors, stream messages become events, URLs are built right."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from krakenstream.errors import (
     NotFound,
     Throttled,
 )
+from krakenstream.wire import HINTS
 
 
 def body(message: str, code: str, hint: str | None = None) -> bytes:
@@ -61,6 +63,12 @@ def test_401_hints_kms_login() -> None:
     assert err.hint == "kms login"
     err = error_from_response(401, {}, body("bad", "unauthorized", "log in again"), "GET /x")
     assert err.hint == "log in again"  # the gateway's own hint wins
+    # the code's default hint (written for the HTTP API) yields to the exception's own
+    err = error_from_response(401, {}, body("bad", "unauthorized", HINTS["unauthorized"]),
+                              "GET /x")
+    assert err.hint == "kms login"
+    err = error_from_response(409, {}, body("taken", "conflict", HINTS["conflict"]), "GET /x")
+    assert err.hint is None
 
 
 def test_429_carries_retry_after() -> None:
@@ -146,6 +154,19 @@ def test_refused_names_the_url_and_hints_daemon_start() -> None:
                 call()
             assert str(info.value) == f"cannot reach the daemon at {url}"
             assert info.value.hint == "kms daemon start"
+
+
+def test_a_daemon_that_does_not_answer_in_time_is_busy_not_down() -> None:
+    # a socket that listens but never answers: the connection is taken, the answer never comes
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(8)
+        url = f"http://127.0.0.1:{busy.getsockname()[1]}"
+        with KmsClient(url, timeout=0.3) as c, pytest.raises(BackendUnavailable) as info:
+            c.health()
+    assert str(info.value) == f"the daemon at {url} did not answer within 0.3 s"
+    assert info.value.hint is not None and "busy" in info.value.hint
+    assert "kms daemon start" not in info.value.hint  # it runs: starting one is no help
 
 
 def test_hint_for_a_remote_daemon() -> None:

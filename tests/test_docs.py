@@ -154,6 +154,8 @@ FROM_THE_SOURCE = [
     "cannot reach the daemon at ",
     "is a daemon running there? check --server or KMS_SERVER",
     "did not answer within",
+    "it is running but busy: try again; kms daemon status and its log say more",
+    "GET /api/pairs lists the tracked pairs",
     "no daemon is running here, and none answers at ",
     "not logged in to ",
     "your session on ",
@@ -232,6 +234,21 @@ def test_the_secret_file_error_reads_as_the_page_says(tmp_path: Path) -> None:
         load_secret(s)
     shown = "/home/me/.local/share/krakenstream/secret"
     assert _printed(info.value).replace(str(secret), shown) in page("troubleshooting.md")
+
+
+def test_a_symlinked_secret_file_reads_as_the_page_says(tmp_path: Path) -> None:
+    from krakenstream.daemon.wiring import secret as load_secret
+
+    s = load_settings(env={"KMS_HOME": str(tmp_path / "home")})
+    target = tmp_path / "elsewhere"
+    target.write_text("x" * 64)
+    s.paths.secret_file.parent.mkdir(parents=True)
+    s.paths.secret_file.symlink_to(target)
+    with pytest.raises(KmsError) as info:
+        load_secret(s)
+    assert str(info.value) == f"the secret file {s.paths.secret_file} is not a regular file"
+    flat = " ".join(page("troubleshooting.md").split())
+    assert "`the secret file ... is not a regular file` (a symlink or a folder)" in flat
 
 
 def test_the_port_in_use_error_reads_as_the_page_says() -> None:

@@ -3,7 +3,8 @@ framework's own answers (no route, wrong method, an unreadable body) in the same
 
 from __future__ import annotations
 
-from gateway_support import EMAIL, Stack, login, wait_snapshots
+from gateway_support import EMAIL, PASSWORD, Stack, login, wait_snapshots
+from krakenstream.wire import HINTS
 
 
 async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
@@ -22,7 +23,7 @@ async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
                      headers=json)
     assert r.status_code == 422, r.text
     expected = {"error": "the request body cannot be read as JSON (not UTF-8, or nested too "
-                "deeply)", "code": "invalid"}
+                "deeply)", "code": "invalid", "hint": HINTS["invalid"]}
     assert r.json() == expected
     r = await c.post("/api/users/login", content=b"[" * 60_000, headers=json)
     assert r.status_code == 422 and r.json() == expected
@@ -38,6 +39,41 @@ async def test_unknown_pairs_routes_and_methods(gw: Stack) -> None:
         assert r.status_code == 404 and "DOGE/USD" in r.json()["error"], url
     r = await c.get("/api/nothing/here")
     assert r.status_code == 404 and r.json() == {
-        "error": "no such route: GET /api/nothing/here", "code": "not_found"}
+        "error": "no such route: GET /api/nothing/here", "code": "not_found",
+        "hint": HINTS["not_found"]}
     r = await c.put("/api/users/me")
     assert r.status_code == 405 and r.json()["code"] == "invalid"
+
+
+async def test_every_error_answer_carries_a_hint(gw: Stack) -> None:
+    """troubleshooting.md: over HTTP every error is {"error", "code", "hint"}."""
+    c = gw.client
+    gw.token = await login(c)
+    await wait_snapshots(gw)
+    asked = [
+        ("GET", "/api/analysis/history/ETH-USD?since=yesterday", None, True),
+        ("GET", "/api/analysis/history/ETH-USD?limit=0", None, True),
+        ("GET", "/api/analysis/latest/ETHUSD", None, True),
+        ("GET", "/api/analysis/latest/DOGE-USD", None, True),
+        ("GET", "/api/orderbook/DOGE-USD", None, True),
+        ("GET", "/api/nothing/here", None, False),
+        ("PUT", "/api/users/me", None, False),
+        ("GET", "/api/users/me", None, False),
+        ("POST", "/api/users/login", {"email": EMAIL, "password": "wrong password"}, False),
+        ("POST", "/api/users/register", {"email": EMAIL, "password": PASSWORD}, False),
+        ("POST", "/api/users/register", {"email": "x@example.com", "password": "short"}, False),
+        ("POST", "/api/users/register", {"email": "x@example.com"}, False),
+        ("POST", "/api/pairs", {"pair": "ETH/USD"}, True),
+        ("POST", "/api/pairs", {"pair": "NOSLASH"}, True),
+        ("DELETE", "/api/pairs/XRP-JPY", None, True),
+        ("POST", "/api/users/register", {"email": "a", "password": "x" * 70_000}, False),
+    ]
+    statuses = set()
+    for method, url, body, auth in asked:
+        r = await c.request(method, url, json=body, headers=gw.auth if auth else {})
+        assert r.status_code >= 400, (method, url)
+        answer = r.json()
+        assert set(answer) == {"error", "code", "hint"}, (method, url, answer)
+        assert answer["hint"].strip(), (method, url)
+        statuses.add(r.status_code)
+    assert statuses >= {401, 404, 405, 409, 413, 422}

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway_support import EMAIL, PASSWORD, Stack, login
+from krakenstream.wire import HINTS
 
 
 async def test_body_size_limit(gw: Stack) -> None:
@@ -16,7 +17,7 @@ async def test_body_size_limit(gw: Stack) -> None:
     r = await gw.client.post("/api/users/register", json=big)
     assert r.status_code == 413
     assert r.json() == {"error": "the request body is larger than 65536 bytes",
-                        "code": "too_large"}
+                        "code": "too_large", "hint": HINTS["too_large"]}
 
     async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
         yield b'{"email": "a@example.com", "password": "'
@@ -81,7 +82,7 @@ async def test_a_bug_is_a_logged_500(
     caplog.set_level(logging.INFO)
     r = await gw.client.get("/api/pairs", headers=gw.auth)
     assert r.status_code == 500
-    assert r.json() == {"error": "internal error", "code": "internal"}
+    assert r.json() == {"error": "internal error", "code": "internal", "hint": HINTS["internal"]}
     failed = [rec for rec in caplog.records if rec.getMessage().startswith("request failed")]
     assert failed and failed[0].exc_info is not None  # with its traceback
     assert any("path=/api/pairs status=500" in rec.getMessage() for rec in caplog.records)

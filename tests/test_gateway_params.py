@@ -18,6 +18,7 @@ from krakenstream.daemon.gateway.params import (
 )
 from krakenstream.errors import InputError
 from krakenstream.sim.server import SimServer
+from krakenstream.wire import HINTS
 
 
 async def test_bad_parameters(gw: Stack) -> None:
@@ -60,7 +61,8 @@ async def test_bounds_are_this_apps_settings(kms_home: Path, sim: SimServer) -> 
                 "equal to 25"}
         for url, message in over.items():
             r = await c.get(url, headers=gw.auth)
-            assert r.status_code == 422 and r.json() == {"error": message, "code": "invalid"}
+            assert r.status_code == 422 and r.json() == {"error": message, "code": "invalid",
+                                                         "hint": HINTS["invalid"]}
         r = await c.get("/api/analysis/history/ETH-USD?limit=5", headers=gw.auth)
         assert r.status_code == 200 and len(r.json()["snapshots"]) == 5
         r = await c.get("/api/analysis/summary/ETH-USD?limit=5", headers=gw.auth)
@@ -81,8 +83,11 @@ def test_parse_time() -> None:
     assert parse_time("since", "2026-11-25T17:00:00.250Z") == 1795626000250
     assert parse_time("since", "2026-11-25T18:00:00+01:00") == 1795626000000
     assert parse_time("since", "2026-11-25T17:00:00") == 1795626000000  # naive = UTC
-    with pytest.raises(InputError, match="since: expected ISO 8601"):
+    assert parse_time("since", "1795626000") == 1795626000000  # epoch seconds
+    with pytest.raises(InputError, match="since: expected ISO 8601") as info:
         parse_time("since", "last tuesday")
+    assert info.value.hint == ("e.g. since=2025-11-25T17:00:00Z, since=1764090000000 (epoch "
+                               "ms) or since=1764090000 (epoch s)")
 
 
 def test_document_maxima_writes_the_bound_where_pydantic_would() -> None:

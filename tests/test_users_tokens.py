@@ -295,8 +295,38 @@ def test_secret_file_symlink_is_refused(tmp_path: Path) -> None:
     settings = settings_in(tmp_path / "home")
     settings.paths.secret_file.parent.mkdir()
     settings.paths.secret_file.symlink_to(real)
-    with pytest.raises(ConfigError, match="cannot read the secret file"):
+    # as troubleshooting.md says (it was "cannot read ...: Too many levels of symbolic links")
+    with pytest.raises(ConfigError, match="the secret file .* is not a regular file") as info:
         secret_in(settings)
+    assert info.value.hint is not None and "delete" in info.value.hint
+
+
+def test_secret_file_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path / "home")
+    settings.paths.secret_file.mkdir(parents=True)
+    with pytest.raises(ConfigError, match="the secret file .* is not a regular file"):
+        secret_in(settings)
+
+
+def test_no_secret_error_points_at_the_config_example(tmp_path: Path) -> None:
+    """config.example.toml says nothing of the secret file: its errors hint at the file."""
+    settings = settings_in(tmp_path / "a")
+    settings.paths.secret_file.mkdir(parents=True)
+    cases = [settings]
+    settings = settings_in(tmp_path / "b")
+    secret_in(settings)
+    settings.paths.secret_file.chmod(0o644)
+    cases.append(settings)
+    settings = settings_in(tmp_path / "c")
+    settings.paths.secret_file.parent.mkdir()
+    settings.paths.secret_file.write_text("short")
+    settings.paths.secret_file.chmod(0o600)
+    cases.append(settings)
+    cases.append(settings_in(tmp_path / "d", KMS_AUTH_SECRET=PUBLIC_PEM.decode()))
+    for case in cases:
+        with pytest.raises(ConfigError) as info:
+            secret_in(case)
+        assert info.value.hint and "config.example.toml" not in info.value.hint, info.value
 
 
 def test_secret_file_too_short_is_refused(tmp_path: Path) -> None:

@@ -25,7 +25,15 @@ from krakenstream.errors import (
     PasswordPolicyError,
     Throttled,
 )
-from krakenstream.wire import ERROR_TABLE, STATUS_CODES, classify, error_class
+from krakenstream.wire import (
+    ERROR_TABLE,
+    HINTS,
+    STATUS_CODES,
+    classify,
+    error_class,
+    hint_for,
+    own_hint,
+)
 
 
 def test_error_table() -> None:
@@ -89,3 +97,12 @@ def test_no_side_keeps_a_copy() -> None:
         for name in ("ERROR_TABLE", "_STATUS_CODES", "_STATUS_ERRORS", "WS_BAD_TOKEN",
                      "WS_BAD_PAIR", "WS_TOO_SLOW", "WS_GOING_AWAY"):
             assert name not in names, (module.__name__, name)
+
+
+def test_every_code_has_a_hint_and_a_client_knows_it_for_a_default() -> None:
+    codes = {code for _, _, code in ERROR_TABLE} | set(STATUS_CODES.values()) | {"internal"}
+    assert codes <= set(HINTS)
+    for code, hint in HINTS.items():
+        assert hint_for(code, None) == hint and own_hint(code, hint) is None
+        assert hint_for(code, "mine") == "mine" and own_hint(code, "mine") == "mine"
+    assert own_hint(None, HINTS["invalid"]) == HINTS["invalid"]  # no code: not known

@@ -44,7 +44,7 @@ from .errors import (
     Throttled,
 )
 from .redact import redact_url
-from .wire import error_class
+from .wire import error_class, own_hint
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def parse_stream_message(pair: str, message: str | bytes) -> StreamEvent | None:
 
 
 def _error_body(body: bytes) -> tuple[str | None, str | None]:
-    """The gateway's ``{"error", "hint"}``; tolerates FastAPI's ``{"detail": ...}`` too."""
+    """The gateway's ``{"error", "hint"}``; tolerates FastAPI's ``{"detail": ...}`` too. A
+    hint that is only its code's default (:data:`krakenstream.wire.HINTS`, written for the
+    HTTP API) is dropped, so the exception's own (``kms login``) stands."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -145,7 +147,8 @@ def _error_body(body: bytes) -> tuple[str | None, str | None]:
         else:
             message = detail
     hint = obj.get("hint")
-    return (str(message) if message else None), (str(hint) if hint else None)
+    return (str(message) if message else None), own_hint(obj.get("code"),
+                                                         str(hint) if hint else None)
 
 
 def _retry_after(headers: Mapping[str, str]) -> int:
@@ -263,15 +266,26 @@ class KmsClient:
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
+    @property
+    def busy_hint(self) -> str:
+        """For a daemon that took the connection but not the time to answer: it runs, so
+        starting one is no help."""
+        if self._local:
+            return "it is running but busy: try again; kms daemon status and its log say more"
+        return "it is running but busy: try again, or check its log"
+
     def unreachable(self, exc: BaseException) -> BackendUnavailable:
         """A transport failure as the one error the CLI shows for it."""
+        hint = self.start_hint
         if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
             message = f"cannot reach the daemon at {self.base_url}"
         elif isinstance(exc, httpx.TimeoutException | TimeoutError):
             message = f"the daemon at {self.base_url} did not answer within {self.timeout:g} s"
+            if not isinstance(exc, httpx.ConnectTimeout):  # connected: something listens
+                hint = self.busy_hint
         else:
             message = f"the connection to the daemon at {self.base_url} failed: {exc}"
-        return BackendUnavailable(message, hint=self.start_hint)
+        return BackendUnavailable(message, hint=hint)
 
     def _check(self, resp: httpx.Response) -> None:
         if resp.status_code >= 400:

@@ -437,11 +437,16 @@ def load_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path}",
+                          hint="check the path given to --config or KMS_CONFIG") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}",
+                          hint="fix the line named; config.example.toml shows every key "
+                          "written right") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}",
+                          hint="check the path given to --config or KMS_CONFIG, and that "
+                          "this user may read it") from None
 
 
 def load_settings(

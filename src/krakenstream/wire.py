@@ -4,9 +4,12 @@ Both ends import this module (the gateway to answer, :mod:`krakenstream.client` 
 answer), so the two can never drift apart. No web framework or HTTP client here: only the
 numbers, the codes and the exception classes they stand for.
 
-An error answer is ``{"error": message, "code": code, "hint"?: hint}`` with the status that
+An error answer is ``{"error": message, "code": code, "hint": hint}`` with the status that
 :data:`ERROR_TABLE` (our exceptions) or :data:`STATUS_CODES` (statuses the framework answers
-itself) gives; a client turns a status back into an exception with :func:`error_class`.
+itself) gives; a client turns a status back into an exception with :func:`error_class`. The
+hint is the error's own, or else its code's from :data:`HINTS` (written for someone calling
+the API); a client that meets a code's own hint knows it for one and may give its own
+instead (:func:`own_hint`: the CLI says ``kms login`` where the API says where to log in).
 """
 
 from __future__ import annotations
@@ -73,6 +76,32 @@ STATUS_ERRORS: dict[int, type[KmsError]] = {
     **{status: cls for cls, status, _ in reversed(ERROR_TABLE)},
     413: InputError,
 }
+
+
+#: error code → the hint an answer carries when its error has none of its own
+HINTS: dict[str, str] = {
+    "invalid": "GET /docs describes every route and its parameters",
+    "unauthorized": "log in (POST /api/users/login) and send Authorization: Bearer <token>",
+    "forbidden": "an admin of this server can do this (GET /api/users/me shows your role)",
+    "not_found": "GET /api/pairs lists the tracked pairs; GET /docs describes every route",
+    "conflict": "it exists already: nothing to do",
+    "too_large": "send a smaller body (the gateway takes up to gateway.max_body_bytes)",
+    "throttled": "wait as long as Retry-After says, then try again",
+    "unavailable": "GET /health shows which part of the daemon is down",
+    "internal": "a bug: the daemon's log has its cause",
+}
+
+
+def hint_for(code: str, hint: str | None) -> str:
+    """The hint an error answer carries: the error's own, else its code's."""
+    return hint or HINTS.get(code, HINTS["invalid"])
+
+
+def own_hint(code: object, hint: str | None) -> str | None:
+    """An answer's hint if it is the error's own, None if it is only its code's default."""
+    if hint is None or (isinstance(code, str) and HINTS.get(code) == hint):
+        return None
+    return hint
 
 
 def classify(exc: KmsError) -> tuple[int, str]:

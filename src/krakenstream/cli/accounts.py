@@ -17,7 +17,7 @@ from ..client import KmsClient
 from ..errors import AuthError, BackendUnavailable, InputError, Throttled
 from .common import err_console, errors_handled, out_console
 from .credentials import Credential
-from .server import ServerOption, credentials, resolve_server
+from .server import ServerOption, credentials, require_credential, resolve_server
 
 EmailOption = Annotated[
     str | None, typer.Option("--email", help="Account email (prompted for if not given).")
@@ -122,7 +122,7 @@ def whoami(server: ServerOption = None) -> None:
     """Show who the stored token belongs to, as the daemon sees it."""
     with errors_handled():
         url = resolve_server(server)
-        cred = credentials().require(url)
+        cred = require_credential(url)
         with KmsClient(url, cred.token) as client:
             user = client.me()
         until = f" (session until {cred.expires_at})" if cred.expires_at else ""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 import typer
 
 from ..client import KmsClient, check_base_url
 from ..config import server_url
+from ..errors import AuthError, BackendUnavailable, KmsError
 from .common import settings
-from .credentials import CredentialsFile, server_key
+from .credentials import Credential, CredentialsFile, server_key
 
 ServerOption = Annotated[
     str | None,
@@ -36,9 +38,27 @@ def credentials() -> CredentialsFile:
     return CredentialsFile.from_settings(settings())
 
 
+def require_credential(url: str) -> Credential:
+    """The token kept for ``url``; without one (or with an expired one), AuthError, hint
+    ``kms login`` — unless no daemon answers there at all: then that is the error, since
+    logging in would fail too (a newcomer's first command, before any daemon runs)."""
+    try:
+        return credentials().require(url)
+    except AuthError:
+        with KmsClient(url) as probe:
+            try:
+                probe.health()
+            except BackendUnavailable as exc:
+                if isinstance(exc.__cause__, httpx.ConnectError):  # nothing listens there
+                    raise
+            except KmsError:
+                pass  # something answers: logging in is what is missing
+        raise
+
+
 def open_client(server: str | None, *, auth: bool = True) -> KmsClient:
-    """A client for the chosen daemon; with ``auth``, carrying the stored token (raises
-    AuthError, hint ``kms login``, if there is none or it expired)."""
+    """A client for the chosen daemon; with ``auth``, carrying the stored token (see
+    :func:`require_credential`)."""
     url = resolve_server(server)
-    token = credentials().require(url).token if auth else None
+    token = require_credential(url).token if auth else None
     return KmsClient(url, token)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -213,12 +214,25 @@ def load_secret(configured: str, path: Path) -> bytes:
                 "or leave auth.secret empty to have one generated",
             )
         if configured.lstrip().startswith("-----BEGIN"):
-            raise ConfigError("auth.secret looks like a PEM key; HS256 needs a random string")
+            raise ConfigError("auth.secret looks like a PEM key; HS256 needs a random string",
+                              hint=_GENERATE)
         return secret
     try:
         return _read_secret_file(path)
     except FileNotFoundError:
         return _create_secret_file(path)
+
+
+_GENERATE = "generate one with python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def _not_regular(path: Path) -> ConfigError:
+    """A symlink, a folder, a device…: never read as the secret (a link could point anywhere)."""
+    return ConfigError(
+        f"the secret file {path} is not a regular file",
+        hint=f"delete {path} (a symlink or a folder) to have a new one generated, or put a "
+        "regular 0600 file there",
+    )
 
 
 def _read_secret_file(path: Path) -> bytes:
@@ -228,13 +242,19 @@ def _read_secret_file(path: Path) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from exc
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            raise _not_regular(path) from exc
+        raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}",
+                          hint=f"check that this user may read {path}") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"the secret file {path} is not a regular file")
+            raise _not_regular(path)
         if info.st_uid != os.geteuid():
-            raise ConfigError(f"the secret file {path} belongs to another user")
+            raise ConfigError(
+                f"the secret file {path} belongs to another user",
+                hint="chown it to this user, or delete it to have a new one generated "
+                "(every token is then invalid)")
         loose = stat.S_IMODE(info.st_mode) & 0o077
         if loose:
             raise ConfigError(
@@ -270,7 +290,8 @@ def _create_secret_file(path: Path) -> bytes:
         fd = os.open(tmp, flags, 0o600)
     except OSError as exc:
         raise ConfigError(
-            f"cannot create the secret file in {path.parent}: {exc.strerror}"
+            f"cannot create the secret file in {path.parent}: {exc.strerror}",
+            hint=f"check that this user may write to {path.parent}, or set KMS_HOME",
         ) from exc
     try:
         try:
@@ -284,7 +305,10 @@ def _create_secret_file(path: Path) -> bytes:
         except FileExistsError:
             log.info("auth secret created by another process path=%s", path)
         except OSError as exc:
-            raise ConfigError(f"cannot create the secret file {path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"cannot create the secret file {path}: {exc.strerror}",
+                hint=f"check that this user may write to {path.parent}, or set KMS_HOME",
+            ) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

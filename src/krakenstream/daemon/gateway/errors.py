@@ -1,4 +1,4 @@
-"""Every error the gateway answers, as ``{"error", "code", "hint"?}`` JSON with its status.
+"""Every error the gateway answers, as ``{"error", "code", "hint"}`` JSON with its status.
 
 Our exceptions get the status and code of :mod:`krakenstream.wire`'s error table (the table the
 client reads answers with); FastAPI's own validation errors, unknown routes and methods, and
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ...errors import KmsError, Overloaded, Throttled
-from ...wire import STATUS_CODES, classify
+from ...wire import STATUS_CODES, classify, hint_for
 
 log = logging.getLogger("krakenstream.gateway")
 
@@ -30,7 +30,7 @@ log = logging.getLogger("krakenstream.gateway")
 class ErrorOut(BaseModel):
     error: str
     code: str
-    hint: str | None = None
+    hint: str | None = None  # always sent (wire.HINTS when the error has none of its own)
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -50,9 +50,7 @@ def error_response(
     status: int, code: str, message: str, *, hint: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"error": message, "code": code}
-    if hint:
-        body["hint"] = hint
+    body: dict[str, Any] = {"error": message, "code": code, "hint": hint_for(code, hint)}
     return Response(orjson.dumps(body), status_code=status, headers=headers,
                     media_type="application/json")
 
