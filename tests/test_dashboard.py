@@ -15,6 +15,7 @@ import pytest
 
 from gateway_support import Stack, settings_for, stack
 from krakenstream.daemon.gateway import dashboard
+from krakenstream.wire import HINTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "krakenstream"
@@ -91,7 +92,8 @@ async def test_anything_else_is_a_json_404(gw: Stack, path: str) -> None:
 async def test_the_api_answers_as_before(gw: Stack) -> None:
     r = await gw.client.get("/nope")
     assert r.status_code == 404
-    assert r.json() == {"error": "no such route: GET /nope", "code": "not_found"}
+    assert r.json() == {"error": "no such route: GET /nope", "code": "not_found",
+                        "hint": HINTS["not_found"]}
     assert "content-security-policy" not in r.headers
     r = await gw.client.get("/api/pairs")
     assert r.status_code == 401 and r.json()["code"] == "unauthorized"
