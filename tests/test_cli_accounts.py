@@ -91,3 +91,14 @@ def test_too_many_failed_logins(tmp_path: Path) -> None:
     last = results[-1].stderr.strip().splitlines()
     assert last[0].startswith("error: ") and "try again" in last[0]
     assert last[1].startswith("hint: wait ") and last[1].endswith(" s, then try again")
+
+
+def test_password_stdin_without_an_email_is_refused(live: LiveDaemon, tmp_path: Path) -> None:
+    """The email prompt would read stdin, which holds the password: it became the email."""
+    for command in ("login", "register"):
+        r = run([command, "--password-stdin"], tmp_path, live.url, input=PASSWORD + "\n")
+        one_error(r, "--password-stdin needs --email: stdin holds the password",
+                  f"printf '%s\\n' \"$PASSWORD\" | kms {command} --email EMAIL "
+                  "--password-stdin")
+        assert PASSWORD not in r.output
+    assert not (tmp_path / "credentials.json").exists()

@@ -79,3 +79,16 @@ def test_no_daemon_and_not_logged_in_says_cannot_reach(tmp_path: Path, args: lis
     dead = f"http://127.0.0.1:{free_port()}"
     one_error(run(args, tmp_path, dead), f"cannot reach the daemon at {dead}",
               "kms daemon start")
+
+
+def test_server_before_the_command(live: LiveDaemon, user_home: Path) -> None:
+    """``kms --server URL whoami``; the command's own --server wins, and either beats
+    KMS_SERVER (here a dead address)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = run(["--server", live.url, "whoami"], user_home, dead)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"cli-user@example.com on {live.url}")
+    r = run(["--server", dead, "whoami", "--server", live.url], user_home, dead)
+    assert r.exit_code == 0, r.output
+    one_error(run(["--server", dead, "whoami"], user_home, live.url),
+              f"cannot reach the daemon at {dead}", "kms daemon start")

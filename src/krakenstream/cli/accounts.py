@@ -40,7 +40,14 @@ def _read_password(from_stdin: bool, *, confirm: bool) -> str:
     return password
 
 
-def _email(email: str | None) -> str:
+def _email(email: str | None, *, password_stdin: bool, command: str) -> str:
+    if email is None and password_stdin:
+        # a prompt would read stdin, which holds the password: it would become the email
+        raise InputError(
+            "--password-stdin needs --email: stdin holds the password",
+            hint=f"printf '%s\\n' \"$PASSWORD\" | kms {command} --email EMAIL "
+            "--password-stdin",
+        )
     if email is None:
         email = typer.prompt("Email")
     email = email.strip()
@@ -57,7 +64,7 @@ def register(
     """Create an account on the daemon (the password is asked twice, hidden)."""
     with errors_handled():
         url = resolve_server(server)
-        email = _email(email)
+        email = _email(email, password_stdin=password_stdin, command="register")
         password = _read_password(password_stdin, confirm=True)
         with KmsClient(url) as client:
             user = client.register(email, password)
@@ -73,7 +80,7 @@ def login(
     """Log in and keep the token in the credentials file (mode 0600), filed by server."""
     with errors_handled():
         url = resolve_server(server)
-        email = _email(email)
+        email = _email(email, password_stdin=password_stdin, command="login")
         password = _read_password(password_stdin, confirm=False)
         with KmsClient(url) as client:
             try:

@@ -27,6 +27,8 @@ from ..errors import KmsError
 class GlobalOptions:
     config: Path | None = None
     verbose: bool = False
+    #: ``kms --server URL ...``: the daemon for whichever command follows
+    server: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,6 +58,12 @@ def root_options(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show details (tracebacks) on errors.")
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", metavar="URL", show_default=False,
+                     help="Daemon's gateway URL for the command that follows (same as "
+                     "KMS_SERVER; the command's own --server wins)."),
+    ] = None,
     _version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True,
@@ -67,6 +75,7 @@ def root_options(
         set_home(home)  # for this process and the processes it starts
     _options.config = config
     _options.verbose = verbose or env_flag("KMS_VERBOSE")
+    _options.server = server
 
 
 def child_env() -> dict[str, str]:
@@ -76,6 +85,11 @@ def child_env() -> dict[str, str]:
 
 def verbose() -> bool:
     return _options.verbose
+
+
+def global_server() -> str | None:
+    """``--server`` given before the command (``kms --server URL whoami``), if any."""
+    return _options.server
 
 
 def settings(overrides: dict[str, Any] | None = None) -> Settings:

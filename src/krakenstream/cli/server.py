@@ -1,8 +1,8 @@
 """Which daemon a client command talks to, and the client for it.
 
-``--server`` (on the command or before it), else ``KMS_SERVER``, else the local daemon's
-address from the settings. The client carries the token kept for that server in the
-credentials file when the call needs one.
+The command's ``--server``, else ``kms --server`` before the command, else ``KMS_SERVER``,
+else the local daemon's address from the settings. The client carries the token kept for
+that server in the credentials file when the call needs one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typer
 from ..client import KmsClient, check_base_url
 from ..config import server_url
 from ..errors import AuthError, BackendUnavailable, KmsError
-from .common import settings
+from .common import global_server, settings
 from .credentials import Credential, CredentialsFile, server_key
 
 ServerOption = Annotated[
@@ -30,8 +30,10 @@ ServerOption = Annotated[
 
 
 def resolve_server(server: str | None) -> str:
-    """``--server``, else ``KMS_SERVER``, else the local daemon's gateway address."""
-    return server_key(check_base_url(server if server is not None else server_url(settings())))
+    """The command's ``--server``, else the global one, else ``KMS_SERVER``, else the local
+    daemon's gateway address."""
+    chosen = server if server is not None else global_server()
+    return server_key(check_base_url(chosen if chosen is not None else server_url(settings())))
 
 
 def credentials() -> CredentialsFile:

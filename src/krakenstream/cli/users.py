@@ -72,7 +72,7 @@ def add(
 ) -> None:
     """Add an account (whatever the registration policy); its password is asked twice."""
     with errors_handled():
-        email = _email(email)
+        email = _email(email, password_stdin=password_stdin, command="user add")
         password = _read_password(password_stdin, confirm=True)
         role = "admin" if admin else "reader"
         if local:
