@@ -150,3 +150,24 @@ def test_the_in_process_bus_and_the_stores_default_to_the_settings() -> None:
     for store in (SQLiteHistoryStore, RedisHistoryStore):
         limit = inspect.signature(store).parameters["history_limit"].default
         assert limit == s.store.history_limit, store
+
+
+def test_a_misspelt_section_gets_a_suggestion(tmp_path: Path) -> None:
+    """configuration.md promises a suggestion when a name is close: sections too."""
+    config = tmp_path / "c.toml"
+    config.write_text("[gatway]\nport = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[gatway\]") as info:
+        load_settings(config, env={"KMS_HOME": str(tmp_path)})
+    assert info.value.hint == "did you mean [gateway]?"
+    config.write_text("[nothing_like_it]\nport = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, env={"KMS_HOME": str(tmp_path)})
+    assert info.value.hint is not None and "[gateway]" in info.value.hint
+    for typo, close in (("KMS_GATWAY_PORT", "KMS_GATEWAY_PORT"), ("KMS_HOMES", "KMS_HOME"),
+                        ("KMS_KRAKN_PAIRS", "KMS_KRAKEN_PAIRS")):
+        with pytest.raises(ConfigError, match=f"unknown setting {typo} in the environment") as info:
+            load_settings(env={typo: "1", "KMS_HOME": str(tmp_path)})
+        assert info.value.hint == f"did you mean {close}?"
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"KMS_SOMETHING": "1", "KMS_HOME": str(tmp_path)})
+    assert info.value.hint is not None and "env | grep ^KMS_" in info.value.hint

@@ -218,8 +218,20 @@ def test_configuration_errors_read_as_the_page_says(env: dict[str, str], tmp_pat
         load_settings(env={**env, "KMS_HOME": str(tmp_path)})
     text = page("troubleshooting.md")
     assert str(info.value) in text
-    if "PROT" in next(iter(env)):
+    if "PROT" in next(iter(env)) or "GATWAY" in next(iter(env)):
         assert _printed(info.value) in text  # the hint too: "did you mean gateway.port?"
+
+
+def test_a_misspelt_section_in_the_file_reads_as_the_page_says(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[gatway]\nport = 3100\n")
+    with pytest.raises(KmsError) as info:
+        load_settings(config, env={"KMS_HOME": str(tmp_path)})
+    printed = _printed(info.value).replace(str(config),
+                                           "/home/me/.config/krakenstream/config.toml")
+    assert printed == ("error: unknown section [gatway] in "
+                       "/home/me/.config/krakenstream/config.toml\nhint: did you mean [gateway]?")
+    assert printed in page("troubleshooting.md")
 
 
 def test_the_secret_file_error_reads_as_the_page_says(tmp_path: Path) -> None:

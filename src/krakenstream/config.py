@@ -422,6 +422,28 @@ def _merge(
     values.setdefault(section, {})[key] = _coerce(dotted, types[key], raw, from_text=from_text)
 
 
+def _suggest_section(section: str) -> str:
+    """``[gatway]`` → ``did you mean [gateway]?``, else the sections there are."""
+    import difflib
+
+    close = difflib.get_close_matches(section, list(_SECTIONS), n=1)
+    if close:
+        return f"did you mean [{close[0]}]?"
+    return f"the sections are {', '.join(f'[{s}]' for s in _SECTIONS)}"
+
+
+def _suggest_env(name: str) -> str:
+    """``KMS_GATWAY_PORT`` → ``did you mean KMS_GATEWAY_PORT?``, else how to find a stray one."""
+    import difflib
+
+    known = [env_name(key) for key in known_keys()] + sorted(_TOP_LEVEL_ENV)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    if close:
+        return f"did you mean {close[0]}?"
+    return (f"every KMS_ variable is a setting but {', '.join(sorted(_TOP_LEVEL_ENV))}: "
+            "env | grep ^KMS_ finds the stray one")
+
+
 def _suggest(section: str, key: str) -> str:
     import difflib
 
@@ -477,7 +499,8 @@ def load_settings(
         data = load_toml(path)
         for section, table in data.items():
             if section not in _SECTIONS:
-                raise ConfigError(f"unknown section [{section}] in {path}")
+                raise ConfigError(f"unknown section [{section}] in {path}",
+                                  hint=_suggest_section(section))
             if not isinstance(table, dict):
                 raise ConfigError(f"[{section}] in {path} must be a table")
             for key, raw in table.items():
@@ -489,7 +512,8 @@ def load_settings(
         rest = name[4:].lower()
         env_section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
         if env_section is None:
-            raise ConfigError(f"unknown setting {name} in the environment")
+            raise ConfigError(f"unknown setting {name} in the environment",
+                              hint=_suggest_env(name))
         _merge(values, env_section, rest[len(env_section) + 1 :], raw, from_text=True)
 
     for dotted, raw in (overrides or {}).items():
