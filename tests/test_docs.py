@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -341,6 +342,28 @@ def test_the_env_file_recipe_sets_every_variable_compose_requires() -> None:
     recipe = re.search(r"cat > \.env <<EOF\n(.*?)\n\s*EOF", page("operations.md"), flags=re.S)
     assert recipe is not None
     assert set(re.findall(r"^\s*([A-Z0-9_]+)=", recipe[1], flags=re.M)) == required
+
+
+def test_the_users_backup_recipe_writes_a_private_copy(tmp_path: Path) -> None:
+    """operations.md's SQLite backup of the accounts, run as written: the copy holds bcrypt
+    hashes, so it must be 0600 whatever the shell's umask (it was 0644)."""
+    row = next(line for line in page("operations.md").splitlines()
+               if line.startswith("| accounts (SQLite) |"))
+    command = next(span for span in re.findall(r"`([^`]+)`", row) if ".backup" in span)
+    db = tmp_path / "users.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE users (email TEXT, password_hash TEXT)")
+        conn.execute("INSERT INTO users VALUES ('a@example.com', '$2b$12$...')")
+    conn.close()
+    db.chmod(0o600)
+    done = subprocess.run(["bash", "-c", f"umask 022; {command}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    copy = tmp_path / "users-backup.sqlite3"
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT email FROM users").fetchall() == [("a@example.com",)]
+    conn.close()
 
 
 def test_the_redis_measurement_command_runs_and_cleans_up(redis_server_url: str) -> None:
