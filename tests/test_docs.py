@@ -464,3 +464,85 @@ def test_the_archive_one_liners_run_over_an_archive(tmp_path: Path) -> None:
     assert str(min(s.mid for s in snaps if s.pair == "PEPE/USD")) in duck
     assert "[120 rows x 4 columns]" in pandas
     assert "shape: (120, 2)" in polars
+
+
+# -- docs that once disagreed with the code (issue 17 item 7) ------------------------------------
+
+
+def test_the_readme_client_table_names_every_client_command() -> None:
+    from krakenstream.cli.commands import ACCOUNTS, DATA
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Client commands", 1)[1]
+    table = next(chunk for chunk in section.split("\n\n") if chunk.startswith("| command"))
+    root = typer.main.get_command(cli.app)
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        if getattr(command, "rich_help_panel", None) in (DATA, ACCOUNTS):
+            assert f"`kms {name}" in table, f"README's client table lacks kms {name}"
+
+
+def test_the_readme_names_every_state_the_live_view_shows() -> None:
+    from krakenstream.cli.render import STATE_STYLES
+    from krakenstream.feed.status import PairState
+
+    readme = (ROOT / "README.md").read_text()
+    paragraph = " ".join(readme.split("**Live view.**", 1)[1].split("\n\n", 1)[0].split())
+    listed = re.search(r"feed state \(([^)]*)\)", paragraph)
+    assert listed is not None
+    named = set(re.findall(r"`([a-z]+)`", listed[1]))
+    # the feed's states, the pair the daemon no longer tracks (the view's own word), and
+    # what a gateway says of a pair another process tracks (daemon/gateway/pairs.py)
+    shown = {s.value for s in PairState} | {"untracked", "unknown"}
+    assert named == shown
+    assert {s.value for s in PairState} | {"untracked"} <= set(STATE_STYLES)
+    gateway_pairs = (ROOT / "src/krakenstream/daemon/gateway/pairs.py").read_text()
+    assert '"unknown"' in gateway_pairs
+
+
+def test_security_quotes_the_websocket_log_line_as_it_is_logged() -> None:
+    import logging
+
+    from krakenstream.daemon.gateway.logs import RedactTokens
+
+    # uvicorn's own format for an accepted WebSocket (protocols/websockets/*_impl.py)
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1,
+                               '%s - "WebSocket %s" [accepted]',
+                               ("127.0.0.1:5000", "/api/stream/ETH-USD?token=aaa.bbb.ccc"),
+                               None)
+    RedactTokens().filter(record)
+    logged = record.getMessage().split(" - ", 1)[1]
+    text = " ".join(page("security.md").split())
+    assert f"`{logged}`" in text
+    assert "never includes query strings" not in text  # it did, beside this very line
+
+
+def test_the_memory_figures_agree_with_each_other_and_the_code() -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_store_support import T0, synthetic
+
+    text = page("operations.md")
+    section = text.split("## Redis memory per pair", 1)[1].split("\n## ", 1)[0]
+    stated = re.search(r"BTC/USD snapshots: ([\d,]+) bytes at depth 10", " ".join(
+        section.split()))
+    assert stated is not None
+    for depth in (10, 25, 100):
+        snaps = [synthetic(f"BTC/USD-{depth}", T0 + i * 1000, i, depth=depth)
+                 for i in range(10_000)]  # as the measuring command does
+        average = f"{round(sum(len(s.to_json()) for s in snaps) / len(snaps)):,}"
+        row = next(line for line in section.splitlines() if line.startswith(f"| {depth} |"))
+        assert row.rstrip(" |").split("|")[-1].strip().startswith(f"{average} B"), row
+        if depth == 10:
+            assert stated[1] == average  # the text said 902 beside the table's 908
+
+
+def test_what_operations_says_compose_sets_for_redis() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    redis_command = re.search(r'command: \["redis-server"[^\]]*\]', compose)
+    assert redis_command is not None
+    text = " ".join(page("operations.md").split())
+    if "--maxmemory\"" in redis_command[0] or '"--maxmemory",' in redis_command[0]:
+        assert "sets only the policy" not in text
+    else:
+        assert "`docker-compose.yml` sets only the policy (`--maxmemory-policy noeviction`)" \
+            in text
+        assert "as `docker-compose.yml` does" not in text

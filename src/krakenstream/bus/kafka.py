@@ -50,8 +50,10 @@ from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from .base import BusStats, StartsAndCloses, SubscriptionStats
+from .kafka_log import start_producer
 
 log = logging.getLogger(__name__)
+
 
 #: errors that mean "the broker is not reachable right now", as opposed to "it said no"
 _UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -406,7 +408,8 @@ class KafkaBus(StartsAndCloses):
                 request_timeout_ms=int(self._request_timeout * 1000),
             )
             try:
-                await asyncio.wait_for(producer.start(), self._request_timeout)
+                await start_producer(producer, self._request_timeout,
+                                     idempotent=self._idempotence)
             except (KafkaError, *_UNREACHABLE) as exc:
                 await _stop_quietly(producer, self._request_timeout)
                 if self._idempotence and not isinstance(exc, _UNREACHABLE):
