@@ -336,3 +336,28 @@ def test_repeats_are_changed_levels_sent_twice_in_a_row() -> None:
                     repeats += 1
                     assert prices[i - 1] == prices[i] and levels[i - 1][1] and levels[i][1]
     assert repeats > 100
+
+
+def test_views_stay_exact_while_a_shallow_book_deepens_for_new_subscribers() -> None:
+    """A server builds a book for its first subscriber's depth; a deeper subscriber later
+    deepens it. Every view verifies throughout, and each deeper one is full."""
+    market = _market()
+    book = market.book("BTC/USD", 10)
+    streams: dict[int, BookStream] = {}
+    sessions: dict[int, BookSession] = {}
+    for depth in DEPTHS:
+        streams[depth] = BookStream(market.book("BTC/USD", depth), depth, random.Random(depth))
+        sessions[depth] = _session(market, "BTC/USD", depth)
+        assert _feed(sessions[depth], streams[depth].snapshot(TS)) is Verdict.VERIFIED
+        for _ in range(100):
+            step = market.step("BTC/USD")
+            for d, stream in streams.items():
+                frame = stream.update(step, TS)
+                if frame is not None:
+                    assert _feed(sessions[d], frame) is Verdict.VERIFIED, d
+    assert book.full
+    for d in DEPTHS:
+        bids, asks = book.top(d)
+        assert len(bids) == len(asks) == d
+        assert (sessions[d].books["BTC/USD"].bids(), sessions[d].books["BTC/USD"].asks()) == (
+            bids, asks)

@@ -177,13 +177,14 @@ def _side(
 
 
 def simulated(seed: int, symbols: Iterable[str] = PAIRS, frames: int = FRAMES_PER_PAIR,
-              ) -> ShapeStats:
+              kept: int | None = None) -> ShapeStats:
     """The simulator's frames for ``symbols`` at depth 10, as a server with this seed makes
-    them (one market, one stream per subscriber)."""
+    them (one market, one stream per subscriber). ``kept``: the books keep only the levels
+    views of that depth need, as the server's do (None: full books)."""
     market = Market(DEFAULT_PAIRS, seed)
     total = ShapeStats()
     for symbol in symbols:
-        stream = BookStream(market.book(symbol), DEPTH, random.Random(f"{seed}:conn:1"))
+        stream = BookStream(market.book(symbol, kept), DEPTH, random.Random(f"{seed}:conn:1"))
         lines = [orjson.dumps(stream.snapshot(TS))]
         while len(lines) <= frames:
             frame = stream.update(market.step(symbol), TS)
@@ -263,6 +264,17 @@ def test_simulated_updates_look_like_kraken_s(kraken: ShapeStats, seed: int) -> 
     sim = simulated(seed)
     assert sim.updates == len(PAIRS) * FRAMES_PER_PAIR
     assert_like_kraken(sim, kraken, f"the simulator (seed {seed})")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_books_that_keep_only_what_the_view_needs_look_like_kraken_s_too(
+    kraken: ShapeStats, seed: int,
+) -> None:
+    """A server keeps a book only as deep as its deepest subscriber needs (see
+    :mod:`krakenstream.sim.walk`): its frames must look the same."""
+    sim = simulated(seed, kept=DEPTH)
+    assert sim.updates == len(PAIRS) * FRAMES_PER_PAIR
+    assert_like_kraken(sim, kraken, f"the simulator with shallow books (seed {seed})")
 
 
 async def test_over_the_socket_too(kraken: ShapeStats) -> None:

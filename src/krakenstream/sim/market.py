@@ -50,7 +50,6 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..core.checksum import checksum as crc_checksum
 from ..core.events import Level, Precision
 from ..core.pairs import VALID_DEPTHS
 from .specs import DEFAULT_PAIRS, PairSpec, guess_spec, increment, round_sig, synthetic_specs
@@ -85,19 +84,26 @@ class Market:
     def __iter__(self) -> Iterator[str]:
         return iter(self.specs)
 
-    def book(self, symbol: str) -> PairBook:
-        """The pair's book (KeyError for an unknown pair)."""
+    def book(self, symbol: str, depth: int | None = None) -> PairBook:
+        """The pair's book (KeyError for an unknown pair), deep enough for a view of
+        ``depth`` (None: the full book). A book first asked for at a small depth keeps few
+        levels, and deepens when asked for more (see :class:`~.walk.PairBook`)."""
         book = self._books.get(symbol)
         if book is None:
             spec = self.specs[symbol]
             # one generator per pair: a pair's walk does not depend on which others step
             seed = self._seed
             rng = random.Random(f"{seed}:{symbol}") if seed is not None else random.Random()
-            book = self._books[symbol] = PairBook(spec, rng)
+            book = self._books[symbol] = PairBook(spec, rng, depth)
+        elif depth is None:
+            book.reach(1000)
+        else:
+            book.reach(depth)
         return book
 
     def step(self, symbol: str) -> Step:
-        return self.book(symbol).step()
+        book = self._books.get(symbol)
+        return (book if book is not None else self.book(symbol)).step()
 
     def precision(self, symbol: str) -> Precision:
         return self.specs[symbol].precision
@@ -161,6 +167,7 @@ class BookStream:
     ) -> None:
         if depth not in VALID_DEPTHS:
             raise ValueError(f"depth {depth} is not one of {VALID_DEPTHS}")
+        book.reach(depth)
         self.book = book
         self.depth = depth
         self.rng = rng
@@ -183,7 +190,7 @@ class BookStream:
             "symbol": book.spec.symbol,
             "bids": _levels(bids, book.pscale, book.qscale),
             "asks": _levels(asks, book.pscale, book.qscale),
-            "checksum": crc_checksum(asks[:10], bids[:10]),
+            "checksum": book.checksum(),
         }
         if timestamp is not None:
             item["timestamp"] = timestamp

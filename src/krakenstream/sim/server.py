@@ -223,7 +223,7 @@ class SimServer:
         Compare a client's book with this after :meth:`pause` (nothing moves then)."""
         if symbol not in self.market or self.recording is not None:
             raise NotFound(f"the simulator has no live book for {symbol}")
-        return self.market.book(symbol).top(depth)
+        return self.market.book(symbol, depth).top(depth)
 
     def precision(self, symbol: str) -> Precision:
         """The pair's price and qty precision, as its instrument frame gives them."""
@@ -369,7 +369,7 @@ class SimServer:
                 conn, symbol, self.recording.frames[symbol], self.speed, self._flow,
                 self.stats))
             return
-        stream = BookStream(self.market.book(symbol), order.depth, conn.rng,
+        stream = BookStream(self.market.book(symbol, order.depth), order.depth, conn.rng,
                             duplicate_rate=REPEAT_RATE if self.quirks else 0.0)
         frame = stream.snapshot(iso_now())
         if order.snapshot:

@@ -10,17 +10,29 @@ deeper ones that only deeper views see: the event mix is fitted to Kraken's fram
 :mod:`.market` for the rules and the figures). Now and then a delete takes the best level
 or a new level betters it, so the mid moves, leaning back towards its start the further it
 wanders. The book never crosses. Each step reports the net change of every level it touched.
+
+A book that only shallow views watch need not hold a thousand levels: built for a
+``depth``, it keeps that depth plus :data:`SHALLOW_MARGIN` levels (and up to as many again),
+and a deep event that would land beyond them is dropped, as nobody could see it. Its top
+levels walk by the same rules; :meth:`PairBook.reach` deepens it when a deeper view comes
+(a depth-1000 view gets the full book). A simulator serving thousands of pairs at depth 10
+so keeps a tenth of the levels, and builds each book ten times faster.
+
+Each side keeps the checksum text of its top 10 until one of them changes, so a step
+formats only the levels of the side it moved.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_left
+import zlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from itertools import accumulate
+from typing import NamedTuple
 
-from ..core.checksum import checksum as crc_checksum
+from ..core.checksum import CHECKSUM_LEVELS
 from ..core.events import Level
 from .specs import PairSpec, round_sig
 
@@ -29,6 +41,9 @@ MIN_LEVELS = 1050
 MAX_LEVELS = 1250
 #: a side starts with this many levels
 START_LEVELS = 1120
+#: a book built for views of some depth keeps this many levels more than the depth (and up
+#: to as many again); from depth 1000 on, every book is full (MIN_LEVELS..MAX_LEVELS)
+SHALLOW_MARGIN = MIN_LEVELS - 1000
 
 #: the largest scaled value we emit: keeps every number exact as a float
 MAX_SCALED: int = 10**15
@@ -38,8 +53,7 @@ MAX_SCALED: int = 10**15
 Change = tuple[int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """The net effect of one :meth:`PairBook.step`: every level whose qty differs."""
 
     symbol: str
@@ -50,14 +64,21 @@ class Step:
 
 
 class Side:
-    """One side: sorted keys (best first) and qty by price. Bids are keyed by -price."""
+    """One side: sorted keys (best first) and qty by price. Bids are keyed by -price.
 
-    __slots__ = ("sign", "keys", "qty")
+    Also the checksum text of each of its top 10 levels, kept up to date by :meth:`set`
+    (call :meth:`resync` after touching ``keys`` and ``qty`` by hand), so the checksum
+    formats only the levels that change."""
+
+    __slots__ = ("sign", "keys", "qty", "_top", "_token")
 
     def __init__(self, sign: int) -> None:
         self.sign = sign
         self.keys: list[int] = []
         self.qty: dict[int, int] = {}
+        #: the checksum text of each of the top 10 levels, best first
+        self._top: list[str] = []
+        self._token: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -74,18 +95,58 @@ class Side:
         keys = self.keys
         return keys[depth - 1] if len(keys) >= depth else None
 
+    def token(self) -> bytes:
+        """The checksum text of the top 10 levels (Kraken's: each level's price then qty,
+        as scaled integers)."""
+        token = self._token
+        if token is None:
+            token = self._token = "".join(self._top).encode()
+        return token
+
+    def resync(self) -> None:
+        """Rebuild the checksum text from ``keys`` and ``qty``."""
+        s, q = self.sign, self.qty
+        self._top = [f"{s * k}{q[s * k]}" for k in self.keys[:CHECKSUM_LEVELS]]
+        self._token = None
+
     def set(self, price: int, qty: int) -> int:
         """Set a level (qty 0 deletes); returns the old qty (0 if absent)."""
-        old = self.qty.get(price, 0)
+        levels = self.qty
+        old = levels.get(price, 0)
         key = self.sign * price
-        if qty:
+        keys = self.keys
+        if len(keys) < CHECKSUM_LEVELS or key <= keys[CHECKSUM_LEVELS - 1]:
+            self._set_top(price, key, old, qty)  # the level is (or enters) the top 10
+        elif qty:
             if not old:
-                self.keys.insert(bisect_left(self.keys, key), key)
-            self.qty[price] = qty
+                keys.insert(bisect_left(keys, key), key)
+            levels[price] = qty
         elif old:
-            del self.keys[bisect_left(self.keys, key)]
-            del self.qty[price]
+            del keys[bisect_left(keys, key)]
+            del levels[price]
         return old
+
+    def _set_top(self, price: int, key: int, old: int, qty: int) -> None:
+        keys, levels, top = self.keys, self.qty, self._top
+        i = bisect_left(keys, key)
+        if qty:
+            if old:
+                top[i] = f"{price}{qty}"
+            else:
+                keys.insert(i, key)
+                top.insert(i, f"{price}{qty}")
+                del top[CHECKSUM_LEVELS:]
+            levels[price] = qty
+        elif old:
+            del keys[i]
+            del levels[price]
+            del top[i]
+            if len(keys) >= CHECKSUM_LEVELS:  # the 11th level enters the top 10
+                p = self.sign * keys[CHECKSUM_LEVELS - 1]
+                top.append(f"{p}{levels[p]}")
+        else:
+            return
+        self._token = None
 
 
 # -- the walk's event mix, fitted to Kraken's frames (see :mod:`.market`) ---------------
@@ -113,6 +174,14 @@ TOUCH_INSERT = 0.08
 DEEP_EVENTS = 0.5
 
 
+def _levels_for(depth: int | None) -> tuple[int, int]:
+    """The fewest and the most levels a side keeps for views up to ``depth`` (None: any)."""
+    if depth is None or depth + SHALLOW_MARGIN >= MIN_LEVELS:
+        return MIN_LEVELS, MAX_LEVELS
+    floor = depth + SHALLOW_MARGIN
+    return floor, floor + min(floor, MAX_LEVELS - MIN_LEVELS)
+
+
 def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
     r = rng.random()
     acc = 0.0
@@ -123,12 +192,21 @@ def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
     return table[-1][0]
 
 
+#: the cumulative weights of ranks 1..top-1, by top
+_BACK_CUM = tuple(list(accumulate(_BACK_WEIGHTS[: top - 1])) for top in range(11))
+#: ``paretovariate(0.6)`` is ``(1.0 - random()) ** _PARETO``
+_PARETO = -1.0 / 0.6
+
+
 def _back_rank(rng: random.Random, top: int) -> int:
-    """A rank in 1..top-1, weighted towards the back of the top 10."""
+    """A rank in 1..top-1, weighted towards the back of the top 10.
+
+    ``rng.choices(range(top - 1), _BACK_WEIGHTS[:top - 1])`` (the same draw, the same
+    answer), without building the cumulative weights each time."""
     if top <= 1:
         return 0
-    weights = _BACK_WEIGHTS[: top - 1]
-    return 1 + rng.choices(range(len(weights)), weights)[0]
+    cum = _BACK_CUM[top]
+    return 1 + bisect_right(cum, rng.random() * (cum[-1] + 0.0), 0, len(cum) - 1)
 
 
 class PairBook:
@@ -136,11 +214,16 @@ class PairBook:
 
     __slots__ = (
         "spec", "bids", "asks", "pscale", "qscale", "_gap", "_lot", "_rng", "_touched",
-        "_start_mid",
+        "_start_mid", "_floor", "_cap", "_unseen",
     )
 
-    def __init__(self, spec: PairSpec, rng: random.Random) -> None:
+    def __init__(self, spec: PairSpec, rng: random.Random, depth: int | None = None) -> None:
+        """``depth``: the deepest view this book must serve for now (None: any, the full
+        book; see :meth:`reach`)."""
         self.spec = spec
+        self._floor, self._cap = _levels_for(depth)
+        #: how many levels a full book holds beyond this one's floor (0: it is full)
+        self._unseen = MIN_LEVELS - self._floor
         self.pscale: int = 10**spec.price_precision
         self.qscale: int = 10**spec.qty_precision
         self.bids = Side(-1)
@@ -155,8 +238,24 @@ class PairBook:
         half = max(1, round(self._gap * 0.1))
         self.bids.set(max(1, mid - half), self._new_qty())
         self.asks.set(mid + half, self._new_qty())
+        start = self._floor + (self._cap - self._floor) * (START_LEVELS - MIN_LEVELS) // (
+            MAX_LEVELS - MIN_LEVELS)
         for side in (self.bids, self.asks):
-            self._fill(side, START_LEVELS)
+            self._fill(side, start)
+
+    def reach(self, depth: int) -> None:
+        """Make the book deep enough for a view of ``depth`` (it never gets shallower)."""
+        floor, cap = _levels_for(depth)
+        if floor <= self._floor:
+            return
+        self._floor, self._cap, self._unseen = floor, cap, MIN_LEVELS - floor
+        for side in (self.bids, self.asks):
+            self._fill(side, floor)
+
+    @property
+    def full(self) -> bool:
+        """The book holds every level (any view, up to depth 1000, sees all of its own)."""
+        return self._unseen == 0
 
     # -- reading -----------------------------------------------------------------------
 
@@ -169,7 +268,8 @@ class PairBook:
         return self.bids.top(depth), self.asks.top(depth)
 
     def checksum(self) -> int:
-        return crc_checksum(self.asks.top(10), self.bids.top(10))
+        """Kraken's checksum of the book: CRC32 of the top 10 asks then the top 10 bids."""
+        return zlib.crc32(self.bids.token(), zlib.crc32(self.asks.token()))
 
     # -- the walk ----------------------------------------------------------------------
 
@@ -177,7 +277,8 @@ class PairBook:
         """Move one side of the book by one or two events in its top 10 (and a few deeper
         ones) as Kraken's frames show them; returns their net effect."""
         rng = self._rng
-        self._touched = ({}, {})
+        for touched in self._touched:
+            touched.clear()
         kind = self._touch(_pick(rng, _FIRST_EVENT))
         spread = self.asks.keys[0] + self.bids.keys[0]  # bid keys are -price
         if spread > 4 * self._gap + 2:
@@ -189,9 +290,13 @@ class PairBook:
             more = _pick(rng, second)
             if more != "none":
                 self._event(side, self._touch(more))
-        # events deeper than the top 10: only deeper views see them
-        while rng.random() < DEEP_EVENTS and len(side) > 11:
-            idx = 10 + self._deep_index(len(side) - 10)
+        # events deeper than the top 10: only deeper views see them; in a shallow book,
+        # drawn as in a full one, and dropped when they land beyond the levels it keeps
+        keys = side.keys
+        while rng.random() < DEEP_EVENTS and len(keys) > 11:
+            idx = 10 + self._deep_index(len(keys) - 10 + self._unseen)
+            if idx >= len(keys):
+                continue
             r = rng.random()
             if r < 0.4:
                 self._change(side, idx)
@@ -199,10 +304,11 @@ class PairBook:
                 self._delete(side, idx)
             else:
                 self._insert(side, idx)
+        floor, cap = self._floor, self._cap
         for each in (self.bids, self.asks):
-            while len(each) < MIN_LEVELS and self._extend(each):
+            while len(each.keys) < floor and self._extend(each):
                 pass
-            while len(each) > MAX_LEVELS:
+            while len(each.keys) > cap:
                 self._set(each, each.price_at(-1), 0)
         return self._net_step()
 
@@ -233,7 +339,7 @@ class PairBook:
         level) or a new level (``open``: a new best). Returns what it turned out to be: a
         change when there was no free tick for a new level."""
         rng = self._rng
-        top = min(10, len(side))
+        top = min(10, len(side.keys))
         if kind == "change":
             idx = 0 if rng.random() < TOUCH_CHANGE else rng.randrange(top)
             self._change(side, idx)
@@ -246,7 +352,7 @@ class PairBook:
             idx = 0 if kind == "open" else _back_rank(rng, top)
             if self._insert(side, idx):
                 return "insert"
-        self._change(side, min(idx, len(side) - 1))
+        self._change(side, min(idx, len(side.keys) - 1))
         return "change"
 
     def apply(self, bids: Iterable[Level] = (), asks: Iterable[Level] = ()) -> Step:
@@ -270,12 +376,12 @@ class PairBook:
         return self._net_step()
 
     def _net_step(self) -> Step:
-        bq, aq = self.bids.qty, self.asks.qty
+        bq, aq = self.bids.qty.get, self.asks.qty.get
         tb, ta = self._touched
         return Step(
             self.spec.symbol,
-            [(p, old, bq.get(p, 0)) for p, old in tb.items() if old != bq.get(p, 0)],
-            [(p, old, aq.get(p, 0)) for p, old in ta.items() if old != aq.get(p, 0)],
+            [(p, old, new) for p, old in tb.items() if old != (new := bq(p, 0))],
+            [(p, old, new) for p, old in ta.items() if old != (new := aq(p, 0))],
             self.checksum(),
         )
 
@@ -287,7 +393,7 @@ class PairBook:
 
     def _deep_index(self, n: int) -> int:
         # heavy-tailed: P(index >= k) = (k + 1) ** -0.6; most events near the touch
-        return min(n - 1, int(self._rng.paretovariate(0.6)) - 1)
+        return min(n - 1, int((1.0 - self._rng.random()) ** _PARETO) - 1)
 
     def _new_qty(self) -> int:
         rng = self._rng
@@ -302,16 +408,18 @@ class PairBook:
         price = side.price_at(idx)
         old = side.qty[price]
         rng = self._rng
+        # rng.uniform(a, b) is a + (b - a) * rng.random()
         if rng.random() < 0.5 and old > 1:
-            new = max(1, round(old * rng.uniform(0.05, 0.95)))
+            new = max(1, round(old * (0.05 + (0.95 - 0.05) * rng.random())))
         else:
-            new = min(MAX_SCALED, old + max(1, round(self._new_qty() * rng.uniform(0.1, 1.0))))
+            new = min(MAX_SCALED,
+                      old + max(1, round(self._new_qty() * (0.1 + (1.0 - 0.1) * rng.random()))))
         if new == old:
             new = old - 1 if old > 1 else old + 1
         self._set(side, price, new)
 
     def _delete(self, side: Side, idx: int) -> bool:
-        if len(side) > 1:
+        if len(side.keys) > 1:
             self._set(side, side.price_at(idx), 0)
             return True
         return False
@@ -340,7 +448,8 @@ class PairBook:
         return True
 
     def _fill(self, side: Side, count: int) -> None:
-        """Grow a fresh side to ``count`` levels (the fast path of :meth:`_extend`)."""
+        """Grow a side to ``count`` levels behind its deepest one, outside any step (the
+        fast path of :meth:`_extend`)."""
         keys, qty, sign = side.keys, side.qty, side.sign
         expo, new_qty, gap = self._rng.expovariate, self._new_qty, self._gap
         key = keys[-1]
@@ -351,6 +460,7 @@ class PairBook:
                 break
             keys.append(key)
             qty[price] = new_qty()
+        side.resync()
 
     def _extend(self, side: Side) -> bool:
         """A new level behind the deepest one; False when a bid would reach zero."""
