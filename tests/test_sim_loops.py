@@ -9,8 +9,16 @@ import orjson
 
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
-from krakenstream.sim.loops import Flow, MarketLoop, heartbeats, replay, wants_heartbeat
-from krakenstream.sim.market import DEFAULT_PAIRS, BookStream, Market
+from krakenstream.sim.loops import (
+    CATCH_UP,
+    Flow,
+    MarketLoop,
+    Pacer,
+    heartbeats,
+    replay,
+    wants_heartbeat,
+)
+from krakenstream.sim.market import DEFAULT_PAIRS, BookStream, Market, synthetic_specs
 from krakenstream.sim.stats import SimStats
 from test_sim_connection import make, until
 
@@ -68,6 +76,47 @@ def test_per_tick_chance_and_removal() -> None:
     mloop.remove("BTC/USD", conn)
     assert mloop.subs == {}
     mloop.remove("BTC/USD", conn)  # twice is harmless
+
+
+def test_the_pacer_keeps_the_rate_whatever_the_ticks_timing() -> None:
+    period = 0.02
+    pacer = Pacer(3.0, period, 0.0)
+    # punctual ticks: rate times the period each
+    chances = [pacer.tick(i * period, True) for i in range(1, 51)]
+    assert all(abs(c - 0.06) < 1e-9 for c in chances)
+    # a tick 0.3 s late takes at most CATCH_UP punctual ticks' worth; the next ones make
+    # up the rest, and the total is still rate times the time
+    late = pacer.tick(1.0 + 0.3, True)
+    assert abs(late - CATCH_UP * 0.06) < 1e-9
+    t, total = 1.3, late
+    for _ in range(20):
+        t += period
+        total += pacer.tick(t, True)
+    assert abs(total - 3.0 * (t - 1.0)) < 1e-9 and pacer.owed == 0.0 and pacer.lost == 0.0
+
+
+def test_the_pacer_drops_what_it_owes_beyond_one_step_and_nothing_while_still() -> None:
+    pacer = Pacer(3.0, 0.02, 0.0)
+    assert pacer.tick(2.0, True) == CATCH_UP * 0.06  # 6 steps owed: this tick's, and one more kept
+    assert abs(pacer.lost - (6.0 - 1.0 - CATCH_UP * 0.06)) < 1e-9
+    assert abs(pacer.owed - 1.0) < 1e-9  # one step per pair still owed
+    assert pacer.tick(5.0, False) == 0.0 and pacer.owed == 0.0  # paused: nothing owed
+    assert abs(pacer.tick(5.02, True) - 0.06) < 1e-9
+
+
+def test_a_pair_steps_with_the_tick_s_chance() -> None:
+    """The pairs that step are drawn by their gaps: as a coin per pair, on average."""
+    market, stats = Market([*DEFAULT_PAIRS, *synthetic_specs(400, 1)], 1), SimStats()
+    mloop = MarketLoop(market, 3.0, random.Random(1), Flow(), stats)
+    conn, _, _ = make()
+    for symbol in market:
+        mloop.add(conn, BookStream(market.book(symbol, 10), 10, random.Random(1)))
+    n = len(mloop.subs)
+    assert mloop.step_all(1.0, TS) == n  # every pair, once
+    frames = sum(mloop.step_all(0.06, TS) for _ in range(100))
+    expected = n * 0.06 * 100
+    assert abs(frames - expected) < 5 * (expected * 0.94) ** 0.5  # five sigmas
+    assert stats.book_frames == n + frames
 
 
 def test_a_corrupt_order_breaks_exactly_one_frame() -> None:
