@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
 
 from krakenstream.sim import connection as sim_connection
 from krakenstream.sim.connection import Close, Connection
@@ -17,24 +21,52 @@ from krakenstream.sim.stats import SimStats
 class FakeTransport:
     def __init__(self) -> None:
         self.aborted = False
+        self.writes: list[bytes] = []
 
     def abort(self) -> None:
         self.aborted = True
 
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+class FakeProtocol:
+    """The sans-I/O side of websockets, as far as the writer uses it: messages in order.
+
+    It says it has an extension, so the writer hands it every message (rather than framing
+    them itself, as it does for a real connection without one: see the real-socket test)."""
+
+    extensions = ["recorded"]
+
+    def __init__(self, sent: list[bytes]) -> None:
+        self.sent = sent
+        self.pending: list[bytes] = []
+
+    def send_text(self, data: bytes) -> None:
+        self.sent.append(data)
+        self.pending.append(data)
+
+    def data_to_send(self) -> list[bytes]:
+        out, self.pending = self.pending, []
+        return out
+
 
 class FakeWs:
-    """Records what the writer sends; ``gate`` holds each send until set."""
+    """Records what the writer sends (each message, and each write to the socket);
+    ``gate`` holds each send until set."""
 
     def __init__(self) -> None:
         self.transport = FakeTransport()
         self.sent: list[bytes] = []
+        self.protocol = FakeProtocol(self.sent)
         self.closed: tuple[int, str] | None = None
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def send(self, data: bytes, text: bool = False) -> None:
+    @contextlib.asynccontextmanager
+    async def send_context(self) -> AsyncIterator[None]:
         await self.gate.wait()
-        self.sent.append(data)
+        yield
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -138,3 +170,44 @@ def test_the_session_is_the_subscription_state() -> None:
     conn.session.depths["ETH/USD"] = 10
     assert conn.depths == {"ETH/USD": 10} and conn.subscribed
     assert isinstance(Close(1000, "x"), Close)
+
+
+async def test_frames_queued_together_leave_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim_connection, "WRITE_BATCH", 4)
+    conn, ws, stats = make()
+    for i in range(10):
+        conn.push(b"%d" % i)
+    conn.close_after_queue(1000, "done")
+    await asyncio.wait_for(conn.write(), 2)
+    assert ws.sent == [b"%d" % i for i in range(10)] and stats.frames_sent == 10
+    assert ws.transport.writes == [b"0123", b"4567", b"89"]  # at most WRITE_BATCH a write
+    assert ws.closed == (1000, "done")
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_over_a_real_socket_each_frame_is_a_message_of_its_own(
+    compression: str | None,
+) -> None:
+    """Batched writes still give a client one WebSocket text message per frame, framed by
+    the writer itself (no extension, as the simulator serves) or by websockets."""
+    received: list[str] = []
+    frames = [b'{"n":%d,"pad":"%s"}' % (i, b"x" * (i * 7 % 300)) for i in range(1000)]
+    # around the sizes where the header grows (125/126 and 65535/65536 bytes)
+    frames += [b'"%s"' % (b"y" * (n - 2)) for n in (2, 125, 126, 127, 65535, 65536, 70000)]
+
+    async def handler(ws: ServerConnection) -> None:
+        assert bool(ws.protocol.extensions) == (compression is not None)
+        conn = Connection(1, ws, random.Random(1), Session(Catalog(set())), SimStats(), 0.0)
+        for frame in frames:
+            conn.push(frame)
+        conn.close_after_queue(1000, "done")
+        await conn.write()
+
+    async with serve(handler, "127.0.0.1", 0, compression=compression) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", compression=compression,
+                           max_size=None) as client:
+            async for message in client:
+                assert isinstance(message, str)
+                received.append(message)
+    assert received == [f.decode() for f in frames]
