@@ -278,6 +278,8 @@ def _view_levels(
     view keeps, as every level added after the deletes is better than what it pushes out.
     A republished level a new one pushes out again is left beyond the depth, as Kraken does.
     """
+    if not changes:  # the side the step did not move (most steps move one side)
+        return SideUpdate(side, [], [])
     sign = side.sign
     deleted: list[int] = []
     changed: list[Level] = []
