@@ -15,8 +15,8 @@ Once every pair's snapshot has come, after ``--warmup`` seconds, over ``--second
   per frame, and its resident memory (``/proc/<pid>/status``) at the end;
 * how late frames arrive (their ``timestamp`` to their arrival, p50 / p99 of the samples): a
   simulator that falls behind shows it here first;
-* how many times the simulator said its market loop fell behind (its log), and this client's
-  own CPU in cores.
+* how many times the simulator said its market loop fell behind (its log), this client's own
+  CPU in cores, and the machine's load average (other work competing for the cores).
 
 No figure is printed (exit status 1, and why) when the client may be the bottleneck: when it
 used more than ``CLIENT_LIMIT`` of a core, frames/s would say what it could read, not what the
@@ -70,7 +70,10 @@ class Result:
     late_p50_ms: float
     late_p99_ms: float
     client_cores: float
-    sim_behind_warnings: int
+    #: the machine's load average over the last minute, at the end (other work on the cores)
+    load_1min: float
+    #: None when the simulator was already running (its log is not ours to read)
+    sim_behind_warnings: int | None
 
 
 def proc_cpu(pid: int) -> float:
@@ -258,7 +261,8 @@ async def measure(host: str, port: int, pid: int, args: argparse.Namespace) -> R
         late_p50_ms=round(statistics.median(late) * 1000, 1) if late else float("nan"),
         late_p99_ms=round(late[int(len(late) * 0.99)] * 1000, 1) if late else float("nan"),
         client_cores=round((me1 - me0) / wall, 3),
-        sim_behind_warnings=0,
+        load_1min=round(os.getloadavg()[0], 1),
+        sim_behind_warnings=None,
     )
 
 
@@ -283,7 +287,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=3.0, help="updates a second per pair")
     ap.add_argument("--seconds", type=float, default=30.0, help="measurement window")
     ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--depth", type=int, default=10)
+    ap.add_argument("--depth", type=int, default=10, choices=(10, 25, 100, 500, 1000))
     ap.add_argument("--per-connection", type=int, default=200)
     ap.add_argument("--url", help="measure a simulator already running (give --pid too)")
     ap.add_argument("--pid", type=int, help="the running simulator's process id")
@@ -305,9 +309,10 @@ def main() -> None:
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
-        sim_log.seek(0)
-        behind = sum("fell" in line and "behind" in line for line in sim_log)
-    result = Result(**{**asdict(result), "sim_behind_warnings": behind})
+        if proc is not None:
+            sim_log.seek(0)
+            behind = sum("fell" in line and "behind" in line for line in sim_log)
+            result = Result(**{**asdict(result), "sim_behind_warnings": behind})
     if result.client_cores > CLIENT_LIMIT:
         raise SystemExit(
             f"no figure: the counting client used {result.client_cores} of a core (more than "
@@ -315,9 +320,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(asdict(result)))
         return
-    print(f"python {platform.python_version()}, {os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.1f}, kms sim --synthetic {args.pairs} --rate {args.rate:g}, "
-          f"{result.pairs} pairs at depth {args.depth}")
+    print(f"python {platform.python_version()}, {os.cpu_count()} cores, kms sim --synthetic "
+          f"{args.pairs} --rate {args.rate:g}, {result.pairs} online pairs at depth {args.depth}")
     for key, value in asdict(result).items():
         print(f"  {key:20s} {value}")
 
