@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,3 +86,37 @@ def test_status_lines() -> None:
     assert lines[1] == "status: ok; roles: orderbook, gateway"
     assert lines[2].split() == ["ETH/USD", "live", "frames=10", "mismatches=0", "resyncs=1"]
     assert lines[3:] == ["bus: memory ok", "store: sqlite DOWN"]
+
+
+class _OtherDaemon(http.server.BaseHTTPRequestHandler):
+    """Another daemon's gateway on the port we are told to use: its /health answers."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's name is the method's
+        body = json.dumps({"status": "ok", "pid": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_start_is_not_fooled_by_another_daemon_on_the_port(tmp_path: Path) -> None:
+    """Our child dies on "port in use" while another daemon answers /health there: start must
+    see that the answer is not its child's and print the child's own error and hint."""
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherDaemon)
+    port = other.server_address[1]
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run(["daemon", "start", "--roles", "gateway", "--port", str(port),
+                      "--wait", "60"], tmp_path, f"http://127.0.0.1:{port}")
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert "daemon started" not in result.output
+    one_error(result, f"port {port} on 127.0.0.1 is already in use",
+              f"stop what uses it, or set gateway.port / KMS_GATEWAY_PORT "
+              f"(log: {tmp_path / 'daemon.log'})")

@@ -7,6 +7,7 @@ A private ``redis-server`` on a free port stands in for a Redis that goes away a
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import shutil
 import subprocess
@@ -199,3 +200,26 @@ async def test_a_depth_10_snapshot_costs_at_most_400_bytes(
     finally:
         client.close()
     assert used / 10_000 <= 400, f"{used / 10_000:.0f} bytes a snapshot"
+
+async def test_a_failed_write_of_several_pairs_leaves_no_pipeline_open(
+    private_redis: tuple[str, RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several pairs go through one pipeline; when Redis is gone the pipeline fails before it
+    runs (loading the script), and must still give its connection back: else asyncio logs
+    "Unclosed Pipeline client" when it is collected, an ERROR that hides the real cause."""
+    url, server = private_redis
+    store = RedisHistoryStore(url, prefix="kms:")
+    await store.open()
+    try:
+        assert await store.add(series("BTC/USD", 2) + series("ETH/USD", 2)) == 4
+        await asyncio.to_thread(server.stop)
+        for _ in range(3):
+            with pytest.raises(BackendUnavailable, match="storing snapshots"):
+                await store.add(series("BTC/USD", 1, start=T0 + 60_000)
+                                + series("ETH/USD", 1, start=T0 + 60_000))
+        gc.collect()
+        await asyncio.sleep(0)  # the loop's exception handler runs in the loop
+    finally:
+        await store.close()
+    unclosed = [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert unclosed == []

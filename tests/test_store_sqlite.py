@@ -191,3 +191,24 @@ async def test_a_depth_10_snapshot_costs_at_most_400_bytes(tmp_path: Path) -> No
     conn.close()
     assert rows == 10_000
     assert size / rows <= 400, f"{size / rows:.0f} bytes a snapshot"
+
+async def test_a_full_disk_says_so(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back by itself on SQLITE_FULL; our ROLLBACK after it must not
+    replace "database or disk is full" with "cannot rollback - no transaction is active"."""
+    store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
+    await store.open()
+    try:
+        await store.add(series("BTC/USD", 2))
+
+        def cap_the_file() -> None:
+            assert store._wconn is not None
+            pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+            store._wconn.execute(f"PRAGMA max_page_count = {pages + 1}")
+
+        await store._write(cap_the_file)
+        with pytest.raises(BackendUnavailable, match="database or disk is full"):
+            await store.add(series("BTC/USD", 500, start=T0 + 10_000_000))
+        # nothing half-written, and the store still answers
+        assert await store.count("BTC/USD") == 2
+    finally:
+        await store.close()

@@ -120,3 +120,22 @@ def errors_handled() -> Iterator[None]:
             traceback.print_exc(file=sys.stderr)
         where = f": {exc.filename}" if exc.filename else ""
         raise fail(f"{exc.strerror or exc}{where}") from None
+
+
+def child_error(path: Path, offset: int = 0) -> tuple[str, str | None]:
+    """Why a background daemon that exited at once failed: the ``error:`` line it printed
+    (its cause) and the ``hint:`` after it, read from its log past ``offset``; else the last
+    line it wrote (a traceback's last line names the exception), and no hint."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return "", None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("error: "):
+            after = lines[i + 1] if i + 1 < len(lines) else ""
+            hint = after.removeprefix("hint: ") if after.startswith("hint: ") else None
+            return lines[i].removeprefix("error: "), hint
+    return (lines[-1] if lines else ""), None

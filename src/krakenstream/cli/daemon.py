@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -16,7 +15,7 @@ import typer
 
 from ..config import server_url
 from ..core.pairs import normalize_selector
-from .common import child_env, errors_handled, fail, out_console, settings
+from .common import child_env, child_error, errors_handled, fail, out_console, settings
 from .render import format_status
 
 daemon_app = typer.Typer(help="Run, start, stop and inspect the local daemon.",
@@ -82,21 +81,30 @@ def start(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
                 cmd += [flag, str(value)]
         log_file = s.paths.log_file
         with open(log_file, "ab") as log:
+            offset = log.tell()  # what this start writes begins here
             proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=child_env())
         gateway = "gateway" in s.daemon.roles if roles is None else "gateway" in roles
         deadline = time.monotonic() + wait
+        other: object = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise fail(f"the daemon exited at once (status {proc.returncode}): "
-                           f"{_last_line(log_file)}", f"see {log_file}")
+                message, hint = child_error(log_file, offset)
+                raise fail(message or f"the daemon exited at once (status {proc.returncode})",
+                           f"{hint} (log: {log_file})" if hint else f"see {log_file}")
             if not gateway and read_pid(s.paths.pid_file) == proc.pid:
                 break
-            if gateway and _healthy(server_url(s)):
-                break
+            if gateway:
+                # the child's own gateway, not another daemon that answers on this port
+                answer = _health(server_url(s))
+                if answer is not None and answer.get("pid") == proc.pid:
+                    break
+                if answer is not None:
+                    other = answer.get("pid", "?")
             time.sleep(0.1)
         else:
-            raise fail(f"the daemon did not answer within {wait:g} s", f"see {log_file}")
+            why = f" (another daemon, pid {other}, answers there)" if other is not None else ""
+            raise fail(f"the daemon did not answer within {wait:g} s{why}", f"see {log_file}")
         out_console.print(f"daemon started (pid {proc.pid})"
                           + (f", gateway {server_url(s)}" if gateway else "")
                           + f"; log: {log_file}")
@@ -159,18 +167,6 @@ def _health(url: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _healthy(url: str) -> bool:
-    return _health(url) is not None
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
 
 
 # in the order ``kms daemon --help`` lists them: the everyday ones first

@@ -33,7 +33,7 @@ from ..client import KmsClient
 from ..config import Paths
 from ..core.pairs import spell_pair
 from ..errors import BackendUnavailable, Conflict, InputError, KmsError
-from .common import err_console, errors_handled
+from .common import child_error, err_console, errors_handled
 from .credentials import Credential, CredentialsFile
 from .stream import run_stream
 
@@ -69,6 +69,7 @@ class Child:
                  *, stdout_pipe: bool = False) -> None:
         self.name, self.log = name, log
         with log.open("ab") as out:
+            self.log_offset = out.tell()  # what this child writes begins here
             self.proc = subprocess.Popen(
                 args,
                 env=env,
@@ -82,13 +83,12 @@ class Child:
         return self.proc.poll() is None
 
     def died(self) -> KmsError:
-        tail = ""
-        with contextlib.suppress(OSError):
-            lines = self.log.read_text(errors="replace").strip().splitlines()
-            tail = f": {lines[-1]}" if lines else ""
+        """Why it exited: its own error line and hint (not the last line, the hint)."""
+        cause, hint = child_error(self.log, self.log_offset)
         return BackendUnavailable(
-            f"the demo {self.name} exited with status {self.proc.returncode}{tail}",
-            hint=f"see {self.log}",
+            f"the demo {self.name} exited with status {self.proc.returncode}"
+            + (f": {cause}" if cause else ""),
+            hint=f"{hint} (log: {self.log})" if hint else f"see {self.log}",
         )
 
     def read_line(self, timeout: float) -> str:
@@ -127,15 +127,20 @@ def wait_healthy(client: KmsClient, daemon: Child, timeout: float) -> None:
         if not daemon.alive():
             raise daemon.died()
         try:
-            client.health()
-            return
+            # our child's answer, not another process's on the same port
+            if client.health().get("pid") == daemon.proc.pid:
+                return
         except BackendUnavailable:
             if time.monotonic() >= deadline:
                 raise BackendUnavailable(
                     f"the demo daemon did not answer at {client.base_url} within {timeout:g} s",
                     hint=f"see {daemon.log}",
                 ) from None
-            time.sleep(0.1)
+        if time.monotonic() >= deadline:
+            raise BackendUnavailable(
+                f"another process answers at {client.base_url}, not the demo daemon",
+                hint=f"see {daemon.log}")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -188,11 +188,14 @@ class RedisHistoryStore(PagedHistory):
             if len(args) == 1:
                 ((pair, argv),) = args.items()
                 return int(await script(keys=[self.key(pair), self._pairs_key], args=argv))
-            # one atomic script per pair, all sent in one round trip
-            pipe = r.pipeline(transaction=False)
-            for pair, argv in args.items():
-                await script(keys=[self.key(pair), self._pairs_key], args=argv, client=pipe)
-            return sum(int(n) for n in await pipe.execute())
+            # one atomic script per pair, all sent in one round trip; the pipeline gives
+            # its connection back on every path (a failure while it loads the script too,
+            # or asyncio logs "Unclosed Pipeline client" over the real cause)
+            async with r.pipeline(transaction=False) as pipe:
+                for pair, argv in args.items():
+                    await script(keys=[self.key(pair), self._pairs_key], args=argv,
+                                 client=pipe)
+                return sum(int(n) for n in await pipe.execute())
 
     # -- reads -----------------------------------------------------------------------------
 

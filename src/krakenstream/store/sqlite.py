@@ -41,7 +41,7 @@ from typing import TypeVar
 from ..core.codec import encode
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
-from ..sqlite_wal import enable_wal
+from ..sqlite_wal import enable_wal, rollback
 from .base import CHUNK_SIZE, Order, PagedHistory, Row
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class SQLiteHistoryStore(PagedHistory):
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
         except BaseException:
             conn.close()
@@ -230,7 +230,7 @@ class SQLiteHistoryStore(PagedHistory):
                 kept += self._add_pair(conn, pair, prow)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
         return kept
 

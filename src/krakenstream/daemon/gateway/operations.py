@@ -11,6 +11,7 @@ bus, then renders the registry as Prometheus text.
 import asyncio
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -87,6 +88,8 @@ async def health(gw: State) -> Response:
         "status": "degraded" if problems else "ok",
         "problems": problems,
         "version": __version__,
+        # which process answers: `kms daemon start` knows its child from another daemon
+        "pid": os.getpid(),
         "uptime_s": round(time.time() - services.started_at, 3),
         "roles": list(services.roles),
         "feed": feed,
