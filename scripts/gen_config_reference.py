@@ -72,6 +72,10 @@ MEANINGS: dict[str, str] = {
     "gateway.trusted_proxies": "Reverse proxies (IP addresses or CIDR networks) whose "
     "`X-Forwarded-For` and `X-Forwarded-Proto` are believed. Empty: none, the TCP peer is the "
     "client. See [security](security.md#proxies).",
+
+    "gateway.header_timeout": "Seconds a connection may take to send a request's headers, "
+    "counted from when it opens or its last answer ends, however slowly bytes arrive; then "
+    "it gets 408 and is closed (`kms_http_header_timeouts`).",
     "bus.backend": "`memory`: in-process fan-out, every role in one process. `kafka`: roles in "
     "separate processes or hosts.",
     "bus.queue_size": "The least a queue of the in-process bus holds. A live tap (WebSocket "

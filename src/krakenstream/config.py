@@ -72,6 +72,9 @@ class GatewaySettings:
     #: proxies (IP addresses or CIDR networks) whose X-Forwarded-For is believed; none by default
     trusted_proxies: list[str] = field(default_factory=list)
 
+    #: seconds a connection may take to send a request's headers (then 408 and closed)
+    header_timeout: float = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class BusSettings:
@@ -211,6 +214,7 @@ MINIMUM: dict[str, float] = {
     "gateway.port": 0,
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,
+    "gateway.header_timeout": 0.1,
     "bus.queue_size": 1,
     "bus.buffer_ticks": 1,
     "store.history_limit": 1,

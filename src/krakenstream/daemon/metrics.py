@@ -57,6 +57,10 @@ class Metrics:
             "kms_http_request_seconds", "HTTP request duration by route", ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r)
+        self.http_header_timeouts = Counter(
+            "kms_http_header_timeouts",
+            "Connections closed (408) because a request's headers took longer than "
+            "gateway.header_timeout", registry=r)
         self.ws_clients = Gauge("kms_ws_clients", "Open WebSocket stream clients", registry=r)
         self.ws_cut_off = Counter("kms_ws_cut_off", "WebSocket clients cut off for being slow",
                                   registry=r)

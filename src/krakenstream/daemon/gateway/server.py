@@ -13,6 +13,7 @@ from ...wire import GOING_AWAY
 from ..services import Services
 from .app import create_app
 from .deps import Gateway
+from .protocols import protocols
 
 
 class GatewayServer(uvicorn.Server):
@@ -42,6 +43,7 @@ def make_server(
     ``serve(sockets=[sock])`` on a socket bound by the caller). Host and port default to
     ``gateway.host``/``gateway.port``. Stop it with ``server.should_exit = True``."""
     gw = services.settings.gateway
+    http, ws = protocols(gw.header_timeout, services.metrics.http_header_timeouts.inc)
     config = uvicorn.Config(
         app or create_app(services),
         host=gw.host if host is None else host,
@@ -56,5 +58,10 @@ def make_server(
         # X-Forwarded-* only from gateway.trusted_proxies, which the app applies itself:
         # uvicorn's default would believe any process on 127.0.0.1 (FORWARDED_ALLOW_IPS)
         proxy_headers=False,
+
+        # our h11 and websockets protocols: a request's headers have gateway.header_timeout
+        # seconds, a refused WebSocket handshake gets its answer (see protocols.py)
+        http=http,
+        ws=ws,
     )
     return GatewayServer(config)
