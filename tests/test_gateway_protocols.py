@@ -1,7 +1,7 @@
-"""The gateway on uvicorn, spoken to with raw sockets: what a slow or malformed client meets
-(issue 14 item 9). A connection that never finishes its headers is answered 408 and closed
-after ``gateway.header_timeout``; a WebSocket upgrade with a header websockets refuses gets
-its 431 and is closed."""
+"""The gateway's uvicorn protocols (protocols.py), spoken to with raw sockets: what a slow or
+malformed client meets (issue 14 item 9). A connection that never finishes its headers is
+answered 408 and closed after ``gateway.header_timeout``; a WebSocket upgrade with a header
+websockets refuses gets its 431 and is closed."""
 
 from __future__ import annotations
 
