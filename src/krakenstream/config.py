@@ -555,6 +555,14 @@ def server_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     return f"http://{host}:{settings.gateway.port}"
 
 
+def terminal_columns(env: Mapping[str, str] | None = None) -> int | None:
+    """``COLUMNS`` when it is set to a width, else None (the terminal's own convention, read
+    here with the rest of the environment)."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    text = environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
     environ: Mapping[str, str] = os.environ if env is None else env
     return environ.get(name, "").lower() in ("1", "true", "yes", "on")

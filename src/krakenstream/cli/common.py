@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..config import Settings, child_environment, env_flag, load_settings, set_home
+from ..config import (
+    Settings,
+    child_environment,
+    env_flag,
+    load_settings,
+    set_home,
+    terminal_columns,
+)
 from ..errors import KmsError
 
 
@@ -35,6 +42,16 @@ class GlobalOptions:
 _options = GlobalOptions()
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
+#: the width kms lays its output out at when it goes to a pipe or a file and COLUMNS is not
+#: set: a line is a record to whatever reads it, so it is never folded (rich would use 80)
+PIPE_WIDTH = 100_000
+
+
+def fit_to_output(console: Console, env: Mapping[str, str] | None = None) -> None:
+    """A terminal keeps its own width; elsewhere ``COLUMNS`` if set, else :data:`PIPE_WIDTH`."""
+    if console.is_terminal:
+        return
+    console.width = terminal_columns(env) or PIPE_WIDTH
 
 
 def _show_version(value: bool) -> None:
@@ -76,6 +93,9 @@ def root_options(
     _options.config = config
     _options.verbose = verbose or env_flag("KMS_VERBOSE")
     _options.server = server
+
+    for console in (out_console, err_console):
+        fit_to_output(console)
 
 
 def child_env() -> dict[str, str]:
