@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway_support import EMAIL, PASSWORD, Stack, settings_for, wait_snapshots
+from gateway_support import EMAIL, PASSWORD, Stack, settings_for, stack, wait_snapshots
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway import create_app
 from krakenstream.daemon.gateway.app import ROUTERS
@@ -61,3 +61,16 @@ async def test_every_app_has_the_routes_and_its_own_state(kms_home: Path) -> Non
     assert one.state.gateway is not two.state.gateway
     assert one.state.gateway.hub is not two.state.gateway.hub
     assert one.state.gateway.services is two.state.gateway.services is services
+
+
+async def test_a_trailing_slash_is_not_redirected_to_the_host_it_named(kms_home: Path) -> None:
+    """Starlette's slash redirect builds its Location from the Host header: a client (or a
+    proxy's cache) could be sent anywhere. The canonical path is the only one served."""
+    async with stack(settings_for(kms_home), roles=("gateway",)) as s:
+        r = await s.client.get("/health/", headers={"Host": "evil.example"})
+        assert r.status_code == 404, r.headers
+        assert "location" not in r.headers
+        assert r.json() == {"error": "no such route: GET /health/", "code": "not_found"}
+        # /api/pairs/ is DELETE /api/pairs/{pair} with no pair: a 405, never a redirect
+        r = await s.client.get("/api/pairs/", headers={"Host": "evil.example"})
+        assert r.status_code == 405 and "location" not in r.headers

@@ -88,3 +88,4 @@ async def test_a_bug_is_a_logged_500(
     assert any("path=/api/pairs status=500" in rec.getMessage() for rec in caplog.records)
     r = await gw.client.get("/api/users/me", headers=gw.auth)  # and the app goes on
     assert r.status_code == 200
+

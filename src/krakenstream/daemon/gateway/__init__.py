@@ -21,10 +21,13 @@ The modules, one job each:
 - what routes share: :mod:`.deps` (the app's state and the bearer check, as dependencies),
   :mod:`.params` (time windows, bounds that are settings), :mod:`.responses` (JSON answers),
   :mod:`.errors` (every error as JSON, statuses from :mod:`krakenstream.wire`);
-- around every request: :mod:`.middleware` (count, time, log, body limit), :mod:`.logs`
-  (tokens out of uvicorn's log lines), :mod:`.tokens` (verified-token cache);
+- around every request: :mod:`.middleware` (count, time, log, body limit), :mod:`.methods`
+  (HEAD wherever GET is, OPTIONS, ``Allow``), :mod:`.logs` (tokens out of uvicorn's log
+  lines), :mod:`.tokens` (verified-token cache);
 - beside the routes: :mod:`.hub` (the bus tap, WebSocket clients, the latest cache),
-  :mod:`.exports` (history bodies as JSON, NDJSON, CSV), :mod:`.server` (uvicorn).
+  :mod:`.exports` (history bodies as JSON, NDJSON, CSV), :mod:`.server` (uvicorn) and
+  :mod:`.protocols` (its HTTP and WebSocket protocols: a header timeout, a refused
+  handshake answered).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from . import admin, books, dashboard, history, operations, pairs, stream, users
 from .deps import Gateway
 from .errors import install_error_handlers
 from .logs import redact_uvicorn_logs
+from .methods import MethodsMiddleware
 from .middleware import BodyLimitMiddleware, ObserveMiddleware
 from .params import document_maxima
 
@@ -84,6 +85,9 @@ def create_app(services: Services) -> FastAPI:
         description="Exact, checksum-verified Kraken order books: snapshots, history, live "
         "stream. Authenticate with `POST /api/users/login`, then `Authorization: Bearer`.",
         lifespan=lifespan,
+        # Starlette's slash redirect writes the request's Host into its Location: a client
+        # (or a shared cache) could be sent anywhere; the canonical path alone is served
+        redirect_slashes=False,
     )
     app.state.gateway = gateway
     install_error_handlers(app)
@@ -94,6 +98,7 @@ def create_app(services: Services) -> FastAPI:
         # anyone else X-Forwarded-For is ignored. Here rather than in uvicorn, so the rule is
         # the same in-process and served (make_server turns uvicorn's own off)
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    app.add_middleware(MethodsMiddleware, routes=app.router.routes)
     app.add_middleware(ObserveMiddleware, metrics=services.metrics)  # outermost: sees all
     redact_uvicorn_logs()
     for router in ROUTERS:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from ...errors import KmsError, Overloaded, Throttled
 from ...wire import STATUS_CODES, classify, hint_for
+from .methods import allowed_methods
 
 log = logging.getLogger("krakenstream.gateway")
 
@@ -112,7 +113,12 @@ async def on_http(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # every method of the path, not only those of the first route that has the path
+        allowed = allowed_methods(request.app.router.routes, request.url.path)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return error_response(exc.status_code, code, message, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

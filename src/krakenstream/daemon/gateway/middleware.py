@@ -7,6 +7,8 @@ task and a memory stream per request.
 * :class:`BodyLimitMiddleware` refuses bodies over ``gateway.max_body_bytes`` with a JSON 413,
   by ``Content-Length`` before reading and by counting a streamed body as it comes
   (Starlette's own limiter answers in plain text, which the contract does not allow).
+
+HEAD and OPTIONS are :mod:`.methods`.
 """
 
 from __future__ import annotations
@@ -149,3 +151,4 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
