@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "krakenstream"
 STATIC = PACKAGE / "daemon" / "gateway" / dashboard.STATIC_DIR
 UPLOT = "vendor/uplot-1.6.32/uPlot.esm.js"
+SWAGGER = "vendor/swagger-ui-5.35.0/swagger-ui-bundle.js"
 
 
 @pytest.fixture
@@ -149,6 +150,11 @@ async def test_the_page_needs_no_inline_code_and_every_file_it_names_is_served(
     page.feed((await gw.client.get("/")).text)
     assert page.inline == []
     assert "static/app.js" in page.refs
+    docs = _Page()  # the API reference page: the same rules
+    docs.feed((await gw.client.get("/docs")).text)
+    assert docs.inline == []
+    assert "static/docs.js" in docs.refs and f"static/{SWAGGER}" in docs.refs
+    page.refs += docs.refs
     # follow the modules' imports: all are served, and none leaves this origin
     seen: set[str] = set()
     todo = [ref.removeprefix("static/") for ref in page.refs]
@@ -180,3 +186,20 @@ def test_every_static_file_is_package_data() -> None:
     assert files and files <= covered, sorted(str(f) for f in files - covered)
     served = dashboard.static_files()
     assert "index.html" in served and UPLOT in served
+
+
+async def test_the_api_reference_is_served_from_the_package(gw: Stack) -> None:
+    """``/docs`` is swagger-ui from the package (FastAPI's page loads it from a CDN), under
+    the dashboard's policy but for swagger-ui's ``data:`` icons; ``/redoc`` (a CDN too) is
+    gone."""
+    r = await gw.client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "http" not in r.text  # every address is relative: nothing from elsewhere
+    csp = csp_of(r.headers)
+    assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"
+    assert csp["img-src"] == "'self' data:"
+    assert "unsafe" not in r.headers["content-security-policy"]
+    bundle = await gw.client.get("/static/" + SWAGGER)
+    assert bundle.status_code == 200 and bundle.content == (STATIC / SWAGGER).read_bytes()
+    assert (await gw.client.get("/redoc")).status_code == 404
+    assert (await gw.client.head("/docs")).status_code == 200

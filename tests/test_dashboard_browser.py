@@ -510,3 +510,34 @@ def first_gap_after(dash: Dash, since_ms: float) -> int | None:
 def gap_list(page: Page) -> list[str]:
     text = page.locator("#charts").get_attribute("data-gap-ts") or ""
     return [t for t in text.split(",") if t]
+
+
+def test_the_api_reference_works_offline(dash: Dash) -> None:
+    """``/docs`` with every request that would leave this machine refused: swagger-ui comes
+    from the package, runs under its policy (no console error), and tries a route out."""
+    dash.console.phase = "docs"
+    page = dash.new_page()
+    left: list[str] = []
+
+    def only_here(route: Any) -> None:
+        if route.request.url.startswith(dash.daemon.url):
+            route.continue_()
+        else:
+            left.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_here)
+    page.goto(dash.daemon.url + "/docs")
+    operations = page.locator(".opblock")
+    expect(operations.first).to_be_visible()
+    assert operations.count() >= 10
+    health = page.locator(".opblock", has_text="/health").first
+    health.locator(".opblock-summary").click()
+    health.locator(".try-out__btn").click()
+    health.locator(".execute").click()
+    expect(health.locator(".live-responses-table tbody .response-col_status").first
+           ).to_have_text(re.compile("200"))
+    dash.shot(page, "docs")
+    page.close()
+    assert left == []
+    dash.console.check()

@@ -88,6 +88,10 @@ def create_app(services: Services) -> FastAPI:
         # Starlette's slash redirect writes the request's Host into its Location: a client
         # (or a shared cache) could be sent anywhere; the canonical path alone is served
         redirect_slashes=False,
+        # FastAPI's pages load their scripts from a CDN: /docs is ours (dashboard.py), with
+        # swagger-ui from the package, so it works offline and under the dashboard's CSP
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.gateway = gateway
     install_error_handlers(app)

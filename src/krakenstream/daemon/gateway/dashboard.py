@@ -1,4 +1,5 @@
-"""``/`` and ``/static/``: the dashboard, a web page and its static files, from the package.
+"""``/`` and ``/static/``: the dashboard, a web page and its static files, from the package;
+and ``/docs``, the API reference (a vendored swagger-ui over ``/openapi.json``).
 
 The page (plain ES modules and CSS, a vendored uPlot, no build step) uses the same HTTP API
 and WebSocket stream as every other client: this router only serves files. They are read
@@ -88,14 +89,17 @@ def static_files() -> dict[str, StaticFile]:
     return load_files(importlib.resources.files(__package__) / STATIC_DIR)
 
 
-def security_headers(host: str | None) -> dict[str, str]:
+def security_headers(host: str | None, *, data_images: bool = False) -> dict[str, str]:
     """The headers every dashboard answer carries. The WebSocket of this very host is named
     in ``connect-src`` beside ``'self'`` for browsers whose ``'self'`` does not cover
-    ``ws:``; a Host header that is not a plain host[:port] is not repeated (``'self'`` then)."""
+    ``ws:``; a Host header that is not a plain host[:port] is not repeated (``'self'`` then).
+    ``data_images``: ``data:`` images too (swagger-ui's stylesheet draws its icons so; the
+    dashboard has none)."""
     connect = "'self'"
     if host and _HOST.fullmatch(host):
         connect += f" ws://{host} wss://{host}"
-    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    images = "'self' data:" if data_images else "'self'"
+    csp = (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
            f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
            "frame-ancestors 'none'")
     return {
@@ -107,12 +111,17 @@ def security_headers(host: str | None) -> dict[str, str]:
     }
 
 
+#: the pages (and what they load) that show swagger-ui, whose icons are data: images
+_DATA_IMAGES = ("docs.html", "vendor/swagger-ui-")
+
+
 def serve(request: Request, name: str) -> Response:
     """One static file, or 304 when the browser's copy (``If-None-Match``) is current."""
     file = static_files().get(name)
     if file is None:
         raise NotFound(f"no such dashboard file: {STATIC_PREFIX}{name}")
-    headers = security_headers(request.headers.get("host"))
+    headers = security_headers(request.headers.get("host"),
+                               data_images=name.startswith(_DATA_IMAGES))
     headers["Cache-Control"] = file.cache_control
     headers["ETag"] = file.etag
     if file.etag in _etags(request.headers.get("if-none-match", "")):
@@ -134,6 +143,12 @@ def _etags(header: str) -> set[str]:
 async def index(request: Request) -> Response:
     """The dashboard page."""
     return serve(request, "index.html")
+
+
+@router.api_route("/docs", methods=["GET", "HEAD"])
+async def docs(request: Request) -> Response:
+    """The API reference: swagger-ui from the package over ``/openapi.json`` (no CDN)."""
+    return serve(request, "docs.html")
 
 
 @router.api_route(STATIC_PREFIX + "{name:path}", methods=["GET", "HEAD"])
