@@ -93,7 +93,6 @@ def root_options(
     _options.config = config
     _options.verbose = verbose or env_flag("KMS_VERBOSE")
     _options.server = server
-
     for console in (out_console, err_console):
         fit_to_output(console)
 
