@@ -57,6 +57,14 @@ MEANINGS: dict[str, str] = {
     "kraken.pairs_per_connection": "The most pairs one WebSocket connection carries. More "
     "pairs open more connections, each reconnecting on its own: a cut connection resyncs only "
     "its pairs. Kraken documents no cap; other clients use 20 to 200.",
+    "kraken.max_pairs": "The most pairs this orderbook process tracks, named and brought in by "
+    "patterns together. Tracking one more answers 409; a pattern that would go past it is "
+    "refused whole; pairs a pattern brings in later past it are left out and counted "
+    "(`/health` `feed.over_max_pairs`).",
+    "kraken.refused_keep": "A pair Kraken refuses (it does not list it) is dropped at once, "
+    "never asked for again on a reconnect, and stays listed by `/api/pairs` in `error` with "
+    "Kraken's words for this many seconds (the newest 100) so that whoever tracked it can "
+    "read why; `kms untrack` forgets it sooner, `kms track` tries again.",
     "kraken.connect_limit": "Connection attempts of all the feed's connections together in "
     "any 10 minutes. Kraken bans an address for 10 minutes above about 150.",
     "kraken.connect_spacing": "Least seconds between two connection attempts of the feed, so "

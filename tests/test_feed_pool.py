@@ -298,3 +298,20 @@ async def test_patterns_wait_for_the_listing_and_a_shard_takes_its_share(
         async with asyncio.timeout(5):
             await pool.wait_live()
         assert set(pool.pairs) == {"A/USD", "D/EUR"}
+
+
+async def test_max_pairs_leaves_the_rest_out_and_keeps_what_is_tracked() -> None:
+    """A pattern that matches more than ``max_pairs``: the first ``max_pairs`` are tracked,
+    the rest counted (and logged once); ``would_track`` tells a caller in advance."""
+    async with SimServer(seed=5, rate=20.0, synthetic=30) as sim:
+        usd = online(sim, "USD")
+        assert len(usd) > 5
+        async with FeedPool(fast(sim.url, max_pairs=5), ["ETH/USD", "*/USD"]) as pool:
+            async with asyncio.timeout(10):
+                await pool.wait_live()
+            assert len(pool.pairs) == 5 and pool.pairs[0] == "ETH/USD"
+            assert pool.over_max_pairs == len(set(usd) | {"ETH/USD"}) - 5
+            before = pool.pairs
+            assert pool.would_track("ZZZ/USD") == len(set(usd) | {"ETH/USD"}) + 1
+            await pool.untrack_all([before[1], before[2]])  # two out: two others come in
+            assert len(pool.pairs) == 5 and before[1] not in pool.pairs

@@ -86,3 +86,10 @@ def test_a_shard_takes_only_its_pattern_pairs() -> None:
     sel.add("BTC/USD")  # named: the caller already sharded it
     sel.listing.apply(frame("snapshot", ADA_USD="online", BTC_EUR="online", AVAX_USD="online"))
     assert sel.target() == ["BTC/USD", "ADA/USD", "AVAX/USD"]
+
+
+def test_with_selector_is_a_copy() -> None:
+    sel = Selection()
+    sel.add("ETH/USD")
+    other = sel.with_selector("BTC/USD")
+    assert other.target() == ["ETH/USD", "BTC/USD"] and sel.target() == ["ETH/USD"]

@@ -484,6 +484,7 @@ def test_frames_for_a_pair_not_tracked_are_dropped() -> None:
 
 
 def test_a_lost_connection_makes_pairs_stale_and_the_next_one_subscribes_again() -> None:
+    """...every pair but one Kraken refused: that one is not resent on every reconnect."""
     d = Driver(["A/USD", "X/USD"])
     d.connect()
     req = d.book_request()
@@ -498,8 +499,35 @@ def test_a_lost_connection_makes_pairs_stale_and_the_next_one_subscribes_again()
     d.connect()
     assert d.subs.connections == 2 and d.subs.pairs["A/USD"].reconnects == 1
     again = d.book_request()
-    assert symbols([again]) == [["A/USD", "X/USD"]]  # asked again on a new connection
+    assert symbols([again]) == [["A/USD"]]  # asked again on a new connection, X/USD not
     assert ("A/USD", "stale", "connecting") in d.transitions()
+    d.ack_all(again)
+    assert d.subscribe_all() == []
+    assert d.state("X/USD") is PairState.ERROR
+    assert d.subs.pairs["X/USD"].error == "Currency pair not supported X/USD"
+    # naming it again asks again, on this connection
+    d.subs.add_pairs(["X/USD"], WALL)
+    assert symbols([d.book_request()]) == [["X/USD"]]
+
+
+def test_a_refused_pair_is_not_resent_on_any_reconnect() -> None:
+    pairs = [f"X{i:03d}/USD" for i in range(30)]
+    d = Driver(["A/USD", *pairs], FeedOptions(url="ws://127.0.0.1:1/v2", subscribe_batch=40))
+    d.connect()
+    req = d.book_request()
+    for p in req.symbols:
+        d.receive(answer(req, p, error=None if p == "A/USD" else f"Currency pair not "
+                         f"supported {p}"))
+    assert d.subscribe_all() == []
+    for _ in range(5):
+        d.subs.disconnected("connection closed: 1006", WALL)
+        d.connect()
+        assert symbols(d.subscribe_all()) == [["A/USD"]]
+    assert all(d.state(p) is PairState.ERROR for p in pairs)
+    # removed and added back: a fresh start, asked again
+    d.subs.remove_pairs(["X000/USD"])
+    d.subs.add_pairs(["X000/USD"], WALL)
+    assert symbols(d.subscribe_all()) == [["X000/USD"]]
 
 
 def test_stopping_on_purpose_leaves_states_as_they_were() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from gateway_support import Stack, login, wait_snapshots
-from krakenstream.daemon.gateway.operations import HEALTH_PAIR_PROBLEMS, feed_health
+from krakenstream.config import KrakenSettings
+from krakenstream.daemon.gateway.operations import HEALTH_PAIR_PROBLEMS, HEALTH_PAIRS, feed_health
+from krakenstream.daemon.refused import RefusedPairs
 from krakenstream.feed.status import ConnectionStatus, PairState, PairStatus
 
 
@@ -53,6 +55,12 @@ def test_feed_health_sums_up_connections_and_caps_the_problems() -> None:
     """Thousands of pairs and several connections: one line per connection down, at most
     20 pairs named, the rest counted; the summed-up ``connection`` keeps its fields."""
     class Role:
+        settings = KrakenSettings()
+        refused = RefusedPairs(60.0)
+
+        class feed:  # noqa: N801 - stands for the role's FeedPool
+            over_max_pairs = 0
+
         def connection(self) -> ConnectionStatus:
             return ConnectionStatus(url="ws://127.0.0.1:1/v2", name="pool", connected=False,
                                     pairs=3000)
@@ -71,7 +79,10 @@ def test_feed_health_sums_up_connections_and_caps_the_problems() -> None:
     feed, problems = feed_health(Role())  # type: ignore[arg-type]
     assert feed["states"] == {"stale": 200, "live": 2800}
     assert [c["name"] for c in feed["connections"]] == ["1", "2"]
-    assert feed["connection"]["connected"] is False and len(feed["pairs"]) == 3000
+    assert feed["connection"]["connected"] is False
+    # a probe's answer stays small: 50 pairs (those not live), the rest counted
+    assert len(feed["pairs"]) == HEALTH_PAIRS and feed["pairs_omitted"] == 3000 - HEALTH_PAIRS
+    assert all(p["state"] == "stale" for p in feed["pairs"].values())
     assert problems[:2] == ["feed: not connected",
                             "feed: connection 2 is waiting (connection closed: 1006)"]
     named = [p for p in problems if p.endswith(" is stale")]

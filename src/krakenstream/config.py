@@ -58,6 +58,11 @@ class KrakenSettings:
     connect_limit: int = 60
     #: least seconds between two connection attempts of the feed
     connect_spacing: float = 0.5
+    #: the most pairs this orderbook process tracks (named and brought by patterns)
+    max_pairs: int = 2_000
+    #: seconds a pair Kraken refused stays listed (in error, with Kraken's words) after it
+    #: was dropped
+    refused_keep: float = 3_600.0
     #: pairs this orderbook process owns when pairs are sharded: "INDEX/COUNT", empty = all
     shard: str = ""
 
@@ -211,6 +216,8 @@ MINIMUM: dict[str, float] = {
     "kraken.pairs_per_connection": 1,
     "kraken.connect_limit": 1,
     "kraken.connect_spacing": 0.0,
+    "kraken.max_pairs": 1,
+    "kraken.refused_keep": 0.0,
     "gateway.port": 0,
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,

@@ -308,10 +308,12 @@ def format_status(pid: int | None, url: str, health: dict[str, Any] | None) -> s
         feed = health.get("feed") or {}
         pairs = sorted((feed.get("pairs") or {}).items())
         conns = feed.get("connections") or []
-        if len(conns) > 1 or len(pairs) > STATUS_PAIRS:
+        # /health lists a few pairs of many (pairs_omitted): the states count them all
+        total = len(pairs) + int(feed.get("pairs_omitted") or 0)
+        if len(conns) > 1 or total > STATUS_PAIRS:
             states = ", ".join(f"{n} {s}" for s, n in sorted((feed.get("states") or {}).items()))
             up = sum(1 for c in conns if c.get("connected"))
-            lines.append(f"feed: {len(pairs)} pairs ({states}); {up} of {len(conns)} "
+            lines.append(f"feed: {total} pairs ({states}); {up} of {len(conns)} "
                          "connections up")
         shown = pairs if len(pairs) <= STATUS_PAIRS else [
             (p, st) for p, st in pairs if st.get("state") != "live"][:STATUS_PAIRS]

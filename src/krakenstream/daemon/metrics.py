@@ -2,9 +2,15 @@
 
 A registry per daemon (not the process-global default) so several daemons, or many tests,
 can live in one process without colliding. The gateway serves it at ``GET /metrics``.
+
+Series labelled by pair exist for the pairs tracked only: :meth:`Metrics.forget_pair` removes
+a pair's series when it stops being tracked (untracked, delisted, refused by Kraken), so the
+registry, and every scrape, stays as large as what is tracked now.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -26,6 +32,11 @@ class Metrics:
                                      registry=r)
         self.feed_live = Gauge("kms_feed_pair_live", "1 if the pair's book is live, else 0",
                                ["pair"], registry=r)
+        self.feed_pairs = Gauge("kms_feed_pairs", "Pairs tracked, by feed state", ["state"],
+                                registry=r)
+        self.feed_refused = Gauge(
+            "kms_feed_refused", "Pairs Kraken refused (and the orderbook role dropped) since "
+            "the start", registry=r)
         # orderbook role
         self.snapshots_published = Counter(
             "kms_snapshots_published", "Snapshots handed to the bus", ["pair"], registry=r)
@@ -67,6 +78,13 @@ class Metrics:
         self.logins_failed = Gauge("kms_logins_failed", "Failed logins", registry=r)
         self.logins_throttled = Gauge("kms_logins_throttled", "Logins refused by the throttle",
                                       registry=r)
+
+    def forget_pair(self, pair: str) -> None:
+        """Remove every series of ``pair`` (it is no longer tracked)."""
+        for metric in (self.feed_frames, self.feed_mismatches, self.feed_resyncs,
+                       self.feed_live, self.snapshots_published, self.snapshots_skipped):
+            with contextlib.suppress(KeyError):  # a series never made for this pair
+                metric.remove(pair)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -17,6 +17,11 @@ stored predecessor of a snapshot is not the one published just before it
 (:mod:`krakenstream.core.gaps`): a snapshot lost on the bus or by a broker, a restart, a shard
 handover; the published flag covers only what this role itself knows of (stale, resync,
 error, late tick, start).
+
+What is tracked is bounded: at most ``kraken.max_pairs`` pairs (a request past it is a 409),
+and a pair Kraken refuses is dropped at once, listed for ``kraken.refused_keep`` seconds with
+Kraken's words (:mod:`.refused`), never asked for again until it is tracked again. A pair no
+longer tracked loses its metric series.
 """
 
 from __future__ import annotations
@@ -38,9 +43,10 @@ from ..core.snapshot import Snapshot
 from ..errors import Conflict, NotFound
 from ..feed.options import FeedOptions
 from ..feed.pool import FeedPool
-from ..feed.status import ConnectionStatus, FeedEvent, PairStatus
+from ..feed.status import ConnectionStatus, FeedEvent, PairState, PairStatus
 from ..tasks import report_failure
 from .metrics import Metrics
+from .refused import RefusedPairs
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +117,11 @@ class OrderbookRole:
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[FeedEvent], None]] = []
         self.stats = OrderbookStats()
+        #: pairs Kraken refused, dropped, listed for a while (see .refused)
+        self.refused = RefusedPairs(kraken.refused_keep)
+        #: refusals not yet dropped (one task drops them in batches), and that task
+        self._refusals: dict[str, FeedEvent] = {}
+        self._dropping: asyncio.Task[None] | None = None
 
     # -- the gateway's view ----------------------------------------------------------------
 
@@ -120,6 +131,10 @@ class OrderbookRole:
 
     def status(self) -> dict[str, PairStatus]:
         return self.feed.status()
+
+    def refused_status(self) -> dict[str, PairStatus]:
+        """The pairs Kraken refused lately, no longer tracked, in ``error`` with its words."""
+        return self.refused.statuses(self._clock())
 
     def connection(self) -> ConnectionStatus:
         return self.feed.connection_status()
@@ -150,6 +165,13 @@ class OrderbookRole:
         selector = normalize_selector(selector)
         if is_pair(selector) and selector in self.feed.pairs:
             raise Conflict(f"{selector} is already tracked")
+        cap = self.settings.max_pairs
+        would = self.feed.would_track(selector)
+        if would > cap:
+            raise Conflict(
+                f"cannot track {selector}: it would make {would} pairs, more than "
+                f"kraken.max_pairs ({cap})", hint="untrack some pairs, or raise kraken.max_pairs")
+        self.refused.discard(selector)  # tracked again: a retry
         added = await self.feed.track(selector)
         for p in added:
             self._ticks.setdefault(p, _PairTicks())
@@ -162,6 +184,10 @@ class OrderbookRole:
         selector = normalize_selector(selector)
         tracked = self.feed.pairs if is_pair(selector) else self.feed.patterns
         if selector not in tracked:
+            if self.refused.discard(selector):  # dropped already: now no longer listed
+                log.info("pair untracked pair=%s (refused by Kraken, no longer listed)",
+                         selector)
+                return []
             raise NotFound(f"{selector} is not tracked")
         removed = await self.feed.untrack(selector)
         for p in removed:
@@ -179,6 +205,30 @@ class OrderbookRole:
             t = self._ticks.get(p)
             if t is not None:
                 t.gap = True
+            self.metrics.forget_pair(p)
+
+    async def _drop_refused(self) -> None:
+        """Stop tracking the pairs Kraken refused, in batches (a subscribe request names up
+        to ``subscribe_batch`` pairs, refused together), and keep their words listed. The
+        feed logged each refusal with Kraken's words; this is one line per batch."""
+        while self._refusals:
+            events, self._refusals = self._refusals, {}
+            status = self.feed.status()
+            # still refused: not untracked, nor tracked again and accepted, meanwhile
+            pairs = [p for p in events if (st := status.get(p)) is not None
+                     and st.state is PairState.ERROR]
+            if not pairs:
+                continue
+            await self.feed.untrack_all(pairs)
+            for p in pairs:
+                t = self._ticks.get(p)
+                if t is not None and t.seq == 0:  # never published: no seq to go on from
+                    del self._ticks[p]
+                self.refused.add(p, status[p].error or events[p].reason, events[p].time)
+            shown = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5
+                                            else "")
+            log.info("pairs dropped n=%d (Kraken refused them; listed in error for %g s, "
+                     "kms track PAIR tries again): %s", len(pairs), self.refused.keep, shown)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -195,9 +245,10 @@ class OrderbookRole:
         the daemon's shutdown must go on to drain the bus and close the stores.
         """
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [t for t in (task, self._dropping) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await self.feed.stop()
         except Exception as exc:
@@ -205,7 +256,15 @@ class OrderbookRole:
                         type(exc).__name__, exc)
 
     def _on_state_change(self, event: FeedEvent) -> None:
-        # the feed client logs the change itself; here it only fans out
+        # the feed client logs the change itself; here it drops a pair Kraken refused
+        # (an error is only ever a refusal) and fans the change out
+        if event.new is PairState.ERROR:
+            self._refusals[event.pair] = event
+            if self._dropping is None or self._dropping.done():
+                self._dropping = asyncio.get_running_loop().create_task(
+                    self._drop_refused(), name="kms-orderbook-drop-refused")
+                self._dropping.add_done_callback(report_failure(
+                    log, "dropping the pairs Kraken refused failed"))
         for fn in list(self._listeners):
             try:
                 fn(event)
@@ -263,11 +322,20 @@ class OrderbookRole:
         return published
 
     def export_metrics(self) -> None:
-        """Copy the feed's counters into the gauges (called at scrape time)."""
+        """Copy the feed's counters into the gauges (called at scrape time). A pair in
+        ``error`` (refused, about to be dropped) gets no series of its own: it is counted in
+        ``kms_feed_pairs{state="error"}`` and ``kms_feed_refused``."""
         m = self.metrics
+        states = dict.fromkeys((s.value for s in PairState), 0)
         for pair, st in self.feed.status().items():
+            states[st.state.value] += 1
+            if st.state is PairState.ERROR:
+                continue
             m.feed_frames.labels(pair).set(st.frames)
             m.feed_mismatches.labels(pair).set(st.mismatches)
             m.feed_resyncs.labels(pair).set(st.resyncs)
-            m.feed_live.labels(pair).set(1 if st.state.value == "live" else 0)
+            m.feed_live.labels(pair).set(1 if st.state is PairState.LIVE else 0)
+        for state, n in states.items():
+            m.feed_pairs.labels(state).set(n)
+        m.feed_refused.set(self.refused.total)
         m.feed_reconnects.set(self.feed.connection_status().reconnects)

@@ -41,6 +41,8 @@ class FeedOptions:
     #: a pool's connection attempts in any 10 minutes, and the least time between two
     connect_limit: int = 60
     connect_spacing: float = 0.5
+    #: a pool tracks at most this many pairs (named and brought by patterns together)
+    max_pairs: int = 2_000
 
     def __post_init__(self) -> None:
         try:
@@ -52,9 +54,9 @@ class FeedOptions:
         if self.heartbeat_timeout <= 0 or self.ack_timeout <= 0 or self.open_timeout <= 0:
             raise InputError("heartbeat_timeout, ack_timeout and open_timeout must be > 0")
         if min(self.subscribe_batch, self.queue_size, self.pairs_per_connection,
-               self.connect_limit) < 1:
-            raise InputError("subscribe_batch, queue_size, pairs_per_connection and "
-                             "connect_limit must be >= 1")
+               self.connect_limit, self.max_pairs) < 1:
+            raise InputError("subscribe_batch, queue_size, pairs_per_connection, "
+                             "connect_limit and max_pairs must be >= 1")
         if self.connect_spacing < 0:
             raise InputError("connect_spacing must be >= 0")
         if self.backoff_initial < 0 or self.backoff_max < 0:

@@ -20,6 +20,11 @@ pair flap in and out.
 connections one after the other, and connections cut together (a network blip) reconnect
 one after the other, far under Kraken's ban at about 150 in 10 minutes.
 
+**At most** ``max_pairs`` pairs are tracked: :meth:`would_track` lets a caller refuse a
+request past it; pairs a pattern brings in later past it are left out (those already
+tracked keep their place), logged when the count changes and counted in
+:attr:`over_max_pairs`.
+
 **Placement**: a new pair goes on the first connection with room, a new connection opens when
 all are full, and a connection left without pairs (not the lead) is closed. Changes to the
 pairs (what was asked for, what the listing says) are worked out by the pure
@@ -100,13 +105,15 @@ class FeedPool:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._failure: BaseException | None = None
+        #: pairs the selection names past ``max_pairs``, left out
+        self.over_max_pairs = 0
         self._retired: set[FeedClient] = set()
         self._watchers: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._finished = False
         self._lead = self._new_client()
-        self._place(self._selection.target())
+        self._place(self._capped(self._selection.target()))
 
     # -- the view a lone client gives --------------------------------------------------
 
@@ -205,6 +212,10 @@ class FeedPool:
 
     # -- changing what is tracked --------------------------------------------------------
 
+    def would_track(self, selector: str) -> int:
+        """How many pairs would be tracked with ``selector`` added (before ``max_pairs``)."""
+        return len(self._selection.with_selector(selector).target())
+
     async def track(self, selector: str) -> list[str]:
         """Track a pair or a pattern (exchange spelling); returns the pairs it added. A
         pattern also takes the pairs Kraken lists later. A pair in ``error`` is retried."""
@@ -218,6 +229,14 @@ class FeedPool:
     async def untrack(self, selector: str) -> list[str]:
         """Stop tracking a pair or a pattern; returns the pairs it removed."""
         if not self._selection.remove(selector):
+            return []
+        _, removed = await self._reconcile()
+        return removed
+
+    async def untrack_all(self, selectors: Iterable[str]) -> list[str]:
+        """Stop tracking several pairs or patterns in one change (one reconcile, one log
+        summary); returns the pairs removed."""
+        if not [s for s in list(selectors) if self._selection.remove(s)]:
             return []
         _, removed = await self._reconcile()
         return removed
@@ -238,7 +257,7 @@ class FeedPool:
     async def _reconcile(self) -> tuple[list[str], list[str]]:
         """Make the connections carry what the selection says; returns (added, removed)."""
         async with self._lock:
-            target = self._selection.target()
+            target = self._capped(self._selection.target())
             wanted = set(target)
             removed = [p for p in self._owner if p not in wanted]
             added = [p for p in target if p not in self._owner]
@@ -257,6 +276,21 @@ class FeedPool:
                     log.exception("feed pool on_pairs_changed hook failed")
         self._changes.notify()
         return added, removed
+
+    def _capped(self, target: list[str]) -> list[str]:
+        """``target`` cut to ``max_pairs``: the pairs tracked now keep their place."""
+        cap = self.options.max_pairs
+        over = max(0, len(target) - cap)
+        if over != self.over_max_pairs:
+            log.log(logging.WARNING if over else logging.INFO,
+                    "feed pool kraken.max_pairs=%d: %d pairs wanted, %d left out", cap,
+                    len(target), over)
+            self.over_max_pairs = over
+        if not over:
+            return target
+        owned = self._owner
+        kept = [p for p in target if p in owned][:cap]
+        return kept + [p for p in target if p not in owned][:cap - len(kept)]
 
     def _place(self, pairs: list[str]) -> list[FeedClient]:
         """Put ``pairs`` on connections with room; returns the connections opened for them."""

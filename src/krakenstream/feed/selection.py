@@ -108,6 +108,14 @@ class Selection:
         """The first pattern that matches ``pair``, or None."""
         return next((p for p in self.patterns if matches(p, pair)), None)
 
+    def with_selector(self, selector: str) -> Selection:
+        """A copy with ``selector`` added (what tracking it would make the target)."""
+        other = Selection(self.owns)
+        other.named, other.patterns = dict(self.named), dict(self.patterns)
+        other.excluded, other.listing = set(self.excluded), self.listing
+        other.add(selector)
+        return other
+
     def target(self) -> list[str]:
         """Every pair to track now: the named ones, then the listed online pairs the
         patterns match (in the listing's order)."""

@@ -20,8 +20,10 @@ The decisions it holds, each tested in ``tests/test_feed_subscriptions.py``:
   (Kraken answers a failed unsubscribe with ``method: subscribe``). An answer naming no
   symbol is for every symbol of its request still waiting. An answer to nothing we sent is
   taken only as a success for a symbol we are subscribing.
-- **A refusal** puts the pair in ``error`` with Kraken's words; it is not asked for again on
-  this connection until ``add_pairs`` names it or the connection is replaced.
+- **A refusal** puts the pair in ``error`` with Kraken's words (logged once); it is not asked
+  for again, on this connection or any later one, until ``add_pairs`` names it: a pair
+  Kraken does not list would otherwise be refused again on every reconnect (10,000 of them
+  were resent each time). The pair stays tracked, in ``error``, until it is removed.
   ``Already subscribed`` is not a refusal: the book will get no full book from that request,
   so the pair is cycled (unsubscribe, subscribe). ``Subscription Not Found`` to an
   unsubscribe means it is done.
@@ -83,6 +85,8 @@ class Subscriptions:
         self._pace = Pacing(options.subscribe_pacing)
         self.instrument_timeout = options.heartbeat_timeout
         self.pairs: dict[str, PairStatus] = {}
+        #: pairs the exchange refused: not asked for again on any connection until named
+        self.refused: set[str] = set()
         for p in pairs:
             check_pair(p)
             self.pairs.setdefault(p, PairStatus(p, since=wall))
@@ -140,6 +144,7 @@ class Subscriptions:
         checked = [check_pair(p) for p in pairs]
         added = []
         for p in checked:
+            self.refused.discard(p)
             st = self.pairs.get(p)
             if st is None:
                 self.pairs[p] = PairStatus(p, since=wall)
@@ -159,6 +164,7 @@ class Subscriptions:
         """Stop tracking pairs (unsubscribed on the open connection); returns those removed."""
         removed = []
         for p in pairs:
+            self.refused.discard(p)
             if self.pairs.pop(p, None) is not None:
                 self.session.drop(p)
                 removed.append(p)
@@ -371,6 +377,7 @@ class Subscriptions:
         sub.state = Sub.NONE
         sub.refused = True
         if st is not None:
+            self.refused.add(symbol)
             st.error = error
             log.warning("feed subscribe refused pair=%s error=%r", symbol, error)
             self._set_state(st, PairState.ERROR, error, wall)
@@ -463,8 +470,10 @@ class Subscriptions:
         if closing:
             return closing, []
         opening: list[str] = []
-        subs = self._subs
+        subs, refused = self._subs, self.refused
         for symbol in pairs:
+            if symbol in refused:
+                continue
             entry = subs.get(symbol)
             if entry is None or (entry.state is Sub.NONE and not entry.refused):
                 opening.append(symbol)
@@ -530,7 +539,9 @@ class Subscriptions:
         st.state, st.since = new, wall
         if new is not PairState.ERROR and old is PairState.ERROR:
             st.error = None
-        level = logging.INFO if new in (PairState.LIVE, PairState.CONNECTING) else logging.WARNING
+        # an error is a refusal, logged at WARNING with Kraken's words as it came
+        level = logging.INFO if new in (PairState.LIVE, PairState.CONNECTING, PairState.ERROR) \
+            else logging.WARNING
         log.log(level, "feed pair=%s state=%s->%s reason=%r", st.pair, old.value, new.value,
                 reason)
         self._events.append(FeedEvent(st.pair, old, new, reason, wall))

@@ -32,21 +32,32 @@ log = logging.getLogger("krakenstream.gateway")
 HEALTH_TIMEOUT = 2.0
 #: /health names pairs that are not live one by one up to this many, then counts the rest
 HEALTH_PAIR_PROBLEMS = 20
+#: /health lists every pair up to this many; past it only the pairs not live, this many at
+#: most, and counts the rest (``pairs_omitted``): a probe's answer stays a few kilobytes
+#: whatever is tracked (10,000 pairs made it 2.4 MB); ``/api/pairs`` lists them all
+HEALTH_PAIRS = 50
 
 router = APIRouter(tags=["operations"])
 
 
 def feed_health(role: OrderbookRole) -> tuple[dict[str, Any], list[str]]:
     """The feed's part of /health: the connections summed up (``connection``, as before)
-    and one by one (``connections``), pairs by state, every pair; and its problems."""
+    and one by one (``connections``), pairs by state, the pairs themselves (every one up to
+    :data:`HEALTH_PAIRS`, else that many of those not live), the pairs Kraken refused lately
+    and those ``kraken.max_pairs`` left out; and its problems."""
     conn = role.connection()
-    pairs = {p: s.to_dict() for p, s in sorted(role.status().items())}
+    status = role.status()
     states: dict[str, int] = {}
-    for st in pairs.values():
-        states[st["state"]] = states.get(st["state"], 0) + 1
+    for st in status.values():
+        states[st.state.value] = states.get(st.state.value, 0) + 1
+    names = sorted(status)
+    if len(names) > HEALTH_PAIRS:
+        names = [p for p in names if status[p].state is not PairState.LIVE][:HEALTH_PAIRS]
+    pairs = {p: status[p].to_dict() for p in names}
     connections = role.connections()
     feed = {"connection": conn.to_dict(), "connections": [c.to_dict() for c in connections],
-            "states": states, "pairs": pairs}
+            "states": states, "pairs": pairs, "pairs_omitted": len(status) - len(pairs),
+            "refused": len(role.refused), "over_max_pairs": role.feed.over_max_pairs}
     problems: list[str] = []
     if not conn.connected:
         problems.append("feed: not connected")
@@ -55,11 +66,15 @@ def feed_health(role: OrderbookRole) -> tuple[dict[str, Any], list[str]]:
                 f"feed: connection {c.name} is {c.state}"
                 + (f" ({c.last_error})" if c.last_error else "")
                 for c in connections if not c.connected)
-    bad = [(p, s["state"]) for p, s in pairs.items() if s["state"] != PairState.LIVE.value]
+    bad = [(p, st.state.value) for p, st in sorted(status.items())
+           if st.state is not PairState.LIVE]
     problems.extend(f"feed: {p} is {state}" for p, state in bad[:HEALTH_PAIR_PROBLEMS])
     if len(bad) > HEALTH_PAIR_PROBLEMS:
         problems.append(f"feed: {len(bad) - HEALTH_PAIR_PROBLEMS} more pairs not live "
-                        f"({len(bad)} of {len(pairs)})")
+                        f"({len(bad)} of {len(status)})")
+    if role.feed.over_max_pairs:
+        problems.append(f"feed: {role.feed.over_max_pairs} pairs left out: "
+                        f"kraken.max_pairs ({role.settings.max_pairs}) reached")
     return feed, problems
 
 

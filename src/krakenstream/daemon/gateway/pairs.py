@@ -33,10 +33,13 @@ class PairRequest(BaseModel):
 
 @router.get("/api/pairs", responses=documented(401, 503))
 async def list_pairs(claims: Authed, gw: State, st: Store) -> Response:
-    """Tracked pairs with their feed state, counters and stored snapshot count."""
+    """Tracked pairs with their feed state, counters and stored snapshot count; and the
+    pairs Kraken refused lately (dropped, in ``error`` with its words, for
+    ``kraken.refused_keep`` seconds)."""
     if gw.services.orderbook is None:
         return json_response({"pairs": await _seen_elsewhere(gw, st)})
-    status = gw.services.orderbook.status()
+    role = gw.services.orderbook
+    status = {**role.refused_status(), **role.status()}
     names = sorted(status)
     counts = await asyncio.gather(*(st.count(p) for p in names))
     return json_response({"pairs": [{**status[name].to_dict(), "snapshots": n}
