@@ -21,6 +21,10 @@ The key (the pair) puts every snapshot of one pair in one partition, so one pair
 are read in the order they were published. Consumers commit offsets explicitly, after the
 caller has stored what ``get_batch`` returned; a member that dies before committing leaves its
 records to the next member of its group.
+
+While the broker is away, one line says so and one says when it is back, with how many Kafka
+client errors were counted meanwhile (:mod:`.kafka_log`): aiokafka's own ERROR lines, 130 a
+second per process, are counted, not logged.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from aiokafka.errors import (
 from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
+from . import kafka_log
 from .base import BusStats, StartsAndCloses, SubscriptionStats
 from .kafka_log import start_producer
 
@@ -159,6 +164,10 @@ class KafkaBus(StartsAndCloses):
         self.buffer_limit = options.buffer_size
         #: drops since the buffer reached its bound (None: not overflowing)
         self._overflow: int | None = None
+        kafka_log.install()
+        #: this process's view of the broker (one pair of log lines per outage)
+        self.link = kafka_log.link()
+        self.link.where = options.bootstrap
         self._linger_ms = linger_ms
         self._batch_size = max(1, min(batch_size, options.buffer_size))
         self._request_timeout = request_timeout
@@ -181,7 +190,6 @@ class KafkaBus(StartsAndCloses):
         self._idle.set()
         #: when the shutdown's budget (``close_timeout``, shared by flush and close) runs out
         self._deadline: float | None = None
-        self._unreachable_logged = False
 
     # -- SnapshotBus ---------------------------------------------------------------------
 
@@ -255,7 +263,7 @@ class KafkaBus(StartsAndCloses):
         if group is not None and not group:
             raise ValueError("a group name must not be empty (use None for a tap)")
         return KafkaSubscription(self.options, group, self._counters, backoff=self._backoff,
-                                 rng=self._rng)
+                                 rng=self._rng, link=self.link)
 
     def stats(self) -> BusStats:
         c = self._counters
@@ -277,6 +285,7 @@ class KafkaBus(StartsAndCloses):
             await asyncio.wait_for(producer.client.fetch_all_metadata(), 2.0)
         except (KafkaError, *_UNREACHABLE):
             return False
+        self.link.worked()
         return True
 
     @property
@@ -347,9 +356,7 @@ class KafkaBus(StartsAndCloses):
                     self._log_unreachable(exc)
                     await self._sleep(next(delays))
                     continue
-                if self._unreachable_logged:
-                    log.info("Kafka at %s reachable again", self.options.bootstrap)
-                    self._unreachable_logged = False
+                self.link.worked()
                 delays = self._new_delays()
             if not self._buffer:
                 self._idle.set()
@@ -378,7 +385,7 @@ class KafkaBus(StartsAndCloses):
             for snap in batch:
                 futures.append(await producer.send(topic, snap.to_json(), key=snap.pair.encode()))
         except (KafkaError, *_UNREACHABLE) as exc:
-            log.warning("Kafka send failed after %d of %d: %r", len(futures), len(batch), exc)
+            self.link.failed(f"send failed after {len(futures)} of {len(batch)}: {exc!r}")
         results = await asyncio.gather(*futures, return_exceptions=True)
         retry: list[Snapshot] = []
         for snap, result in zip(batch, results, strict=False):
@@ -392,7 +399,9 @@ class KafkaBus(StartsAndCloses):
         failures = len(retry)
         if failures:
             first = next(r for r in results if isinstance(r, BaseException))
-            log.warning("Kafka did not acknowledge %d snapshots (%r): retrying", failures, first)
+            self.link.failed(f"{failures} snapshots not acknowledged ({first!r})")
+        if failures < len(futures):
+            self.link.worked()
         # the snapshots never handed to the producer keep their place after the failed ones
         return retry + batch[len(futures) :]
 
@@ -442,15 +451,7 @@ class KafkaBus(StartsAndCloses):
             pass
 
     def _log_unreachable(self, exc: BaseException) -> None:
-        if not self._unreachable_logged:
-            log.warning(
-                "Kafka unreachable (%s); buffering up to %d snapshots and retrying",
-                exc,
-                self.buffer_limit,
-            )
-            self._unreachable_logged = True
-        else:
-            log.debug("Kafka still unreachable: %s", exc)
+        self.link.failed(f"{exc} (holding up to {self.buffer_limit} snapshots)")
 
 
 async def _stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, grace: float) -> None:
@@ -480,8 +481,10 @@ class KafkaSubscription(StartsAndCloses):
         backoff: tuple[float, float] = (0.2, 5.0),
         start_timeout: float | None = None,
         rng: random.Random | None = None,
+        link: kafka_log.KafkaLink | None = None,
     ) -> None:
         self.options = options
+        self.link = link or kafka_log.link()
         self._group = group
         self._counters = counters
         self._backoff_limits = backoff
@@ -489,6 +492,8 @@ class KafkaSubscription(StartsAndCloses):
         self._delays = self._new_delays()
         #: a group join can wait a whole session timeout for the other members to rejoin
         self._start_timeout = start_timeout or max(10.0, 2 * options.session_timeout_ms / 1000)
+        #: a commit answers within a session timeout, or the consumer is made anew
+        self._commit_timeout = max(1.0, options.session_timeout_ms / 1000)
         self._consumer: AIOKafkaConsumer | None = None
         #: a (re)connection in progress, awaited by start() and, in slices, by get_batch()
         self._connecting: asyncio.Task[AIOKafkaConsumer] | None = None
@@ -535,10 +540,12 @@ class KafkaSubscription(StartsAndCloses):
             records = await consumer.getmany(timeout_ms=remaining_ms, max_records=max_items)
         except KafkaError as exc:
             self._counters.errors += 1
-            log.warning("Kafka fetch failed (%r): reconnecting", exc)
+            self.link.failed(f"fetch failed ({exc!r}): reconnecting")
             await self._drop_consumer()
             self._retry_at = loop.time() + next(self._delays)
             return []
+        if records:
+            self.link.worked()
         out: list[Snapshot] = []
         for tp, messages in records.items():
             for message in messages:
@@ -561,11 +568,18 @@ class KafkaSubscription(StartsAndCloses):
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:
+            # bounded: after a broker restart aiokafka's commit waited 300 s for a coordinator,
+            # and the history writer, which commits after every write, stored nothing meanwhile
+            await asyncio.wait_for(consumer.commit(offsets), self._commit_timeout)
+        except (KafkaError, TimeoutError) as exc:
             self._counters.errors += 1
-            log.warning("Kafka commit failed (%r): those records may be delivered again", exc)
+            self.link.trouble("commit", f"commit failed ({exc!r}): those records may be "
+                              "delivered again")
+            if isinstance(exc, TimeoutError):  # a consumer stuck on its coordinator: anew
+                await self._drop_consumer()
+                self._retry_at = asyncio.get_running_loop().time() + next(self._delays)
             return
+        self.link.worked()
         for tp, off in offsets.items():
             if self._positions.get(tp) == off:
                 del self._positions[tp]
@@ -631,10 +645,11 @@ class KafkaSubscription(StartsAndCloses):
             self._consumer = task.result()
         except BackendUnavailable as exc:
             self._counters.errors += 1
-            log.warning("Kafka subscription (group %s) not connected: %s", self._group, exc)
+            self.link.failed(f"subscription (group {self._group}) not connected: {exc}")
             self._retry_at = loop.time() + next(self._delays)
             return None
         self._delays = self._new_delays()
+        self.link.worked()
         return self._consumer
 
     async def _connect(self) -> AIOKafkaConsumer:
