@@ -550,6 +550,25 @@ async def test_sqlite_file_is_private_wal_and_versioned(tmp_path: Path) -> None:
     assert [r[0] for r in _sqlite_rows(path, "SELECT version FROM users_schema")] == [1, 2, 3]
 
 
+async def test_sqlite_full_disk_says_so(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back by itself when the disk is full: the store must not
+    replace "database or disk is full" with "cannot rollback - no transaction is active"."""
+    s = SqliteUserStore(tmp_path / "users.sqlite3")
+    await s.open()
+    try:
+        def cap(conn: sqlite3.Connection) -> None:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+
+        await s._run(cap)
+        with pytest.raises(BackendUnavailable, match="database or disk is full"):
+            for i in range(200):  # a page fills after a few accounts
+                await s.create(f"u{i}@example.com", "x" * 60)
+        await s.ping()  # and the store still answers
+    finally:
+        await s.close()
+
+
 async def test_sqlite_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "users.sqlite3"
     path.write_bytes(b"this is not a database file, just text" * 100)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import BackendUnavailable, Conflict, InputError, NotFound
-from ..sqlite_wal import enable_wal
+from ..sqlite_wal import enable_wal, rollback
 from .base import MAX_USER_ID, Access, Role, User, normalize_email
 from .rules import (
     closed_registration,
@@ -316,10 +316,10 @@ def _immediate(conn: sqlite3.Connection, step: Callable[[], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = step()
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)  # not again if SQLite already did (a full disk): the cause stays
         raise
-    conn.execute("COMMIT")
     return result
 
 
@@ -358,7 +358,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             log.info("users schema upgraded to version %d", version)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
 
 
