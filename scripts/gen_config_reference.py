@@ -149,6 +149,12 @@ MEANINGS: dict[str, str] = {
     "percent-encoded. The database is created if missing.",
     "daemon.roles": "Roles this process runs: `orderbook`, `analysis`, `gateway`.",
     "daemon.log_level": "Least severe log level written.",
+    "daemon.health_host": "Address of the health listener (`daemon.health_port`): "
+    "`127.0.0.1` keeps it on this machine; `0.0.0.0` in a container, for its scraper.",
+    "daemon.health_port": "A process that runs no gateway (`--roles orderbook`, `analysis`) "
+    "serves `GET /health` and `GET /metrics` on this port, so each process of a split "
+    "deployment can be probed and scraped. `0`: no listener. Ignored with the gateway role, "
+    "which serves both itself. See [operations](operations.md#what-to-watch).",
 }
 
 #: environment variables that are not ``section.key`` settings

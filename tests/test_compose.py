@@ -252,7 +252,11 @@ def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) ->
     assert healthcheck_argv(services["mysql"])[:2] == ["mysqladmin", "ping"]
     assert healthcheck_argv(services["gateway"])[:2] == ["python", "-c"]
     for name in ("orderbook", "analysis"):
-        assert healthcheck_argv(services[name]) == ["kms", "daemon", "status"]
+        assert healthcheck_argv(services[name])[:2] == ["python", "-c"]
+        env = service_env(services[name])
+        assert (env["KMS_DAEMON_HEALTH_HOST"], env["KMS_DAEMON_HEALTH_PORT"]) == ("0.0.0.0",
+                                                                                  "9100")
+        assert "ports" not in services[name]  # the health listener stays in the network
 
 
 def test_kms_services_wait_for_healthy_backends(services: dict[str, dict[str, Any]]) -> None:
@@ -319,32 +323,25 @@ def test_the_gateway_healthcheck_passes_on_200_and_fails_otherwise(
         server.server_close()
 
 
-def test_the_role_healthcheck_follows_the_state_lock(
-    services: dict[str, dict[str, Any]], tmp_path: Path
+def test_the_role_healthcheck_asks_its_own_health_listener(
+    services: dict[str, dict[str, Any]], health_server: int
 ) -> None:
-    """orderbook and analysis serve no HTTP: their check passes while this container's daemon
-    holds its state lock, and fails when none does."""
-    from krakenstream.daemon.process import StateLock
-
-    argv = healthcheck_argv(services["orderbook"])
-    assert argv[0] == "kms"
-    env = {**service_env(services["orderbook"]), "KMS_HOME": str(tmp_path),
-           "PATH": str(Path(sys.executable).parent)}
-    # the gateway URL it also asks must answer nothing here, as in the container
-    env["KMS_GATEWAY_PORT"] = str(free_port())
-
-    def check() -> int:
-        cmd = [sys.executable, "-m", "krakenstream", *argv[1:]]
-        return subprocess.run(cmd, env=env, timeout=30, capture_output=True).returncode
-
-    assert check() != 0
-    lock = StateLock(load_settings(env=env).paths.pid_file)
-    lock.acquire()
+    """orderbook and analysis serve no gateway: their check asks their own /health on
+    daemon.health_port (9100), passing on 200 and failing otherwise (issue 14 item 10)."""
+    for name in ("orderbook", "analysis"):
+        argv = healthcheck_argv(services[name])
+        assert ":9100/health" in argv[2]
+        aimed = [arg.replace(":9100/", f":{health_server}/") for arg in argv]
+        assert _run_check(aimed, {}) == 0
+        nobody = [arg.replace(":9100/", f":{free_port()}/") for arg in argv]
+        assert _run_check(nobody, {}) != 0
+    server, port = _serve_health(503)
     try:
-        assert check() == 0
+        argv = healthcheck_argv(services["analysis"])
+        assert _run_check([arg.replace(":9100/", f":{port}/") for arg in argv], {}) != 0
     finally:
-        lock.release()
-    assert check() != 0
+        server.shutdown()
+        server.server_close()
 
 
 # -- secrets ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import free_port, port_open
@@ -130,3 +131,41 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, sim_url: str) -> None:
     r = subprocess.run([*KMS, "daemon", "run"], env=env, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1 and "KMS_KRAKEN_DEPHT" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_role_without_the_gateway_serves_its_own_health_and_metrics(
+        tmp_path: Path, sim_url: str) -> None:
+    """Split deployments: a process running only the orderbook role answers /health and
+    /metrics on daemon.health_port, so its feed and bus counters can be probed and scraped
+    (issue 14 item 10); nothing else is served there."""
+    port = free_port()
+    env = env_for(tmp_path, sim_url, KMS_DAEMON_HEALTH_PORT=str(port))
+    proc = subprocess.Popen([*KMS, "daemon", "run", "--roles", "orderbook"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def live() -> bool:
+        try:
+            health = httpx.get(base + "/health", timeout=2).json()
+        except httpx.HTTPError:
+            return False
+        return bool(health["status"] == "ok")
+
+    try:
+        assert wait_for(live, 30), "the orderbook role's own /health says ok"
+        health = httpx.get(base + "/health", timeout=2).json()
+        assert health["roles"] == ["orderbook"] and health["pid"] == proc.pid
+        assert health["feed"]["pairs"]["ETH/USD"]["state"] == "live"
+        assert health["store"] is None and health["history"] is None
+        metrics = httpx.get(base + "/metrics", timeout=2).text
+        assert 'kms_feed_pair_live{pair="ETH/USD"} 1.0' in metrics
+        assert "kms_snapshots_published_total" in metrics
+        assert httpx.get(base + "/docs", timeout=2).status_code == 404
+        assert httpx.get(base + "/api/pairs", timeout=2).status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"health=http://127.0.0.1:{port}" in err

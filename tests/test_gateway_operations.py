@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from gateway_support import Stack, login, wait_snapshots
+import asyncio
+from typing import Any
+
+from gateway_support import Stack, eventually, login, sample_snapshot, wait_snapshots
+from krakenstream.bus.memory import MemoryBus
 from krakenstream.config import KrakenSettings
 from krakenstream.daemon.gateway.operations import HEALTH_PAIR_PROBLEMS, HEALTH_PAIRS, feed_health
 from krakenstream.daemon.refused import RefusedPairs
 from krakenstream.feed.status import ConnectionStatus, PairState, PairStatus
+from krakenstream.store.sqlite import SQLiteHistoryStore
 
 
 async def test_store_closed_is_503_and_health_degraded(gw: Stack) -> None:
@@ -88,3 +93,103 @@ def test_feed_health_sums_up_connections_and_caps_the_problems() -> None:
     named = [p for p in problems if p.endswith(" is stale")]
     assert len(named) == HEALTH_PAIR_PROBLEMS
     assert problems[-1] == "feed: 180 more pairs not live (200 of 3000)"
+
+
+async def _status(s: Stack) -> dict[str, Any]:
+    health: dict[str, Any] = (await s.client.get("/health")).json()
+    return health
+
+
+async def test_history_that_cannot_be_written_is_degraded(gw: Stack) -> None:
+    """A full disk (SQLite's own limit standing in for it): the store still answers its read
+    probe, but history is not written, and /health must say so (issue 14 item 10)."""
+    await wait_snapshots(gw)
+    store = gw.services.store
+    assert isinstance(store, SQLiteHistoryStore)
+    assert (await _status(gw))["status"] == "ok"
+
+    def cap(pages: int | None) -> None:
+        assert store._wconn is not None
+        now = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+        store._wconn.execute(f"PRAGMA max_page_count = {pages or now}")
+
+    await store._write(cap, None)
+
+    async def full() -> dict[str, Any] | None:
+        health = await _status(gw)
+        return health if health["status"] == "degraded" else None
+
+    health = await eventually(full)
+    assert health["store"]["healthy"] is True  # reads still work: the probe alone said ok
+    assert health["history"]["writing"] is False
+    assert "database or disk is full" in health["history"]["last_error"]
+    assert any(p.startswith("history: cannot write for ") and p.endswith(
+        "database or disk is full") for p in health["problems"]), health["problems"]
+    assert "kms_history_write_failing 1.0" in (await gw.client.get("/metrics")).text
+    await store._write(cap, 1_000_000)  # room again: it writes again, and says so
+
+    async def ok() -> bool:
+        return (await _status(gw))["status"] == "ok"
+
+    await eventually(ok, within=20)
+
+
+async def test_a_role_whose_task_died_is_degraded(gw: Stack) -> None:
+    await wait_snapshots(gw)
+    role = gw.services.orderbook
+    assert role is not None
+
+    async def boom(ts_ms: int) -> int:
+        raise RuntimeError("boom")
+
+    role.publish_tick = boom  # type: ignore[method-assign]
+
+    async def dead() -> list[str]:
+        return [p for p in (await _status(gw))["problems"] if "ticker stopped" in p]
+
+    assert await eventually(dead) == [
+        "orderbook role: publish ticker stopped (RuntimeError: boom): no more snapshots"]
+    assert "kms_health_problems 1.0" in (await gw.client.get("/metrics")).text
+
+
+async def test_snapshots_lost_on_the_way_to_history_are_degraded(gw: Stack) -> None:
+    """The history writer stalls (its store hangs); the bus's group queue fills and drops:
+    /health says snapshots are being lost until the queue has caught up."""
+    await wait_snapshots(gw)
+    store = gw.services.store
+    assert store is not None
+    release = asyncio.Event()
+    add = store.add
+
+    async def stalled(snaps: Any) -> int:
+        await release.wait()
+        return await add(snaps)
+
+    store.add = stalled  # type: ignore[method-assign]
+    bus = gw.services.bus
+    assert isinstance(bus, MemoryBus)
+
+    async def flood() -> None:  # more than the group's queue holds, again and again
+        i = 0
+        while True:
+            for _ in range(100):
+                i += 1
+                await bus.publish(sample_snapshot(1_700_000_000_000 + i, pair="ZZZ/USD"))
+            await asyncio.sleep(0.01)
+
+    async def losing() -> bool:
+        return any("dropped on their way to history" in p
+                   for p in (await _status(gw))["problems"])
+
+    flooding = asyncio.create_task(flood())
+    try:
+        await eventually(losing)
+        assert "kms_bus_losing 1.0" in (await gw.client.get("/metrics")).text
+    finally:
+        flooding.cancel()
+    release.set()
+
+    async def caught_up() -> bool:
+        return not await losing()
+
+    await eventually(caught_up, within=20)

@@ -171,6 +171,9 @@ class MysqlSettings:
 class DaemonSettings:
     roles: list[str] = field(default_factory=lambda: list(ROLES))
     log_level: str = "info"
+    #: a process without the gateway role serves /health and /metrics here (0: it does not)
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,7 @@ MINIMUM: dict[str, float] = {
     "kraken.max_pairs": 1,
     "kraken.refused_keep": 0.0,
     "gateway.port": 0,
+    "daemon.health_port": 0,
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,
     "gateway.header_timeout": 0.1,
@@ -241,8 +245,8 @@ MINIMUM: dict[str, float] = {
     "kafka.partitions": 1,
     "kafka.replication_factor": 1,
 }
-MAXIMUM: dict[str, float] = {"gateway.port": 65535, "auth.bcrypt_cost": 31,
-                              "auth.access_ttl": 60.0}
+MAXIMUM: dict[str, float] = {"gateway.port": 65535, "daemon.health_port": 65535,
+                              "auth.bcrypt_cost": 31, "auth.access_ttl": 60.0}
 
 
 @dataclass(frozen=True, slots=True)

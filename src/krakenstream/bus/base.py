@@ -42,6 +42,11 @@ class BusStats:
     errors: int = 0
     #: records on the wire that were not a valid snapshot (bad JSON, unknown schema): skipped
     malformed: int = 0
+    #: snapshots are being dropped on their way to history right now: a group's queue (memory)
+    #: or the producer's buffer (Kafka) is full and has not caught up yet
+    losing: bool = False
+    #: errors the transport's client library reported, counted instead of logged (Kafka)
+    client_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)

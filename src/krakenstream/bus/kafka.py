@@ -274,6 +274,8 @@ class KafkaBus(StartsAndCloses):
             buffered=len(self._buffer) + len(self._inflight),
             errors=c.errors,
             malformed=c.malformed,
+            losing=self._overflow is not None,
+            client_errors=self.link.errors_total,
         )
 
     async def healthy(self) -> bool:

@@ -162,6 +162,7 @@ class MemoryBus(StartsAndCloses):
             delivered=self._delivered,
             dropped=self._dropped,
             buffered=sum(len(q.items) for q in self._queues()),
+            losing=any(q.overflow is not None for q in self._groups.values()),
         )
 
     async def healthy(self) -> bool:

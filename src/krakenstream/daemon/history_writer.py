@@ -30,7 +30,7 @@ from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..store.archive import ArchiveRoller
 from ..store.base import HistoryStore
-from ..tasks import report_failure
+from ..tasks import died, report_failure
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,10 @@ class HistoryWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.stats = HistoryWriterStats()
+        #: since when (epoch seconds) writes fail without a success, and the last error;
+        #: None while the last write succeeded (/health says degraded meanwhile)
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
 
     async def start(self) -> None:
         self._sub = self.bus.subscribe(self.group)
@@ -109,6 +113,17 @@ class HistoryWriter:
             await self._sub.close()
             self._sub = None
 
+    def problems(self) -> list[str]:
+        """What /health says of this role: writes failing, or the role's task gone."""
+        out: list[str] = []
+        why = died(self._task)
+        if why is not None:
+            out.append(f"analysis role stopped ({why}): nothing more is stored until a restart")
+        if self.failing_since is not None:
+            out.append(f"history: cannot write for {self._clock() - self.failing_since:.0f} s: "
+                       f"{self.last_error}")
+        return out
+
     async def _run(self) -> None:
         assert self._sub is not None
         sub = self._sub
@@ -130,9 +145,16 @@ class HistoryWriter:
             except BackendUnavailable as exc:
                 self.stats.store_errors += 1
                 self.metrics.store_errors.inc()
+                if self.failing_since is None:
+                    self.failing_since = self._clock()
+                self.last_error = exc.message
                 delay = next(delays)
                 log.warning("history store unavailable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
+        if self.failing_since is not None:
+            log.info("history store writing again after %.1f s",
+                     self._clock() - self.failing_since)
+            self.failing_since = self.last_error = None
         if self.archive is not None:
             # after the store accepted it: the archive is cut from the store
             self.archive.note(batch)

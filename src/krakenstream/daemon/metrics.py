@@ -58,6 +58,18 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r)
         # bus
         self.bus_dropped = Gauge("kms_bus_dropped", "Snapshots the bus dropped", registry=r)
+        self.bus_losing = Gauge(
+            "kms_bus_losing", "1 while snapshots are dropped on their way to history (a group "
+            "queue or the Kafka buffer is full)", registry=r)
+        self.bus_client_errors = Gauge(
+            "kms_bus_client_errors", "Errors of the bus's client library (aiokafka), counted "
+            "instead of logged", registry=r)
+        self.history_failing = Gauge(
+            "kms_history_write_failing", "1 while the history writer's writes fail (retried)",
+            registry=r)
+        self.problems = Gauge(
+            "kms_health_problems", "Problems this process sees without probing (a role's task "
+            "dead, history not written, snapshots lost); /health lists them", registry=r)
         self.bus_published = Gauge("kms_bus_published", "Snapshots the bus delivered to the "
                                    "broker (Kafka) or to its queues (memory)", registry=r)
         # gateway

@@ -44,7 +44,7 @@ from ..errors import Conflict, NotFound
 from ..feed.options import FeedOptions
 from ..feed.pool import FeedPool
 from ..feed.status import ConnectionStatus, FeedEvent, PairState, PairStatus
-from ..tasks import report_failure
+from ..tasks import died, report_failure
 from .metrics import Metrics
 from .refused import RefusedPairs
 
@@ -229,6 +229,17 @@ class OrderbookRole:
                                             else "")
             log.info("pairs dropped n=%d (Kraken refused them; listed in error for %g s, "
                      "kms track PAIR tries again): %s", len(pairs), self.refused.keep, shown)
+
+    def problems(self) -> list[str]:
+        """What /health says of this role's own tasks: the publish ticker or the feed gone."""
+        out: list[str] = []
+        why = died(self._task)
+        if why is not None:
+            out.append(f"orderbook role: publish ticker stopped ({why}): no more snapshots")
+        why = died(self.feed.task)
+        if why is not None:
+            out.append(f"orderbook role: the feed stopped ({why})")
+        return out
 
     # -- running ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import Settings
+from ..config import Settings, env_name
 from ..errors import KmsError
 from .services import Services, build_services, check_roles
 
@@ -103,8 +103,9 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind the gateway's socket ourselves so a taken port is a clear error, not an exit."""
+def bind_socket(host: str, port: int, setting: str = "gateway.port") -> socket.socket:
+    """Bind the gateway's (or the health listener's) socket ourselves so a taken port is a
+    clear error, not an exit; ``setting`` is what the hint names."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,7 +116,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise DaemonError(
                 f"port {port} on {host} is already in use",
-                hint="stop what uses it, or set gateway.port / KMS_GATEWAY_PORT",
+                hint=f"stop what uses it, or set {setting} / {env_name(setting)}",
             ) from None
         raise DaemonError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(2048)
@@ -129,7 +130,9 @@ class Daemon:
         self.roles = check_roles(settings.daemon.roles if roles is None else roles)
         self.services: Services | None = None
         self._stop = asyncio.Event()
+        #: the gateway's port, or the health listener's in a process without a gateway
         self.port: int | None = None
+        self.health_port: int | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -149,25 +152,26 @@ class Daemon:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, self.request_stop)
                     installed.append(sig)
-            if "gateway" in self.roles:
+            health_only = "gateway" not in self.roles
+            if not health_only:
                 sock = bind_socket(s.gateway.host, s.gateway.port)
                 self.port = sock.getsockname()[1]
+            elif s.daemon.health_port:
+                # no gateway here: /health and /metrics on a listener of their own
+                sock = bind_socket(s.daemon.health_host, s.daemon.health_port,
+                                   "daemon.health_port")
+                self.health_port = sock.getsockname()[1]
             self.services = await build_services(s, self.roles)
             if sock is not None:
-                server = _make_server(self.services)
+                server = _make_server(self.services, health_only=health_only)
                 server_task = asyncio.create_task(server.serve(sockets=[sock]),
                                                   name="kms-gateway")
-                for _ in range(3000):  # up to 30 s for the app's startup
-                    if server.started or server_task.done():
-                        break
-                    await asyncio.sleep(0.01)
-                if server_task.done():
-                    server_task.result()  # raises what stopped it
-                if not server.started:
-                    raise DaemonError("the gateway did not start within 30 s")
-            log.info("daemon ready pid=%d roles=%s gateway=%s", os.getpid(),
+                await _started(server, server_task)
+            log.info("daemon ready pid=%d roles=%s gateway=%s%s", os.getpid(),
                      ",".join(self.roles),
-                     f"http://{s.gateway.host}:{self.port}" if self.port else "-")
+                     f"http://{s.gateway.host}:{self.port}" if self.port else "-",
+                     f" health=http://{s.daemon.health_host}:{self.health_port}"
+                     if self.health_port else "")
             if on_ready is not None:
                 on_ready(self)
             await self._stop.wait()
@@ -188,9 +192,27 @@ class Daemon:
             log.info("daemon stopped")
 
 
-def _make_server(services: Services) -> Any:
-    """The gateway's uvicorn server: no signal handling of its own (the daemon's), no access
-    log (the gateway logs one line per request), WebSocket clients closed with 1001."""
-    from .gateway import make_server
+async def _started(server: Any, task: asyncio.Task[None]) -> None:
+    """Wait (up to 30 s) for uvicorn to have started, or raise what stopped it."""
+    for _ in range(3000):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()  # raises what stopped it
+    if not server.started:
+        raise DaemonError("the gateway did not start within 30 s")
 
+
+def _make_server(services: Services, *, health_only: bool = False) -> Any:
+    """The gateway's uvicorn server: no signal handling of its own (the daemon's), no access
+    log (the gateway logs one line per request), WebSocket clients closed with 1001. With
+    ``health_only``, the health listener of a process without a gateway: ``/health`` and
+    ``/metrics`` only, on ``daemon.health_host:daemon.health_port``."""
+    from .gateway import create_health_app, make_server
+
+    if health_only:
+        return make_server(services, host=services.settings.daemon.health_host,
+                           port=services.settings.daemon.health_port,
+                           app=create_health_app(services))
     return make_server(services)

@@ -47,6 +47,21 @@ class Services:
     roller: ArchiveRoller | None = None
     started_at: float = field(default_factory=time.time)
 
+    def problems(self) -> list[str]:
+        """What is wrong in this process that needs no probe to see: a role's task that
+        died, history that cannot be written, snapshots lost on their way to history.
+        ``/health`` adds the backends' probes and the feed's pairs."""
+        out: list[str] = []
+        if self.orderbook is not None:
+            out += self.orderbook.problems()
+        if self.history_writer is not None:
+            out += self.history_writer.problems()
+        stats = self.bus.stats()
+        if stats.losing:
+            out.append(f"bus ({self.settings.bus.backend}): snapshots are being dropped on "
+                       f"their way to history ({stats.dropped} dropped so far)")
+        return out
+
     async def close(self) -> None:
         """Stop the roles and close the backends in the order the data flows.
 

@@ -176,6 +176,11 @@ class FeedPool:
             pairs=len(self._owner),
         )
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The pool's own task once started (None before)."""
+        return self._task
+
     def listing(self) -> dict[str, str]:
         """What the lead connection's instrument channel lists: pair → status."""
         return dict(self._selection.listing.status)

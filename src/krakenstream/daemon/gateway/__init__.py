@@ -32,7 +32,7 @@ The modules, one job each:
 
 from __future__ import annotations
 
-from .app import create_app
+from .app import create_app, create_health_app
 from .server import GatewayServer, make_server
 
-__all__ = ["GatewayServer", "create_app", "make_server"]
+__all__ = ["GatewayServer", "create_app", "create_health_app", "make_server"]

@@ -111,6 +111,19 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+def create_health_app(services: Services) -> FastAPI:
+    """``/health`` and ``/metrics`` alone, for a process that runs no gateway (served on
+    ``daemon.health_port``): the operations router over the same state, with no bus tap, no
+    users, no schema, and no log line per request (a scraper asks every few seconds)."""
+    app = FastAPI(title="krakenstream role health", version=__version__, docs_url=None,
+                  redoc_url=None, openapi_url=None, redirect_slashes=False)
+    app.state.gateway = Gateway.over(services)
+    install_error_handlers(app)
+    app.add_middleware(MethodsMiddleware, routes=app.router.routes)
+    add_routes(app, operations.router)
+    return app
+
+
 def add_routes(app: FastAPI, router: APIRouter) -> None:
     """Add ``router``'s routes to the app's own router, as they are.
 

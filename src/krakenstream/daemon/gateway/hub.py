@@ -25,6 +25,7 @@ import orjson
 from ...bus.base import BusSubscription, SnapshotBus
 from ...core.snapshot import Snapshot
 from ...feed.status import FeedEvent
+from ...tasks import died
 from ...wire import GOING_AWAY, TOO_SLOW
 from ..metrics import Metrics
 
@@ -95,6 +96,11 @@ class StreamHub:
         self._sub: BusSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.cut_off = 0
+
+    def problems(self) -> list[str]:
+        """The bus tap gone (no live stream, no live latest snapshot), for /health."""
+        why = died(self._task)
+        return [] if why is None else [f"gateway: the stream tap stopped ({why})"]
 
     @property
     def client_count(self) -> int:

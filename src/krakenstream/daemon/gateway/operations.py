@@ -1,9 +1,15 @@
 """``/health`` and ``/metrics``: what an operator or a probe reads, without a token.
 
 ``/health`` always answers 200 once the app is up; ``status`` says ``ok`` or ``degraded`` and
-``problems`` says why (a pair not live, the feed down, a backend that did not answer a probe
-within :data:`HEALTH_TIMEOUT`). ``/metrics`` refreshes the gauges read from the roles and the
-bus, then renders the registry as Prometheus text.
+``problems`` says why: a pair not live, the feed down, a backend that did not answer a probe
+within :data:`HEALTH_TIMEOUT`, history that cannot be written (the history writer's last
+write failed: a full disk, Redis refusing), a role's task that died, snapshots dropped on
+their way to history (the bus's group queue or Kafka buffer full). The same router serves a
+process that runs no gateway, on ``daemon.health_port`` (:func:`.app.create_health_app`).
+
+``/metrics`` refreshes the gauges read from the roles and the bus (and the count of what
+:meth:`.Services.problems` sees, for an alert), then renders the registry as Prometheus
+text.
 """
 
 # no "from __future__ import annotations": FastAPI reads the route signatures at runtime
@@ -23,6 +29,7 @@ from starlette.responses import Response
 from ... import __version__
 from ...feed.status import PairState
 from ..orderbook import OrderbookRole
+from ..services import Services
 from .deps import State
 from .responses import json_response
 
@@ -93,6 +100,7 @@ async def health(gw: State) -> Response:
         probe(services.auth.store.ping()) if services.auth is not None else _none(),
     )
     bus_stats = services.bus.stats()
+    problems += services.problems() + gw.hub.problems()
     if not bus_ok:
         problems.append(f"bus ({settings.bus.backend}) unreachable")
     if services.store is not None and not store_ok:
@@ -114,8 +122,18 @@ async def health(gw: State) -> Response:
         {"backend": settings.store.backend, "healthy": store_ok},
         "users": None if services.auth is None else
         {"backend": settings.users.backend, "healthy": users_ok},
+        "history": _history(services),
         "stream": {"clients": gw.hub.client_count, "cut_off": gw.hub.cut_off},
     })
+
+
+def _history(services: Services) -> dict[str, Any] | None:
+    """The history writer's part (the analysis role), None in a process without it."""
+    writer = services.history_writer
+    if writer is None:
+        return None
+    return {"writing": writer.failing_since is None, "failing_since": writer.failing_since,
+            "last_error": writer.last_error, **dataclasses.asdict(writer.stats)}
 
 
 @router.get("/metrics", response_class=Response)
@@ -128,6 +146,11 @@ async def metrics(gw: State) -> Response:
     stats = services.bus.stats()
     m.bus_published.set(stats.published)
     m.bus_dropped.set(stats.dropped)
+    m.bus_losing.set(1 if stats.losing else 0)
+    m.bus_client_errors.set(stats.client_errors)
+    writer = services.history_writer
+    m.history_failing.set(1 if writer is not None and writer.failing_since is not None else 0)
+    m.problems.set(len(services.problems() + gw.hub.problems()))
     if services.auth is not None:
         t = services.auth.throttle.stats()
         m.logins_failed.set(t.failures)
