@@ -84,6 +84,12 @@ MEANINGS: dict[str, str] = {
     "gateway.header_timeout": "Seconds a connection may take to send a request's headers, "
     "counted from when it opens or its last answer ends, however slowly bytes arrive; then "
     "it gets 408 and is closed (`kms_http_header_timeouts`).",
+    "gateway.max_ws_clients": "WebSocket streams this gateway serves at once; one more is "
+    "accepted and closed at once with code 4429 (`wire.TOO_MANY_STREAMS`) and counted "
+    "(`kms_ws_refused`). 5,000 unbounded streams took 200 MB and slowed every reader's "
+    "delay from 20 ms to 739 ms.",
+    "gateway.max_ws_per_user": "Streams one account may hold open at once (a dashboard tab "
+    "holds one, `kms stream` one per pair); past it: close 4429.",
     "bus.backend": "`memory`: in-process fan-out, every role in one process. `kafka`: roles in "
     "separate processes or hosts.",
     "bus.queue_size": "The least a queue of the in-process bus holds. A live tap (WebSocket "

@@ -219,3 +219,59 @@ def _true_if(pred: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 ])
 def test_the_token_offered_as_a_subprotocol(offered: list[str], token: str | None) -> None:
     assert subprotocol_token(offered) == token
+
+
+async def test_streams_are_capped_in_all_and_per_account(kms_home: Path, sim: SimServer) -> None:
+    """gateway.max_ws_per_user and gateway.max_ws_clients: one stream past either is accepted
+    and closed at once with 4429 naming the limit, and counted; a stream that closes makes
+    room again (issue 14 item 7)."""
+    settings = settings_for(kms_home, sim.url, KMS_GATEWAY_MAX_WS_CLIENTS="5",
+                            KMS_GATEWAY_MAX_WS_PER_USER="3")
+    async with stack(settings) as gw:
+        tokens = [await login(gw.client, f"user{i}@example.com") for i in range(3)]
+        async with served(gw.services) as (base, _server, app):
+            url = base.replace("http", "ws", 1) + "/api/stream/ETH-USD"
+            hub = app.state.gateway.hub
+
+            def opening(token: str) -> Any:
+                return connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                               open_timeout=5)
+
+            async def refused(token: str) -> tuple[int | None, str]:
+                async with opening(token) as ws:
+                    try:
+                        async with asyncio.timeout(5):
+                            while True:
+                                await ws.recv()
+                    except ConnectionClosed as exc:
+                        assert exc.rcvd is not None
+                        return exc.rcvd.code, exc.rcvd.reason
+                raise AssertionError("unreachable")
+
+            first = [await opening(tokens[0]).__aenter__() for _ in range(3)]
+            for ws in first:
+                await first_snapshot(ws)
+            code, why = await refused(tokens[0])  # a 4th for one account
+            assert code == 4429 and "gateway.max_ws_per_user" in why
+            second = [await opening(tokens[1]).__aenter__() for _ in range(2)]
+            for ws in second:
+                await first_snapshot(ws)
+            assert hub.client_count == 5
+            code, why = await refused(tokens[2])  # a 6th in all
+            assert code == 4429 and "gateway.max_ws_clients" in why
+            assert hub.client_count == 5 and hub.refused == {"total": 1, "user": 1}
+            await first[0].close()
+            await eventually(lambda: _true(hub.client_count == 4))
+            async with opening(tokens[2]) as ws:  # room again
+                await first_snapshot(ws)
+            for ws in first[1:] + second:
+                await ws.close()
+            async with httpx.AsyncClient(base_url=base) as http:  # the served app's hub
+                health = (await http.get("/health")).json()["stream"]
+                metrics = (await http.get("/metrics")).text
+            assert health["refused"] == {"total": 1, "user": 1} and health["max_clients"] == 5
+            assert 'kms_ws_refused_total{limit="user"} 1.0' in metrics
+
+
+async def _true(value: bool) -> bool:
+    return value

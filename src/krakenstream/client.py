@@ -568,6 +568,8 @@ class KmsClient:
                     raise InputError(why or f"the daemon refused the pair {pair!r}") from exc
                 if code == wire.TOO_SLOW:
                     reason = "this terminal fell behind; the daemon cut the stream"
+                elif code == wire.TOO_MANY_STREAMS:
+                    reason = f"the daemon refused the stream: {why}"
                 elif code == wire.GOING_AWAY:
                     reason = "the daemon is shutting down"
                 else:

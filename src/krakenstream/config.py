@@ -79,6 +79,9 @@ class GatewaySettings:
 
     #: seconds a connection may take to send a request's headers (then 408 and closed)
     header_timeout: float = 10.0
+    #: WebSocket streams open at once, in all and per account (past either: close 4429)
+    max_ws_clients: int = 1_000
+    max_ws_per_user: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,8 @@ MINIMUM: dict[str, float] = {
     "gateway.max_body_bytes": 1024,
     "gateway.ws_backlog": 1,
     "gateway.header_timeout": 0.1,
+    "gateway.max_ws_clients": 1,
+    "gateway.max_ws_per_user": 1,
     "bus.queue_size": 1,
     "bus.buffer_ticks": 1,
     "store.history_limit": 1,

@@ -39,6 +39,9 @@ BAD_TOKEN = 4401
 TOKEN_REVOKED = 4403
 #: the pair is malformed: coming back with it will not help
 BAD_PAIR = 4404
+#: the gateway serves its most streams (``gateway.max_ws_clients``), or this account has its
+#: most open (``gateway.max_ws_per_user``): refused at once; come back when one has closed
+TOO_MANY_STREAMS = 4429
 
 #: the WebSocket subprotocol that carries a bearer token where no header can (a browser):
 #: the client offers ``kms.bearer`` then the token itself; the server accepts with

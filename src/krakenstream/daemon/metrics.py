@@ -85,6 +85,9 @@ class Metrics:
             "Connections closed (408) because a request's headers took longer than "
             "gateway.header_timeout", registry=r)
         self.ws_clients = Gauge("kms_ws_clients", "Open WebSocket stream clients", registry=r)
+        self.ws_refused = Counter(
+            "kms_ws_refused", "WebSocket streams refused (close 4429): the gateway's most "
+            "(total) or the account's most (user) were open", ["limit"], registry=r)
         self.ws_cut_off = Counter("kms_ws_cut_off", "WebSocket clients cut off for being slow",
                                   registry=r)
         self.logins_failed = Gauge("kms_logins_failed", "Failed logins", registry=r)

@@ -68,7 +68,9 @@ class Gateway:
     @classmethod
     def over(cls, services: Services) -> "Gateway":
         settings = services.settings
-        hub = StreamHub(services.bus, services.metrics, backlog=settings.gateway.ws_backlog)
+        gw = settings.gateway
+        hub = StreamHub(services.bus, services.metrics, backlog=gw.ws_backlog,
+                        max_clients=gw.max_ws_clients, max_per_user=gw.max_ws_per_user)
         interval = settings.kraken.snapshot_interval
         return cls(
             services=services,

@@ -123,7 +123,8 @@ async def health(gw: State) -> Response:
         "users": None if services.auth is None else
         {"backend": settings.users.backend, "healthy": users_ok},
         "history": _history(services),
-        "stream": {"clients": gw.hub.client_count, "cut_off": gw.hub.cut_off},
+        "stream": {"clients": gw.hub.client_count, "cut_off": gw.hub.cut_off,
+                   "max_clients": gw.hub.max_clients, "refused": dict(gw.hub.refused)},
     })
 
 

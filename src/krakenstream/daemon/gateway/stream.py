@@ -25,7 +25,14 @@ from ...core.pairs import normalize_pair
 from ...errors import AuthError, KmsError
 from ...users.service import AuthService
 from ...users.tokens import Claims
-from ...wire import BAD_PAIR, BAD_TOKEN, BEARER_SUBPROTOCOL, TOKEN_REVOKED, classify
+from ...wire import (
+    BAD_PAIR,
+    BAD_TOKEN,
+    BEARER_SUBPROTOCOL,
+    TOKEN_REVOKED,
+    TOO_MANY_STREAMS,
+    classify,
+)
 from .deps import State
 from .hub import StreamClient, send_until_closed
 from .middleware import USER_KEY
@@ -58,7 +65,11 @@ async def stream(websocket: WebSocket, pair: str, gw: State) -> None:
     except KmsError as exc:
         await websocket.close(BAD_PAIR, close_reason(exc))
         return
-    client = gw.hub.add(name)
+    why = gw.hub.refusal(claims.user_id)
+    if why is not None:
+        await websocket.close(TOO_MANY_STREAMS, why.encode()[:123].decode(errors="ignore"))
+        return
+    client = gw.hub.add(name, claims.user_id)
     reader = asyncio.create_task(_drain_incoming(websocket, client), name="kms-ws-reader")
     watcher = asyncio.create_task(_watch_token(auth, claims, client), name="kms-ws-token")
     try:
