@@ -70,7 +70,8 @@ async def test_a_trailing_slash_is_not_redirected_to_the_host_it_named(kms_home:
         r = await s.client.get("/health/", headers={"Host": "evil.example"})
         assert r.status_code == 404, r.headers
         assert "location" not in r.headers
-        assert r.json() == {"error": "no such route: GET /health/", "code": "not_found"}
+        assert r.json()["error"] == "no such route: GET /health/"
+        assert r.json()["code"] == "not_found"
         # /api/pairs/ is DELETE /api/pairs/{pair} with no pair: a 405, never a redirect
         r = await s.client.get("/api/pairs/", headers={"Host": "evil.example"})
         assert r.status_code == 405 and "location" not in r.headers

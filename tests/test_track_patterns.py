@@ -8,6 +8,7 @@ maintenance, cancel_only, post_only and delisted too), spread over several conne
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from krakenstream.cli import app
 from krakenstream.cli.credentials import Credential, CredentialsFile
 from krakenstream.cli.demo import Child, child_env, wait_healthy
 from krakenstream.client import KmsClient
+from krakenstream.errors import Conflict
 from krakenstream.sim.market import Market
 from krakenstream.sim.specs import DEFAULT_PAIRS, synthetic_specs
 
@@ -70,6 +72,15 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         sim.stop()
 
 
+def admin_token(url: str) -> str:
+    """A token of the daemon's first account (its admin: tracking needs one), registered by
+    whichever test asks first."""
+    with KmsClient(url, timeout=5) as client:
+        with contextlib.suppress(Conflict):
+            client.register("patterns@example.com", PASSWORD)
+        return str(client.login("patterns@example.com", PASSWORD)["token"])
+
+
 def feed_health(url: str) -> dict[str, Any]:
     with KmsClient(url, timeout=5) as client:
         health = client.health()
@@ -90,10 +101,7 @@ def test_daemon_run_pairs_pattern_tracks_exactly_the_online_usd_pairs(
 
     eventually(all_live, 30, "every online USD pair live")
     # which pairs: /api/pairs lists them all (/health only a few of many, the rest counted)
-    with KmsClient(url, timeout=5) as client:
-        client.register("patterns-health@example.com", PASSWORD)
-        token = str(client.login("patterns-health@example.com", PASSWORD)["token"])
-    with KmsClient(url, token, timeout=5) as client:
+    with KmsClient(url, admin_token(url), timeout=5) as client:
         assert {p["pair"] for p in client.pairs()} == usd
     feed = feed_health(url)
     assert len(feed["pairs"]) + feed["pairs_omitted"] == len(usd)
@@ -115,9 +123,7 @@ def test_kms_track_a_pattern_answers_with_what_it_added(
     daemon: tuple[str, Path], tmp_path: Path,
 ) -> None:
     url, _ = daemon
-    with KmsClient(url, timeout=5) as client:
-        client.register("patterns@example.com", PASSWORD)
-        token = str(client.login("patterns@example.com", PASSWORD)["token"])
+    token = admin_token(url)
     user = tmp_path / "client"
     CredentialsFile(user / "credentials.json").save(
         url, Credential("patterns@example.com", token))
