@@ -61,3 +61,24 @@ def test_percentile_matches_statistics(values: list[float], q: int) -> None:
         want = statistics.quantiles(s, n=100, method="inclusive")[q - 1]
         assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
     assert s[0] <= got <= s[-1]
+
+
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(0, 50), st.integers(1, 5),
+                          st.booleans(), st.booleans()), min_size=0, max_size=40))
+def test_newest_first_gives_the_same_summary(steps: list[tuple[int, int, int, bool, bool]]
+                                            ) -> None:
+    """The gateway reads the newest N newest first (one chunk at a time, nothing kept but the
+    spread samples): the summary must be the one oldest first gives, gaps, returns across
+    them and mid-less books included."""
+    snaps, ts = [], 0
+    for step, bid, width, gap, empty in steps:
+        ts += step * 1000
+        bids = () if empty else ((10_000 + bid, 100),)
+        snaps.append(Snapshot("T/USD", ts, None, 1, 2, 2, bids, ((10_000 + bid + width, 90),),
+                              0, gap))
+    oldest_first, newest_first = SeriesSummary(), SeriesSummary(newest_first=True)
+    for s in snaps:
+        oldest_first.add(s)
+    for s in reversed(snaps):
+        newest_first.add(s)
+    assert oldest_first.result() == newest_first.result()  # exactly: sums are exact

@@ -10,7 +10,13 @@ import orjson
 
 from gateway_support import sample_snapshot
 from krakenstream.core.snapshot import CSV_COLUMNS
-from krakenstream.daemon.gateway.exports import ROWS_PER_CHUNK, csv_body, json_body
+from krakenstream.daemon.gateway.exports import (
+    CHUNK_BYTES,
+    ROWS_PER_CHUNK,
+    csv_body,
+    json_body,
+    ndjson_body,
+)
 
 
 async def lines(items: list[str]) -> AsyncIterator[str]:
@@ -40,3 +46,19 @@ async def test_json_body_is_one_document_also_when_empty() -> None:
                                   "snapshots": [snap.to_dict(), snap.to_dict()]}
     empty = b"".join([c async for c in json_body("ETH/USD", "desc", None, rows())])
     assert orjson.loads(empty) == {"pair": "ETH/USD", "order": "desc", "snapshots": []}
+
+
+async def test_a_chunk_is_bounded_in_bytes_not_only_rows() -> None:
+    """At depth 1000 a row is ~55 KB of JSON: 500 of them made a 25 MB chunk."""
+    deep = sample_snapshot(ts=1_000, levels=1000)
+    row = deep.to_json()
+    assert len(row) > 40_000
+
+    async def rows() -> AsyncIterator[bytes]:
+        for _ in range(99):
+            yield row
+
+    chunks = [c async for c in ndjson_body(row, rows())]
+    assert b"".join(chunks).count(b"\n") == 100
+    assert max(len(c) for c in chunks) <= CHUNK_BYTES + len(row) + 1
+    assert len(chunks) >= 100 * len(row) // (CHUNK_BYTES + len(row))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 
+import httpx
 import orjson
 
-from gateway_support import Stack, login, wait_snapshots
+from gateway_support import Stack, eventually, login, sample_snapshot, served, wait_snapshots
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 
 
@@ -76,3 +77,57 @@ async def test_summary_over_the_stored_window(gw: Stack) -> None:
     assert r.status_code == 422
     r = await c.get("/api/analysis/summary/ETH-USD?since=0&until=1", headers=gw.auth)
     assert r.status_code == 200 and r.json()["snapshots"] == 0
+
+
+async def test_heavy_reads_past_their_slots_are_503_with_retry_after(gw: Stack) -> None:
+    """gateway.max_summaries (4) summaries and gateway.max_exports (8) history answers at
+    once; one more is refused at once, never queued (issue 14 item 8)."""
+    c = gw.client
+    gw.token = await login(c)
+    await wait_snapshots(gw, n=2)
+    state = gw.app.state.gateway
+    held = [state.summaries.take() for _ in range(state.summaries.size)]
+    r = await c.get("/api/analysis/summary/ETH-USD", headers=gw.auth)
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    assert r.json()["code"] == "unavailable"
+    assert r.json()["error"] == ("4 summaries are running, the most at once "
+                                 "(gateway.max_summaries): try again in 2 s")
+    for slot in held:
+        slot.release()
+    r = await c.get("/api/analysis/summary/ETH-USD", headers=gw.auth)
+    assert r.status_code == 200 and r.json()["snapshots"] >= 2
+    assert state.summaries.busy == 0
+
+    held = [state.exports.take() for _ in range(state.exports.size)]
+    r = await c.get("/api/analysis/history/ETH-USD?format=csv", headers=gw.auth)
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    for slot in held:
+        slot.release()
+    r = await c.get("/api/analysis/history/ETH-USD?format=csv", headers=gw.auth)
+    assert r.status_code == 200 and state.exports.busy == 0  # given back once sent
+    r = await c.get("/api/analysis/history/NOPE-USD", headers=gw.auth)
+    assert r.status_code == 404 and state.exports.busy == 0  # and when it fails
+    health = (await c.get("/health")).json()["heavy_reads"]
+    assert health == {"summaries": {"busy": 0, "size": 4, "refused": 1},
+                      "history": {"busy": 0, "size": 8, "refused": 1}}
+    assert 'kms_heavy_reads_refused_total{kind="summary"} 1.0' in (await c.get("/metrics")).text
+
+
+async def test_an_export_the_client_leaves_gives_its_slot_back(gw: Stack) -> None:
+    gw.token = await login(gw.client)
+    store = gw.services.store
+    assert store is not None
+    await store.add([sample_snapshot(1_700_000_000_000 + i * 1000) for i in range(3000)])
+    async with served(gw.services) as (base, _server, app):
+        state = app.state.gateway
+        async with httpx.AsyncClient(base_url=base) as http:
+            async with http.stream("GET", "/api/analysis/history/ETH-USD?format=ndjson",
+                                   headers=gw.auth) as r:
+                assert r.status_code == 200
+                async for _ in r.aiter_bytes():
+                    break  # the first chunk, then gone
+        await eventually(lambda: _true(state.exports.busy == 0))
+
+
+async def _true(value: bool) -> bool:
+    return value

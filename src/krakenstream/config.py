@@ -82,6 +82,9 @@ class GatewaySettings:
     #: WebSocket streams open at once, in all and per account (past either: close 4429)
     max_ws_clients: int = 1_000
     max_ws_per_user: int = 50
+    #: heavy reads running at once: summaries, and history answers (past it: 503 Retry-After)
+    max_summaries: int = 4
+    max_exports: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,8 @@ MINIMUM: dict[str, float] = {
     "gateway.header_timeout": 0.1,
     "gateway.max_ws_clients": 1,
     "gateway.max_ws_per_user": 1,
+    "gateway.max_summaries": 1,
+    "gateway.max_exports": 1,
     "bus.queue_size": 1,
     "bus.buffer_ticks": 1,
     "store.history_limit": 1,

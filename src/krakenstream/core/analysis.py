@@ -1,9 +1,11 @@
 """Analysis over a series of snapshots: coverage, gaps, mid moves, spreads, imbalance.
 
 Pure and streaming: feed snapshots (or their stored JSON objects) oldest first to a
-:class:`SeriesSummary`, then read :meth:`SeriesSummary.result`. Nothing is kept per snapshot
-except the spread samples needed for the median and the 95th percentile (bounded by the
-history cap, 10,000 per pair by default).
+:class:`SeriesSummary` (or newest first to one made with ``newest_first=True``: the gateway
+reads the newest N of a window that way, one chunk at a time), then read
+:meth:`SeriesSummary.result`. Nothing is kept per snapshot except the spread samples needed
+for the median and the 95th percentile (floats, bounded by the history cap, 10,000 per pair
+by default).
 
 Prices stay exact where they are reported as prices (first, last, low and high mid are the
 snapshots' own decimal text); statistics over many snapshots (means, percentiles, realised
@@ -21,11 +23,42 @@ from .snapshot import Snapshot
 from .times import iso_ms
 
 
+class ExactSum:
+    """A running float sum that does not depend on the order of its terms: Shewchuk's
+    partials (what :func:`math.fsum` keeps), so a series read newest first sums exactly as
+    oldest first (a plain ``+=`` differs in the last bits, and a rounded mean then in its
+    last digit)."""
+
+    __slots__ = ("_partials",)
+
+    def __init__(self) -> None:
+        self._partials: list[float] = []
+
+    def add(self, x: float) -> None:
+        partials, i = self._partials, 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self._partials)
+
+
 @dataclass
 class SeriesSummary:
-    """Accumulates a pair's snapshots (oldest first) into one summary."""
+    """Accumulates a pair's snapshots, oldest first (or newest first with ``newest_first``),
+    into one summary; the result is the same either way."""
 
     pair: str | None = None
+    newest_first: bool = False
     count: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
@@ -39,14 +72,18 @@ class SeriesSummary:
     _high: tuple[Decimal, str] | None = None
     _prev_mid: float | None = None
     _log_returns: int = 0
-    _sum_r: float = 0.0
-    _sum_r2: float = 0.0
+    _sum_r: ExactSum = field(default_factory=ExactSum)
+    _sum_r2: ExactSum = field(default_factory=ExactSum)
     _spreads_bps: list[float] = field(default_factory=list)
-    _sum_spread: float = 0.0
+    _sum_spread: ExactSum = field(default_factory=ExactSum)
     _n_spread: int = 0
-    _sum_imbalance: float = 0.0
+    _sum_imbalance: ExactSum = field(default_factory=ExactSum)
     _n_imbalance: int = 0
     _prev_ts: int | None = None
+    #: the previous snapshot's own gap mark (newest first, it marks the step to this one),
+    #: and that of the snapshot whose mid is ``_prev_mid`` (it marks the return to this mid)
+    _prev_gap: bool = False
+    _prev_mid_gap: bool = False
 
     def add(self, snap: Snapshot) -> None:
         self.add_dict(snap.to_dict())
@@ -54,49 +91,66 @@ class SeriesSummary:
     def add_dict(self, d: dict[str, Any]) -> None:
         """Add one snapshot as :meth:`Snapshot.to_dict` (or the stored JSON) has it."""
         ts = int(d["ts"])
-        if self._prev_ts is not None and ts <= self._prev_ts:
-            return  # out of order or repeated: a series is read oldest first, once each
+        newest_first, prev_ts = self.newest_first, self._prev_ts
+        if prev_ts is not None and (ts >= prev_ts if newest_first else ts <= prev_ts):
+            return  # out of order or repeated: a series is read in one order, once each
         if self.pair is None:
             self.pair = str(d["pair"])
         self.count += 1
-        if self.first_ts is None:
-            self.first_ts = ts
-        if self._prev_ts is not None:
-            step = ts - self._prev_ts
+        gap_here = bool(d.get("gap_before"))
+        # the step between this snapshot and the previous one is marked on the later one
+        gap_step = self._prev_gap if newest_first else gap_here
+        if prev_ts is not None:
+            step = abs(ts - prev_ts)
             self.step_ms = step if self.step_ms is None else min(self.step_ms, step)
-            if d.get("gap_before"):
+            if gap_step:
                 self.gaps += 1
-        self.last_ts = self._prev_ts = ts
+        if newest_first:
+            self.first_ts = ts
+            if self.last_ts is None:
+                self.last_ts = ts
+        else:
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+        self._prev_ts, self._prev_gap = ts, gap_here
 
         mid_text = d.get("mid")
         if mid_text is not None:
             mid = Decimal(mid_text)
-            if self._first_mid is None:
+            if newest_first:
                 self._first_mid = mid_text
-            self._last_mid = mid_text
+                if self._last_mid is None:
+                    self._last_mid = mid_text
+            else:
+                if self._first_mid is None:
+                    self._first_mid = mid_text
+                self._last_mid = mid_text
             if self._low is None or mid < self._low[0]:
                 self._low = (mid, mid_text)
             if self._high is None or mid > self._high[0]:
                 self._high = (mid, mid_text)
             m = float(mid)
-            if self._prev_mid is not None and self._prev_mid > 0 and m > 0:
-                # a return across a gap is not one step's return: skip it
-                if not d.get("gap_before"):
-                    r = math.log(m / self._prev_mid)
-                    self._log_returns += 1
-                    self._sum_r += r
-                    self._sum_r2 += r * r
-            self._prev_mid = m
+            prev_mid = self._prev_mid
+            # a return across a gap is not one step's return: skip it (the later of the two
+            # mids says whether a gap came before it)
+            gap_return = self._prev_mid_gap if newest_first else gap_here
+            if prev_mid is not None and prev_mid > 0 and m > 0 and not gap_return:
+                r = math.log(prev_mid / m if newest_first else m / prev_mid)
+                self._log_returns += 1
+                self._sum_r.add(r)
+                self._sum_r2.add(r * r)
+            self._prev_mid, self._prev_mid_gap = m, gap_here
         bps = d.get("spread_bps")
         if bps is not None:
             self._spreads_bps.append(float(bps))
         spread = d.get("spread")
         if spread is not None:
-            self._sum_spread += float(spread)
+            self._sum_spread.add(float(spread))
             self._n_spread += 1
         imb = d.get("imbalance")
         if imb is not None:
-            self._sum_imbalance += float(imb)
+            self._sum_imbalance.add(float(imb))
             self._n_imbalance += 1
 
     def result(self) -> dict[str, Any]:
@@ -129,14 +183,16 @@ class SeriesSummary:
         }
         s = sorted(self._spreads_bps)
         out["spread"] = {
-            "mean": None if not self._n_spread else round(self._sum_spread / self._n_spread, 10),
-            "mean_bps": None if not s else round(sum(s) / len(s), 4),
+            "mean": None if not self._n_spread else round(
+                self._sum_spread.value / self._n_spread, 10),
+            "mean_bps": None if not s else round(math.fsum(s) / len(s), 4),
             "median_bps": None if not s else round(_percentile(s, 50), 4),
             "p95_bps": None if not s else round(_percentile(s, 95), 4),
             "max_bps": None if not s else round(s[-1], 4),
         }
         out["imbalance_mean"] = (
-            None if not self._n_imbalance else round(self._sum_imbalance / self._n_imbalance, 6)
+            None if not self._n_imbalance else round(
+                self._sum_imbalance.value / self._n_imbalance, 6)
         )
         return out
 
@@ -145,8 +201,8 @@ class SeriesSummary:
         n = self._log_returns
         if n < 2:
             return None
-        mean = self._sum_r / n
-        var = max(0.0, (self._sum_r2 - n * mean * mean) / (n - 1))
+        mean = self._sum_r.value / n
+        var = max(0.0, (self._sum_r2.value - n * mean * mean) / (n - 1))
         return round(math.sqrt(var) * 1e4, 4)
 
 

@@ -85,6 +85,11 @@ class Metrics:
             "Connections closed (408) because a request's headers took longer than "
             "gateway.header_timeout", registry=r)
         self.ws_clients = Gauge("kms_ws_clients", "Open WebSocket stream clients", registry=r)
+        self.heavy_refused = Counter(
+            "kms_heavy_reads_refused", "Summaries and history answers refused (503) because "
+            "gateway.max_summaries or gateway.max_exports were running", ["kind"], registry=r)
+        self.heavy_busy = Gauge("kms_heavy_reads", "Summaries and history answers running",
+                                ["kind"], registry=r)
         self.ws_refused = Counter(
             "kms_ws_refused", "WebSocket streams refused (close 4429): the gateway's most "
             "(total) or the account's most (user) were open", ["limit"], registry=r)

@@ -37,8 +37,14 @@ T = TypeVar("T")
 Order = Literal["desc", "asc"]
 ORDERS: tuple[Order, ...] = ("desc", "asc")
 
-#: snapshots fetched per round trip while streaming a history query
+#: snapshots fetched per round trip while streaming a history query, at most
 CHUNK_SIZE = 500
+#: stored bytes fetched per round trip, at most (a chunk is rendered whole in a worker thread,
+#: about five times larger as JSON): 500 rows are 85 KB at depth 10 but 6 MB at depth 1000,
+#: so the rows per round trip follow the rows' size (:func:`rows_for`), the first round trip
+#: asking for :data:`FIRST_CHUNK` rows, before any size is known
+CHUNK_BYTES = 128 * 1024
+FIRST_CHUNK = 32
 
 #: timestamps are epoch milliseconds; these bound an open-ended window (and stay exact in a
 #: Redis sorted-set score, a double, which holds integers up to 2**53 exactly)
@@ -174,17 +180,27 @@ def plan(
 Fetch = Callable[[Window, int, int, int], Awaitable[list[Row]]]
 
 
+def rows_for(rows: Sequence[Row], most: int) -> int:
+    """Rows to fetch next: :data:`CHUNK_BYTES` of rows the size of ``rows``, 1 to ``most``."""
+    size = sum(len(data) for _, data in rows) / max(1, len(rows))
+    return max(1, min(most, int(CHUNK_BYTES / max(size, 1.0))))
+
+
 async def paged(window: Window, fetch: Fetch, chunk: int = CHUNK_SIZE) -> AsyncIterator[list[Row]]:
-    """Walk ``window`` in chunks, moving the bound past the last timestamp seen each time."""
+    """Walk ``window`` in chunks of at most ``chunk`` rows and about :data:`CHUNK_BYTES`,
+    moving the bound past the last timestamp seen each time."""
     lo, hi, left = window.lo, window.hi, window.limit
+    n = min(chunk, FIRST_CHUNK)
     while left > 0 and lo <= hi:
-        rows = await fetch(window, lo, hi, min(chunk, left))
+        asked = min(n, left)
+        rows = await fetch(window, lo, hi, asked)
         if not rows:
             return
         left -= len(rows)
         yield rows
-        if len(rows) < chunk:
+        if len(rows) < asked:
             return
+        n = rows_for(rows, chunk)
         if window.order == "desc":
             hi = rows[-1][0] - 1
         else:
@@ -263,8 +279,9 @@ class PagedHistory:
                 yield out
             return
         hi, left = window.hi, window.limit
+        size = min(self.chunk_size, FIRST_CHUNK)
         while left > 0:
-            n = min(self.chunk_size, left)
+            n = min(size, left)
             rows = await self._fetch(pair, bottom, hi, n + 1, "desc")
             kept = 0
             while kept < min(n, len(rows)) and rows[kept][0] >= window.lo:
@@ -275,6 +292,7 @@ class PagedHistory:
             left -= kept
             if kept < n:
                 return
+            size = rows_for(rows, self.chunk_size)
             hi = rows[kept - 1][0] - 1
 
     async def history(

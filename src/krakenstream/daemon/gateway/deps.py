@@ -36,6 +36,7 @@ from ..services import Services
 from .hub import LatestCache, StreamHub
 from .middleware import USER_KEY
 from .params import maxima_of
+from .slots import Slots
 from .tokens import VerifiedTokens
 
 #: scope key under which the bearer check leaves the caller's :class:`Principal`
@@ -61,9 +62,17 @@ class Gateway:
     maxima: dict[str, int]
     #: verdicts of the tokens already verified (see tokens.py)
     tokens: VerifiedTokens = field(init=False)
+    #: heavy reads running at once: summaries and history answers (see slots.py)
+    summaries: Slots = field(init=False)
+    exports: Slots = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(lambda token: self.auth().verify(token))
+        gw, refused = self.services.settings.gateway, self.services.metrics.heavy_refused
+        self.summaries = Slots("summaries", gw.max_summaries, "gateway.max_summaries",
+                               refused.labels("summary").inc)
+        self.exports = Slots("history answers", gw.max_exports, "gateway.max_exports",
+                             refused.labels("history").inc)
 
     @classmethod
     def over(cls, services: Services) -> "Gateway":

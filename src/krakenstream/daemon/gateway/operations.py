@@ -123,6 +123,7 @@ async def health(gw: State) -> Response:
         "users": None if services.auth is None else
         {"backend": settings.users.backend, "healthy": users_ok},
         "history": _history(services),
+        "heavy_reads": {"summaries": gw.summaries.state(), "history": gw.exports.state()},
         "stream": {"clients": gw.hub.client_count, "cut_off": gw.hub.cut_off,
                    "max_clients": gw.hub.max_clients, "refused": dict(gw.hub.refused)},
     })
@@ -152,6 +153,8 @@ async def metrics(gw: State) -> Response:
     writer = services.history_writer
     m.history_failing.set(1 if writer is not None and writer.failing_since is not None else 0)
     m.problems.set(len(services.problems() + gw.hub.problems()))
+    m.heavy_busy.labels("summary").set(gw.summaries.busy)
+    m.heavy_busy.labels("history").set(gw.exports.busy)
     if services.auth is not None:
         t = services.auth.throttle.stats()
         m.logins_failed.set(t.failures)
