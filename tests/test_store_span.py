@@ -10,7 +10,9 @@ import pytest
 
 from archive_support import DAY0
 from krakenstream.core.snapshot import Snapshot
+from krakenstream.core.wide import wide_row
 from krakenstream.store.archive import Archive, ArchiveRoller
+from krakenstream.store.archive.text import wide_csv
 from krakenstream.store.span import SpanningHistory
 from krakenstream.store.sqlite import SQLiteHistoryStore
 from test_store_support import synthetic
@@ -80,3 +82,28 @@ async def test_ranges_and_limits(span: tuple[SpanningHistory, list[Snapshot]]) -
     assert [s.seq for s in newest] == [2601, 2599] and marks(newest) == {2601}
     assert [s async for s in history.history("ETH/USD", limit=0)] == []
     assert [s async for s in history.history("BTC/USD")] == []
+
+
+async def as_csv(history: SpanningHistory, **query: object) -> bytes:
+    return b"".join([wide_csv(t, 10) async for t in history.tables("ETH/USD", **query)])
+
+
+def wide_text(snaps: list[Snapshot]) -> bytes:
+    return "".join(",".join(wide_row(s, 10)) + "\n" for s in snaps).encode()
+
+
+@pytest.mark.parametrize("query", [
+    {"order": "asc"}, {"order": "desc"},
+    {"order": "asc", "since": DAY0 + 1490 * 1000, "until": DAY0 + 2100 * 1000},
+    {"order": "desc", "since": DAY0 + 1490 * 1000, "until": DAY0 + 2100 * 1000},
+    {"order": "asc", "since": DAY0 + 501_000, "limit": 3},
+    {"order": "desc", "until": DAY0 + 2601_000, "limit": 2},
+    {"order": "desc", "until": DAY0 + 2601_000, "limit": 1700},
+    {"order": "asc", "limit": 2100}, {"order": "desc", "limit": 0},
+])
+async def test_tables_hold_the_rows_and_marks_of_history(
+        span: tuple[SpanningHistory, list[Snapshot]], query: dict[str, object]) -> None:
+    """The column-at-a-time path (exports) gives the very text of the row-at-a-time one."""
+    history, _ = span
+    rows = [s async for s in history.history("ETH/USD", **query)]  # type: ignore[arg-type]
+    assert await as_csv(history, **query) == wide_text(rows)

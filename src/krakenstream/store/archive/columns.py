@@ -65,6 +65,11 @@ def unscaled(column: pa.Array | pa.ChunkedArray) -> list[int | None]:
     """A decimal column's unscaled integers (None for nulls), exactly."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     t = arr.type
+    if pa.types.is_decimal128(t) and t.precision <= 18:
+        # an INT64 decimal read without its Arrow schema (what the archive writes): the same
+        # values as decimal64, whose bytes are the unscaled integers
+        arr = arr.cast(pa.decimal64(t.precision, t.scale))
+        t = arr.type
     if pa.types.is_decimal64(t):
         out: list[int | None] = arr.view(pa.int64()).to_pylist()
         return out
@@ -164,3 +169,43 @@ def from_table(table: pa.Table, pair: str) -> list[Snapshot]:
         )
         for r in range(len(ts))
     ]
+
+
+#: what the gap rule needs of the row before a table's first: (seq, origin)
+Previous = tuple[int, str]
+
+
+def gap_marks(table: pa.Table, previous: Previous | None) -> pa.Array:
+    """The gap rule (:func:`krakenstream.core.gaps.follows`) over a table's rows at once, the
+    rows oldest first and ``previous`` the stored row just before the first (None if none):
+    a row is marked when its own flag is set, or it has a predecessor whose origin differs
+    or whose seq is not its own seq - 1."""
+    n = table.num_rows
+    if n == 0:
+        return pa.array([], pa.bool_())
+    seq = table.column("seq").combine_chunks()
+    origin = (pc.fill_null(table.column("origin"), "").combine_chunks()
+              if "origin" in table.column_names else pa.array([""] * n, pa.string()))
+    flag = pc.fill_null(table.column("gap_before"), False).combine_chunks()
+    first_seq, first_origin = (None, None) if previous is None else previous
+    prev_seq = pa.concat_arrays([pa.array([first_seq], pa.int64()), seq.slice(0, n - 1)])
+    prev_origin = pa.concat_arrays([pa.array([first_origin], pa.string()),
+                                    origin.slice(0, n - 1)])
+    continues = pc.and_(pc.equal(seq, pc.add(prev_seq, 1)), pc.equal(origin, prev_origin))
+    # no predecessor (null): nothing history claims to continue, only the flag counts
+    return pc.or_(flag, pc.invert(pc.fill_null(continues, True)))
+
+
+def last_row(table: pa.Table) -> Previous:
+    """(seq, origin) of a table's last row, for :func:`gap_marks` of the table after it."""
+    i = table.num_rows - 1
+    origin = (table.column("origin")[i].as_py() if "origin" in table.column_names else "")
+    return int(table.column("seq")[i].as_py()), origin or ""
+
+
+def reverse(table: pa.Table) -> pa.Table:
+    return table.take(pa.array(range(table.num_rows - 1, -1, -1), pa.int64()))
+
+
+def with_marks(table: pa.Table, marks: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index("gap_before"), "gap_before", marks)

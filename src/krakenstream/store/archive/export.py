@@ -12,11 +12,10 @@ import io
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ...core.snapshot import Snapshot
 from .columns import to_table
-from .files import ZSTD_LEVEL, column_encodings
+from .files import write_parquet
 
 
 def _runs(snaps: Iterable[Snapshot]) -> list[list[Snapshot]]:
@@ -50,7 +49,5 @@ def parquet_bytes(snaps: Sequence[Snapshot], depth: int) -> bytes:
     """The series as one Parquet file, in memory (zstd, decimals as in the archive)."""
     table = series_table(snaps, depth)
     out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd", compression_level=ZSTD_LEVEL,
-                   use_dictionary=["origin", "pair"], store_decimal_as_integer=True,
-                   column_encoding=column_encodings(table), write_statistics=["time", "seq"])
+    write_parquet(table, out, dictionary=("origin", "pair"))
     return out.getvalue()

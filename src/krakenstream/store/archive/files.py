@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ...core.snapshot import Snapshot
-from .columns import from_table, to_table
+from .columns import from_table, reverse, to_table
 from .layout import (
     ArchiveFile,
     check_writer_id,
@@ -50,12 +50,15 @@ from .layout import (
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-#: zstd level: 9 measured 1-4% smaller than 3 (the default) on hour files at about the same
-#: cost; 19 gains about 1% more for a slower write
-ZSTD_LEVEL = 9
+#: zstd level. Measured on hour files of the simulator's books (BENCHMARKS.md): 15 is 4-6 %
+#: smaller than 9 (zstd's optimal parsing starts at 13 or so; 12 gains about 1 %), 19 and 22
+#: no smaller than 15 for three to four times the time; 15 costs about 20 µs a snapshot more
+#: than 9, in a worker thread, once an hour per pair
+ZSTD_LEVEL = 15
 #: a temp file older than this belongs to a writer that died (none takes an hour to write)
 STALE_TEMP_S = 3600.0
-_DELTA_METRICS = {"best_bid", "best_ask", "spread", "mid", "microprice"}
+#: the metrics that are prices (at the pair's price precision or finer)
+_PRICE_METRICS = {"best_bid", "best_ask", "spread", "mid", "microprice"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +70,43 @@ class DayUsage:
 
 
 def column_encodings(table: pa.Table) -> dict[str, str]:
-    """Per-column encodings, measured on simulated and recorded books (BENCHMARKS.md):
-    prices move by small steps, so delta-packed ints beat plain + zstd by ~10%; Kraken's
-    timestamps share long prefixes (DELTA_BYTE_ARRAY); sizes and the checksum are close to
-    random, so plain + zstd is as good as anything. No dictionaries: they only cost here."""
+    """Per-column encodings, measured on hour files of the simulator's books (BENCHMARKS.md):
+
+    * prices (levels and price metrics): BYTE_STREAM_SPLIT, 3-4 % smaller files than
+      DELTA_BINARY_PACKED: a column's prices stay within a few ticks of each other, so the
+      high bytes of each value form long runs that zstd squeezes to nothing;
+    * ``time``, ``seq`` and the imbalance: DELTA_BINARY_PACKED (constant steps, small moves);
+    * Kraken's timestamps share long prefixes: DELTA_BYTE_ARRAY;
+    * sizes and the checksum are close to random: PLAIN + zstd is as good as anything
+      (delta +10 %, byte-stream-split +15-20 %, dictionaries +20 % measured).
+    """
     enc: dict[str, str] = {"time": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED",
                            "exchange_ts": "DELTA_BYTE_ARRAY"}
     for field in table.schema:
-        delta = field.name in _DELTA_METRICS or "_price_" in field.name
-        if delta and pa.types.is_decimal64(field.type):  # INT64 on disk
+        if not pa.types.is_decimal64(field.type):  # INT64 on disk; DECIMAL(38) stays PLAIN
+            continue
+        if field.name in _PRICE_METRICS or "_price_" in field.name:
+            enc[field.name] = "BYTE_STREAM_SPLIT"
+        elif field.name == "imbalance":
             enc[field.name] = "DELTA_BINARY_PACKED"
     return enc
+
+
+def write_parquet(table: pa.Table, where: Any, *, zstd_level: int = ZSTD_LEVEL,
+                  dictionary: Sequence[str] = ("origin",)) -> None:
+    """Write a wide table (:mod:`.columns`) the archive's way, to a path or a file object.
+
+    Decimals go to disk as INT64; statistics only for ``time`` and ``seq`` (what readers
+    prune on). No Arrow schema in the footer (``store_schema=False``): it repeats the
+    Parquet schema, base64-encoded, 1.2 bytes a snapshot of an hour file; a reader sees the
+    same types from Parquet's own, except DECIMAL(≤18), which pyarrow then reads as
+    decimal128 (:func:`.columns.unscaled` takes either)."""
+    pq.write_table(
+        table, where, compression="zstd", compression_level=zstd_level,
+        use_dictionary=list(dictionary), store_decimal_as_integer=True,
+        column_encoding=column_encodings(table), write_statistics=["time", "seq"],
+        store_schema=False,
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -127,11 +156,7 @@ class Archive:
         tmp = folder / temp_name(final.name)
         try:
             with open(tmp, "wb") as fh:
-                pq.write_table(
-                    table, fh, compression="zstd", compression_level=self.zstd_level,
-                    use_dictionary=["origin"], store_decimal_as_integer=True,
-                    column_encoding=column_encodings(table), write_statistics=["time", "seq"],
-                )
+                write_parquet(table, fh, zstd_level=self.zstd_level)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
@@ -195,8 +220,9 @@ class Archive:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read_file(self, f: ArchiveFile, lo: int | None = None,
-                  hi: int | None = None) -> list[Snapshot]:
+    def read_table(self, f: ArchiveFile, lo: int | None = None,
+                   hi: int | None = None) -> pa.Table:
+        """A file's rows with ``lo <= ts <= hi``, as written (wide, no ``pair`` column)."""
         table = pq.ParquetFile(f.path).read()
         if lo is not None or hi is not None:
             t = table.column("time").cast(pa.int64())
@@ -207,7 +233,34 @@ class Archive:
                 upper = pc.less_equal(t, hi)
                 mask = upper if mask is None else pc.and_(mask, upper)
             table = table.filter(mask)
-        return from_table(table, f.pair)
+        return table
+
+    def read_file(self, f: ArchiveFile, lo: int | None = None,
+                  hi: int | None = None) -> list[Snapshot]:
+        return from_table(self.read_table(f, lo, hi), f.pair)
+
+    def tables(self, pair: str, lo: int, hi: int,
+               order: Literal["asc", "desc"] = "asc") -> Iterator[pa.Table]:
+        """As :meth:`chunks`, each chunk a wide table (as written: no ``pair`` column), for
+        readers that work a column at a time (exports). Overlapping files of different
+        precisions (Kraken changed the pair's tick within the hour) come as one table whose
+        decimals take the finer scale: the same values, exactly."""
+        clusters = _clusters(self.files(pair, lo, hi))
+        if order == "desc":
+            clusters.reverse()
+        for cluster in clusters:
+            parts = [self.read_table(f, lo, hi) for f in cluster]
+            table = parts[0] if len(parts) == 1 else pa.concat_tables(
+                parts, promote_options="permissive")
+            if len(parts) > 1:  # sorted, one row per ts (the first file's: as chunks)
+                table = table.take(pc.sort_indices(table, [("time", "ascending")]))
+                t = table.column("time").cast(pa.int64()).combine_chunks()
+                if len(t) > 1:
+                    repeated = pc.equal(t.slice(1), t.slice(0, len(t) - 1))
+                    keep = pa.concat_arrays([pa.array([True]), pc.invert(repeated)])
+                    table = table.filter(keep)
+            if table.num_rows:
+                yield reverse(table) if order == "desc" else table
 
     def chunks(self, pair: str, lo: int, hi: int,
                order: Literal["asc", "desc"] = "asc") -> Iterator[list[Snapshot]]:
