@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from cli_support import FULL, FULL_START_MS, N_FULL, LiveDaemon, one_error, run
-from krakenstream.cli.history import count_rows
+from krakenstream.cli.output import count_rows
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 
 

@@ -33,6 +33,7 @@ OPERATIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/analysis/history/{pair}"): frozenset(
         {"pair", "since", "until", "limit", "order", "format"}),
     ("GET", "/api/analysis/summary/{pair}"): frozenset({"pair", "since", "until", "limit"}),
+    ("GET", "/api/analysis/bars/{pair}"): frozenset({"pair", "every", "since", "until", "format"}),
     ("GET", "/api/orderbook/{pair}"): frozenset({"pair", "depth"}),
     ("GET", "/api/pairs"): frozenset(),
     ("POST", "/api/pairs"): frozenset(),
@@ -67,7 +68,7 @@ SHAPES: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {
                "422": _ERR, "503": _ERR}),
     **{("GET", f"/api/analysis/{name}/{{pair}}"): (
         None, {"200": "", "401": _ERR, "404": _ERR, "422": _ERR, "503": _ERR})
-       for name in ("latest", "history", "summary")},
+       for name in ("latest", "history", "summary", "bars")},
     ("GET", "/api/orderbook/{pair}"): (
         None, {"200": "", "401": _ERR, "404": _ERR, "422": _ERR, "503": _ERR}),
     ("GET", "/api/pairs"): (None, {"200": "", "401": _ERR, "503": _ERR}),

@@ -443,6 +443,32 @@ class KmsClient:
         with self._stream(f"/api/analysis/history/{quote_pair(pair)}", params) as resp:
             yield from resp.iter_bytes()
 
+    def bars(
+        self,
+        pair: str,
+        *,
+        every: str = "1m",
+        since: str | int | None = None,
+        until: str | int | None = None,
+    ) -> dict[str, Any]:
+        """Bars of ``pair`` per interval ``every`` (``core.bars``): ``{"pair", "every",
+        "every_ms", "bars": [...]}``, oldest first, from the store and the archive alike."""
+        params = {"every": every, "since": since, "until": until}
+        return self._call("GET", f"/api/analysis/bars/{quote_pair(pair)}", params=params)
+
+    def bars_csv(
+        self,
+        pair: str,
+        *,
+        every: str = "1m",
+        since: str | int | None = None,
+        until: str | int | None = None,
+    ) -> Iterator[bytes]:
+        """The bars as CSV (a header, then one line a bar), chunk by chunk, as sent."""
+        params = {"every": every, "since": since, "until": until, "format": "csv"}
+        with self._stream(f"/api/analysis/bars/{quote_pair(pair)}", params) as resp:
+            yield from resp.iter_bytes()
+
     # -- order books and pairs --------------------------------------------------------------
 
     def orderbook(self, pair: str, depth: int | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from . import (
     accounts,
     analyze,
+    bars,
     common,
     demo,
     history,
@@ -64,6 +65,7 @@ app.command("stream", rich_help_panel=DATA)(stream.stream)
 app.command("latest", rich_help_panel=DATA)(history.latest)
 app.command("history", rich_help_panel=DATA)(history.history)
 app.command("analyze", rich_help_panel=DATA)(analyze.analyze)
+app.command("bars", rich_help_panel=DATA)(bars.bars)
 app.command("pairs", rich_help_panel=DATA)(pairs.pairs)
 app.command("track", rich_help_panel=DATA)(pairs.track)
 app.command("untrack", rich_help_panel=DATA)(pairs.untrack)

@@ -9,43 +9,27 @@ the name asked for. The tables are built by :mod:`.render`.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from ..client import KmsClient
 from ..core.pairs import spell_pair
 from ..errors import InputError, NotFound
 from .common import err_console, errors_handled, out_console
 from .options import PairArg, SinceOption, UntilOption, parse_window
+from .output import count_rows, file_for, into_file, progress, to_stdout
 from .render import format_history_table, format_latest
 from .server import ServerOption, open_client
 
 #: rows shown by the table view when no ``--limit`` is given (exports have no such default)
 TABLE_ROWS = 50
-#: exports at least this long get a progress bar even when their size is unknown
-PROGRESS_MIN_ROWS = 1_000
 
 
 # -- pure helpers -----------------------------------------------------------------------------
-
-
-def count_rows(chunk: bytes) -> int:
-    """Lines in a chunk of CSV or NDJSON (no field of ours holds a line break)."""
-    return chunk.count(b"\n")
 
 
 @contextlib.contextmanager
@@ -152,41 +136,17 @@ def _expected_rows(client: KmsClient, pair: str, query: dict[str, Any]) -> int |
 def _export_csv(client: KmsClient, pair: str, dest: str, query: dict[str, Any]) -> None:
     chunks = client.history_raw(pair, format="csv", **query)
     if dest == "-":
-        out = typer.get_binary_stream("stdout")
-        for chunk in chunks:
-            out.write(chunk)
-        out.flush()
+        to_stdout(chunks)
         return
-    path = Path(dest).expanduser()
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; give a file name", hint="e.g. --csv eth.csv")
+    path = file_for(dest, "--csv eth.csv")
     total = _expected_rows(client, pair, query)
-    part = path.with_name(f".{path.name}.part")
     lines = 0
-    try:
-        with part.open("wb") as fh, _progress(total) as advance:
-            for chunk in chunks:
-                fh.write(chunk)
-                n = count_rows(chunk)
-                advance(n - 1 if lines == 0 and n else n)  # the header is not a row
-                lines += n
-        os.replace(part, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+    with into_file(path) as fh, progress(total) as advance:
+        for chunk in chunks:
+            fh.write(chunk)
+            n = count_rows(chunk)
+            advance(n - 1 if lines == 0 and n else n)  # the header is not a row
+            lines += n
     rows = max(0, lines - 1)
     err_console.print(f"wrote {rows} snapshot{'s' if rows != 1 else ''} to {path}",
                       markup=False)
-
-
-@contextlib.contextmanager
-def _progress(total: int | None) -> Iterator[Any]:
-    """A progress bar on stderr for long exports; a no-op for short or unknown ones."""
-    if total is not None and total < PROGRESS_MIN_ROWS:
-        yield lambda n: None
-        return
-    columns = [SpinnerColumn(), TextColumn("exporting"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task("export", total=total)
-        yield lambda n: progress.advance(task, n)

@@ -338,3 +338,22 @@ def format_users(users: list[dict[str, Any]]) -> Table:
         table.add_row(str(u.get("id", "")), str(u.get("email", "")), str(u.get("role", "")),
                       state, str(u.get("created_at", "")))
     return table
+
+
+def format_bars(answer: dict[str, Any]) -> Table:
+    """One row per bar: its start, the mid's OHLC, the spread, the count, and gaps."""
+    found = answer.get("bars") or []
+    title = (f"{_txt(answer.get('pair'))}: {len(found)} bar{'s' if len(found) != 1 else ''} "
+             f"of {_txt(answer.get('every'))}, oldest first")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("start (UTC)", no_wrap=True)
+    for name in ("open", "high", "low", "close", "spread", "bps", "imbalance", "snapshots"):
+        table.add_column(name, justify="right")
+    table.add_column("gap", justify="center")
+    for b in found:
+        table.add_row(
+            _txt(b.get("time")), _txt(b.get("open")), _txt(b.get("high")), _txt(b.get("low")),
+            _txt(b.get("close")), _txt(b.get("spread_mean")), _txt(b.get("spread_bps_mean")),
+            _txt(b.get("imbalance_mean")), _txt(b.get("snapshots")),
+            "yes" if b.get("gap") else "")
+    return table

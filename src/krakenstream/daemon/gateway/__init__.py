@@ -14,7 +14,8 @@ The modules, one job each:
   (its docstring says how to add one);
 - the areas, each a ``router`` of plain route functions: :mod:`.users` (``/api/users``:
   register, login, logout, me), :mod:`.admin` (``/api/users`` for admins: accounts and
-  roles), :mod:`.history` (``/api/analysis``: latest, history, summary), :mod:`.books`
+  roles), :mod:`.history` (``/api/analysis``: latest, history, summary), :mod:`.bars`
+  (``/api/analysis/bars``), :mod:`.books`
   (``/api/orderbook``), :mod:`.pairs` (``/api/pairs``), :mod:`.stream` (the WebSocket),
   :mod:`.operations` (``/health``, ``/metrics``), :mod:`.dashboard` (the web page at ``/``
   and its files in ``static/``, outside the API's schema);

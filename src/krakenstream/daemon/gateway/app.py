@@ -35,7 +35,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ... import __version__
 from ..services import Services
-from . import admin, books, dashboard, history, operations, pairs, stream, users
+from . import admin, bars, books, dashboard, history, operations, pairs, stream, users
 from .deps import Gateway
 from .errors import install_error_handlers
 from .logs import redact_uvicorn_logs
@@ -50,6 +50,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     users.router,
     admin.router,
     history.router,
+    bars.router,
     books.router,
     pairs.router,
     stream.router,
