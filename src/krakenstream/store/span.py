@@ -10,9 +10,11 @@ still has them and the archive's below the store's oldest, and the two meet with
   store keeps trimming while a long archive read runs, so its first row may turn out newer
   than the oldest it had when asked: the archive fills that stretch before the store goes on.
 
-Each snapshot comes out marked by the one gap rule (:func:`~krakenstream.core.gaps.
-mark_gaps`) against its stored predecessor, wherever either came from; the oldest row of an
-answer is marked against the row just before it (one extra read). The archive is read in a
+The store is read with the flags as published (``published_flags``), the archive holds them
+as published too (the roller cuts them so), and each snapshot comes out marked by the one
+gap rule (:func:`~krakenstream.core.gaps.mark_gaps`) against its stored predecessor,
+wherever either came from; the oldest row of an answer is marked against the row just
+before it (one extra read). The archive is read in a
 worker thread, a file at a time.
 """
 
@@ -68,7 +70,8 @@ class SpanningHistory:
 
     async def _store_first(self, pair: str, lo: int, hi: int, order: str) -> Snapshot | None:
         rows = self.store.history(pair, since=lo, until=hi, limit=1,
-                                  order="desc" if order == "desc" else "asc")
+                                  order="desc" if order == "desc" else "asc",
+                                  published_flags=True)
         try:
             return await anext(rows, None)
         finally:
@@ -89,7 +92,8 @@ class SpanningHistory:
                           tables: bool) -> AsyncIterator[Part]:
         oldest: int | None = None
         batch: list[Snapshot] = []
-        async for snap in self.store.history(pair, since=lo, until=hi, order="desc"):
+        async for snap in self.store.history(pair, since=lo, until=hi, order="desc",
+                                             published_flags=True):
             oldest = snap.ts
             batch.append(snap)
             if len(batch) >= PART_ROWS:
@@ -111,7 +115,8 @@ class SpanningHistory:
             return
         filled = False
         batch: list[Snapshot] = []
-        async for snap in self.store.history(pair, since=probe.ts, until=hi, order="asc"):
+        async for snap in self.store.history(pair, since=probe.ts, until=hi, order="asc",
+                                             published_flags=True):
             if not filled:
                 filled = True
                 # rows trimmed from the store while the archive was read: the archive has them
