@@ -17,6 +17,7 @@ from krakenstream.cli.render import (
     format_latest,
     format_pairs,
     format_replay,
+    format_size,
     format_summary,
     ladder_rows,
 )
@@ -87,6 +88,21 @@ def test_pairs_table() -> None:
     assert lines.index(bad) < lines.index(eth)  # sorted by pair
     assert "error" in bad and "Currency pair not supported" in bad and "3s ago" in bad
     assert "live" in eth and "9999" in eth and "2m ago" in eth and "1200" in eth
+
+
+def test_pairs_table_shows_the_archive_when_the_daemon_has_one() -> None:
+    entry = {"pair": "ETH/USD", "state": "live", "snapshots": 10, "archive_bytes": 22_900_000,
+             "archive_days": 3, "archive_bytes_per_day": 7_633_333}
+    text = text_of(format_pairs([entry, {"pair": "SOL/USD", "archive_days": 0}], now=0))
+    assert "archive" in text and "22.9 MB, 3 d (7.6 MB/d)" in text
+    assert "archive" not in text_of(format_pairs([{"pair": "ETH/USD"}], now=0))
+
+
+@pytest.mark.parametrize(("n", "shown"), [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"),
+                                          (7_633_333, "7.6 MB"), (4 * 10**12, "4.0 TB"),
+                                          (5 * 10**16, "50000.0 TB"), (None, "-")])
+def test_format_size(n: object, shown: str) -> None:
+    assert format_size(n) == shown
 
 
 def test_pairs_table_shows_a_daemons_text_as_text() -> None:

@@ -186,13 +186,42 @@ PAIRS_COLUMNS = (
     Column("last frame", priority=7, short="last"),
     Column("error", justify="left", wraps=True),
 )
+#: the archive's disk use, after ``snapshots`` when the daemon has an archive
+ARCHIVE_COLUMN = Column("archive", priority=8)
+
+
+def format_size(n: Any) -> str:
+    """Bytes in the unit that keeps three digits or fewer (1,000-based: kB, MB, GB)."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        return "-"
+    if n < 1000:
+        return f"{n} B"
+    units = ("kB", "MB", "GB", "TB")
+    size, i = n / 1000, 0
+    while size >= 1000 and i < len(units) - 1:
+        size, i = size / 1000, i + 1
+    return f"{size:.1f} {units[i]}"
+
+
+def format_archive(entry: dict[str, Any]) -> str:
+    """A pair's archive on disk: its size, UTC days and bytes a day."""
+    days = entry.get("archive_days")
+    if not isinstance(days, int) or not days:
+        return ""
+    return (f"{format_size(entry.get('archive_bytes'))}, {days} d "
+            f"({format_size(entry.get('archive_bytes_per_day'))}/d)")
 
 
 def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> FitTable:
-    """One row per tracked pair: feed state since when, counters, history size, last error."""
+    """One row per tracked pair: feed state since when, counters, history size, the
+    archive's disk use (when the daemon has one), last error."""
+    archive = any("archive_bytes" in e for e in pairs)
+    columns = list(PAIRS_COLUMNS)
+    if archive:
+        columns.insert(8, ARCHIVE_COLUMN)  # after snapshots
     rows: list[list[Cell]] = []
     for entry in sorted(pairs, key=lambda e: str(e.get("pair", ""))):
-        rows.append([
+        row: list[Cell] = [
             Text(str(entry.get("pair", "?"))),  # Text: what a daemon sent is not markup
             format_state(entry.get("state")),
             format_age(_seconds(entry.get("since")), now),
@@ -201,10 +230,13 @@ def format_pairs(pairs: list[dict[str, Any]], *, now: float) -> FitTable:
             _num(entry, "resyncs"),
             _num(entry, "reconnects"),
             _num(entry, "snapshots"),
-            format_age(_seconds(entry.get("last_frame_time")), now),
-            Text(str(entry.get("error") or "")),
-        ])
-    return FitTable(PAIRS_COLUMNS, rows)
+        ]
+        if archive:
+            row.append(format_archive(entry))
+        row += [format_age(_seconds(entry.get("last_frame_time")), now),
+                Text(str(entry.get("error") or ""))]
+        rows.append(row)
+    return FitTable(columns, rows)
 
 
 # -- kms analyze --------------------------------------------------------------------------------

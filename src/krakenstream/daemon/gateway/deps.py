@@ -38,6 +38,7 @@ from .middleware import USER_KEY
 from .params import maxima_of
 from .slots import Slots
 from .tokens import VerifiedTokens
+from .usage import ArchiveUsage
 
 #: scope key under which the bearer check leaves the caller's :class:`Principal`
 PRINCIPAL_KEY = "kms.principal"
@@ -60,6 +61,8 @@ class Gateway:
     live_age_ms: float
     #: the maxima of the bounded parameters (see params.py)
     maxima: dict[str, int]
+    #: the Parquet archive's disk use, counted now and then (None: no archive here)
+    usage: ArchiveUsage | None = None
     #: verdicts of the tokens already verified (see tokens.py)
     tokens: VerifiedTokens = field(init=False)
     #: heavy reads running at once: summaries and history answers (see slots.py)
@@ -87,6 +90,7 @@ class Gateway:
             latest=LatestCache(hub, ttl=min(LATEST_TTL, interval / 2)),
             live_age_ms=(LIVE_INTERVALS * interval + 1.0) * 1000,
             maxima=maxima_of(settings.store.history_limit, settings.kraken.depth),
+            usage=None if services.archive is None else ArchiveUsage(services.archive),
         )
 
     @property

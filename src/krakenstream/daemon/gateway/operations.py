@@ -30,7 +30,7 @@ from ... import __version__
 from ...feed.status import PairState
 from ..orderbook import OrderbookRole
 from ..services import Services
-from .deps import State
+from .deps import Gateway, State
 from .responses import json_response
 
 log = logging.getLogger("krakenstream.gateway")
@@ -126,6 +126,7 @@ async def health(gw: State) -> Response:
         "heavy_reads": {"summaries": gw.summaries.state(), "history": gw.exports.state()},
         "stream": {"clients": gw.hub.client_count, "cut_off": gw.hub.cut_off,
                    "max_clients": gw.hub.max_clients, "refused": dict(gw.hub.refused)},
+        "archive": await _archive_health(gw),
     })
 
 
@@ -136,6 +137,17 @@ def _history(services: Services) -> dict[str, Any] | None:
         return None
     return {"writing": writer.failing_since is None, "failing_since": writer.failing_since,
             "last_error": writer.last_error, **dataclasses.asdict(writer.stats)}
+
+
+async def _archive_health(gw: Gateway) -> dict[str, Any] | None:
+    """The archive's disk use (per UTC day, all pairs) and its writer's counters."""
+    services = gw.services
+    if services.archive is None or gw.usage is None:
+        return None
+    out = (await gw.usage.get()).health(str(services.archive.root))
+    if services.roller is not None:
+        out["writer"] = dataclasses.asdict(services.roller.stats)
+    return out
 
 
 @router.get("/metrics", response_class=Response)

@@ -33,17 +33,24 @@ class PairRequest(BaseModel):
 
 @router.get("/api/pairs", responses=documented(401, 503))
 async def list_pairs(claims: Authed, gw: State, st: Store) -> Response:
-    """Tracked pairs with their feed state, counters and stored snapshot count; and the
-    pairs Kraken refused lately (dropped, in ``error`` with its words, for
-    ``kraken.refused_keep`` seconds)."""
+    """Tracked pairs with their feed state, counters and stored snapshot count; the pairs
+    Kraken refused lately (dropped, in ``error`` with its words, for ``kraken.refused_keep``
+    seconds); and, with an archive, its disk use (``archive_bytes``, ``archive_days``,
+    ``archive_bytes_per_day``)."""
     if gw.services.orderbook is None:
-        return json_response({"pairs": await _seen_elsewhere(gw, st)})
-    role = gw.services.orderbook
-    status = {**role.refused_status(), **role.status()}
-    names = sorted(status)
-    counts = await asyncio.gather(*(st.count(p) for p in names))
-    return json_response({"pairs": [{**status[name].to_dict(), "snapshots": n}
-                                    for name, n in zip(names, counts, strict=True)]})
+        entries = await _seen_elsewhere(gw, st)
+    else:
+        role = gw.services.orderbook
+        status = {**role.refused_status(), **role.status()}
+        names = sorted(status)
+        counts = await asyncio.gather(*(st.count(p) for p in names))
+        entries = [{**status[name].to_dict(), "snapshots": n}
+                   for name, n in zip(names, counts, strict=True)]
+    if gw.usage is not None:  # the archive's disk use: bytes, UTC days, bytes a day
+        usage = await gw.usage.get()
+        for entry in entries:
+            entry.update(usage.pair(entry["pair"]))
+    return json_response({"pairs": entries})
 
 
 async def _seen_elsewhere(gw: Gateway, st: HistoryStore) -> list[dict[str, Any]]:
