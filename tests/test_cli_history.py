@@ -12,6 +12,7 @@ import orjson
 from cli_support import FULL, FULL_START_MS, N_FULL, LiveDaemon, one_error, run
 from krakenstream.cli.output import count_rows
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
+from krakenstream.core.wide import wide_columns, wide_row
 
 
 def test_latest(live: LiveDaemon, user_home: Path, token: str) -> None:
@@ -44,10 +45,13 @@ def test_ten_thousand_rows_csv_equals_json(
     live: LiveDaemon, user_home: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "ada.csv"
-    r = run(["history", FULL, "--csv", str(out)], user_home, live.url)
+    r = run(["history", FULL, "--csv", str(out), "--layout", "levels"], user_home, live.url)
     assert r.exit_code == 0, r.output
     assert f"wrote {N_FULL} snapshots to {out}" in r.stderr
     rows = _csv_rows(out.read_text())
+    r = run(["history", FULL, "--csv", str(tmp_path / "wide.csv")], user_home, live.url)
+    assert r.exit_code == 0, r.output
+    wide = _csv_rows((tmp_path / "wide.csv").read_text())
     assert rows[0] == CSV_COLUMNS
     assert len(rows) == N_FULL + 1
     assert not list(tmp_path.glob(".*.part"))
@@ -59,6 +63,7 @@ def test_ten_thousand_rows_csv_equals_json(
     snaps = [Snapshot.from_dict(s) for s in doc["snapshots"]]
     assert len(snaps) == N_FULL
     assert rows[1:] == [s.csv_row() for s in snaps]
+    assert wide[0] == wide_columns(10) and wide[1:] == [wide_row(s, 10) for s in snaps]
     assert snaps[0].seq == N_FULL and snaps[-1].seq == 1  # newest first
     assert rows[1][0] == "2025-11-24T18:46:39.000Z"  # ISO 8601 UTC: start + 9,999 s
 
@@ -73,11 +78,17 @@ def test_a_file_name_with_brackets_is_named_as_typed(
 
 
 def test_history_csv_to_stdout_and_ndjson(live: LiveDaemon, user_home: Path) -> None:
-    r = run(["history", FULL, "--csv", "-", "--limit", "3", "--order", "asc"], user_home,
-            live.url)
+    r = run(["history", FULL, "--csv", "-", "--limit", "3", "--order", "asc", "--layout",
+             "levels"], user_home, live.url)
     assert r.exit_code == 0, r.output
     rows = _csv_rows(r.stdout)
     assert rows[0] == CSV_COLUMNS and [row[2] for row in rows[1:]] == ["1", "2", "3"]
+    r = run(["history", FULL, "--csv", "-", "--limit", "3", "--order", "asc", "--depth", "1"],
+            user_home, live.url)
+    wide = _csv_rows(r.stdout)
+    assert wide[0] == wide_columns(1) and [row[2] for row in wide[1:]] == ["1", "2", "3"]
+    one_error(run(["history", FULL, "--csv", "-", "--layout", "tall"], user_home, live.url),
+              "--layout 'tall': expected wide or levels", None)
     r = run(["history", FULL, "--ndjson", "--limit", "3", "--order", "asc"], user_home,
             live.url)
     lines = r.stdout.splitlines()

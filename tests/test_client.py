@@ -27,6 +27,7 @@ from krakenstream.client import (
     quote_pair,
 )
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
+from krakenstream.core.wide import wide_columns
 from krakenstream.errors import (
     AuthError,
     BackendUnavailable,
@@ -262,9 +263,14 @@ def test_history_is_streamed(live: LiveDaemon, token: str) -> None:
         assert seqs == list(range(1, N_HELD + 1))
         # 10,000 decoded snapshots would take several MB; one chunk at a time stays small
         assert peak < 2_000_000, peak
-        body = b"".join(c.history_raw(HELD, format="csv", limit=10))
+        body = b"".join(c.history_raw(HELD, format="csv", limit=10, layout="levels"))
         rows = body.decode().splitlines()
         assert rows[0].split(",") == CSV_COLUMNS and len(rows) == 11
+        body = b"".join(c.history_raw(HELD, format="csv", limit=10, depth=2))
+        rows = body.decode().splitlines()
+        assert rows[0].split(",") == wide_columns(2) and len(rows) == 11
+        body = b"".join(c.history_raw(HELD, format="parquet", limit=10))
+        assert body[:4] == body[-4:] == b"PAR1"
         doc = orjson.loads(b"".join(c.history_raw(HELD, format="json", limit=2)))
         assert [s["seq"] for s in doc["snapshots"]] == [N_HELD, N_HELD - 1]
         with pytest.raises(InputError):

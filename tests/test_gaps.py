@@ -108,6 +108,10 @@ async def answers(s: Stack, pair: str) -> list[tuple[int, bool]]:
     r = await s.client.get(path, params={"format": "csv", "order": "asc"}, headers=s.auth)
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(int(d["seq"]), d["gap_before"] == "1") for d in rows] == asc
+    r = await s.client.get(path, params={"format": "csv", "order": "asc", "layout": "levels"},
+                           headers=s.auth)
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(int(d["seq"]), d["gap_before"] == "1") for d in rows] == asc
     latest = (await s.client.get("/api/analysis/latest/" + pair.replace("/", "-"),
                                  headers=s.auth)).json()
     assert (latest["seq"], latest["gap_before"]) == asc[-1]

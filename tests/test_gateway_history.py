@@ -7,9 +7,12 @@ import io
 
 import httpx
 import orjson
+import pyarrow.parquet as pq
 
 from gateway_support import Stack, eventually, login, sample_snapshot, served, wait_snapshots
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
+from krakenstream.core.wide import wide_columns, wide_row
+from krakenstream.store.archive.columns import from_table
 
 
 async def test_history_formats_carry_the_same_snapshots(gw: Stack) -> None:
@@ -21,15 +24,32 @@ async def test_history_formats_carry_the_same_snapshots(gw: Stack) -> None:
     r = await c.get(f"/api/analysis/history/ETH%2FUSD?{q}&format=ndjson", headers=gw.auth)
     assert r.headers["content-type"] == "application/x-ndjson"
     as_ndjson = [orjson.loads(line) for line in r.text.splitlines()]
-    r = await c.get(f"/api/analysis/history/eth-usd?{q}&format=csv", headers=gw.auth)
+    r = await c.get(f"/api/analysis/history/eth-usd?{q}&format=csv&layout=levels",
+                    headers=gw.auth)
     assert r.headers["content-type"].startswith("text/csv")
     assert r.headers["content-disposition"] == 'attachment; filename="ETH-USD.csv"'
     rows = list(csv.reader(io.StringIO(r.text)))
+    # the wide layout, CSV's default: a column per price and size, the daemon's depth
+    r = await c.get(f"/api/analysis/history/eth-usd?{q}&format=csv", headers=gw.auth)
+    assert r.headers["content-disposition"] == 'attachment; filename="ETH-USD.csv"'
+    wide = list(csv.reader(io.StringIO(r.text)))
+    r = await c.get(f"/api/analysis/history/eth-usd?{q}&format=csv&depth=3", headers=gw.auth)
+    wide3 = list(csv.reader(io.StringIO(r.text)))
+    r = await c.get(f"/api/analysis/history/eth-usd?{q}&format=parquet", headers=gw.auth)
+    assert r.headers["content-type"] == "application/vnd.apache.parquet"
+    assert r.headers["content-disposition"] == 'attachment; filename="ETH-USD.parquet"'
+    parquet = pq.read_table(io.BytesIO(r.content))
 
     assert as_json["order"] == "asc" and len(as_json["snapshots"]) == 5
     assert as_ndjson == as_json["snapshots"]
     assert rows[0] == CSV_COLUMNS
-    assert rows[1:] == [Snapshot.from_dict(d).csv_row() for d in as_json["snapshots"]]
+    snaps = [Snapshot.from_dict(d) for d in as_json["snapshots"]]
+    assert rows[1:] == [s.csv_row() for s in snaps]
+    depth = gw.services.settings.kraken.depth
+    assert wide[0] == wide_columns(depth) and wide[1:] == [wide_row(s, depth) for s in snaps]
+    assert wide3[0] == wide_columns(3) and wide3[1:] == [wide_row(s, 3) for s in snaps]
+    assert from_table(parquet, "ETH/USD") == snaps
+    assert parquet.column("pair").to_pylist() == ["ETH/USD"] * 5
     ts = [d["ts"] for d in as_json["snapshots"]]
     assert ts == sorted(ts)
 
@@ -47,6 +67,20 @@ async def test_history_formats_carry_the_same_snapshots(gw: Stack) -> None:
     assert r.status_code == 200 and r.text == ""
     r = await c.get("/api/analysis/history/ETH-USD?since=0&until=1", headers=gw.auth)
     assert r.json() == {"pair": "ETH/USD", "order": "desc", "snapshots": []}
+    r = await c.get("/api/analysis/history/ETH-USD?since=0&until=1&format=csv",
+                    headers=gw.auth)
+    assert r.status_code == 200 and r.text.splitlines() == [",".join(wide_columns(depth))]
+    r = await c.get("/api/analysis/history/ETH-USD?since=0&until=1&format=parquet",
+                    headers=gw.auth)
+    assert r.status_code == 200 and pq.read_table(io.BytesIO(r.content)).num_rows == 0
+    for fmt in ("csv", "parquet"):  # an unknown pair: 404, whatever the format
+        r = await c.get(f"/api/analysis/history/DOGE-USD?format={fmt}", headers=gw.auth)
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = await c.get(f"/api/analysis/history/ETH-USD?format=csv&depth={depth + 1}",
+                    headers=gw.auth)
+    assert r.status_code == 422 and "depth" in r.json()["error"]
+    r = await c.get("/api/analysis/history/ETH-USD?format=csv&layout=deep", headers=gw.auth)
+    assert r.status_code == 422
 
 
 async def test_summary_over_the_stored_window(gw: Stack) -> None:

@@ -31,7 +31,7 @@ OPERATIONS: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/users/{user_id}"): frozenset({"user_id"}),
     ("GET", "/api/analysis/latest/{pair}"): frozenset({"pair"}),
     ("GET", "/api/analysis/history/{pair}"): frozenset(
-        {"pair", "since", "until", "limit", "order", "format"}),
+        {"pair", "since", "until", "limit", "order", "format", "layout", "depth"}),
     ("GET", "/api/analysis/summary/{pair}"): frozenset({"pair", "since", "until", "limit"}),
     ("GET", "/api/analysis/bars/{pair}"): frozenset({"pair", "every", "since", "until", "format"}),
     ("GET", "/api/orderbook/{pair}"): frozenset({"pair", "depth"}),

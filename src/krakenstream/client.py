@@ -59,7 +59,8 @@ STREAM_QUEUE = 256
 #: the largest WebSocket message accepted (a 1000-level snapshot is about 60 kB)
 MAX_MESSAGE = 4 * 2**20
 
-HistoryFormat = Literal["json", "ndjson", "csv"]
+HistoryFormat = Literal["json", "ndjson", "csv", "parquet"]
+Layout = Literal["wide", "levels"]
 Order = Literal["desc", "asc"]
 
 # -- stream events ----------------------------------------------------------------------------
@@ -436,10 +437,14 @@ class KmsClient:
         until: str | int | None = None,
         limit: int | None = None,
         order: Order = "desc",
+        layout: Layout | None = None,
+        depth: int | None = None,
     ) -> Iterator[bytes]:
-        """The history body in ``format`` (csv, ndjson or json), chunk by chunk, as sent."""
+        """The history body in ``format`` (json, ndjson, csv or parquet), chunk by chunk, as
+        sent. CSV comes in the wide ``layout`` unless ``levels`` is asked; wide CSV and
+        Parquet have ``depth`` levels a side (the daemon's ``kraken.depth`` by default)."""
         params = {"since": since, "until": until, "limit": limit, "order": order,
-                  "format": format}
+                  "format": format, "layout": layout, "depth": depth}
         with self._stream(f"/api/analysis/history/{quote_pair(pair)}", params) as resp:
             yield from resp.iter_bytes()
 

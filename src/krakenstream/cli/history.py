@@ -20,7 +20,15 @@ from ..client import KmsClient
 from ..core.pairs import spell_pair
 from ..errors import InputError, NotFound
 from .common import err_console, errors_handled, out_console
-from .options import PairArg, SinceOption, UntilOption, parse_window
+from .options import (
+    DepthOption,
+    LayoutOption,
+    PairArg,
+    SinceOption,
+    UntilOption,
+    check_layout,
+    parse_window,
+)
 from .output import count_rows, file_for, into_file, progress, to_stdout
 from .render import format_history_table, format_latest
 from .server import ServerOption, open_client
@@ -78,6 +86,8 @@ def history(
         str | None,
         typer.Option("--csv", metavar="FILE|-", help="Write CSV to FILE, or to stdout with -."),
     ] = None,
+    layout: LayoutOption = "wide",
+    depth: DepthOption = None,
     server: ServerOption = None,
 ) -> None:
     """Show or export PAIR's stored snapshots (times in ISO 8601 UTC)."""
@@ -86,6 +96,7 @@ def history(
             raise InputError(f"--order {order!r}: expected asc or desc")
         if sum((json_out, ndjson, csv is not None)) > 1:
             raise InputError("choose one of --json, --ndjson and --csv")
+        csv_layout = check_layout(layout)
         since_ms, until_ms = parse_window(since, until, now_ms=int(time.time() * 1000))
         ordering: Literal["asc", "desc"] = "asc" if order == "asc" else "desc"
         with open_client(server) as client, pair_hints():
@@ -93,7 +104,7 @@ def history(
                 "since": since_ms, "until": until_ms, "limit": limit, "order": ordering,
             }
             if csv is not None:
-                _export_csv(client, pair, csv, query)
+                _export_csv(client, pair, csv, {**query, "layout": csv_layout, "depth": depth})
             elif json_out or ndjson:
                 out = typer.get_binary_stream("stdout")
                 fmt: Literal["json", "ndjson"] = "json" if json_out else "ndjson"

@@ -6,7 +6,7 @@ only the words of a refusal are the CLI's own, naming the option that was mistyp
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -22,6 +22,22 @@ SinceOption = Annotated[
 UntilOption = Annotated[
     str | None, typer.Option("--until", help="Up to this time (same forms as --since).")
 ]
+LayoutOption = Annotated[
+    str, typer.Option("--layout", help="CSV layout: wide (a column per price and size: "
+                      "bid_price_1, bid_qty_1, ...) or levels (a side's levels in one cell, "
+                      "price@qty).", show_default=True)
+]
+DepthOption = Annotated[
+    int | None, typer.Option("--depth", min=1, help="Levels a side in wide CSV and Parquet "
+                             "(default: the daemon's kraken.depth).")
+]
+
+
+def check_layout(text: str) -> Literal["wide", "levels"]:
+    """``--layout``, refused in words unless wide or levels."""
+    if text not in ("wide", "levels"):
+        raise InputError(f"--layout {text!r}: expected wide or levels")
+    return "wide" if text == "wide" else "levels"
 
 
 def parse_when(text: str, *, now_ms: int, option: str = "--since") -> int:
