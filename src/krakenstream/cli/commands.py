@@ -21,6 +21,7 @@ from . import (
     bars,
     common,
     demo,
+    export,
     history,
     pairs,
     record,
@@ -64,6 +65,7 @@ app.callback()(common.root_options)
 app.command("stream", rich_help_panel=DATA)(stream.stream)
 app.command("latest", rich_help_panel=DATA)(history.latest)
 app.command("history", rich_help_panel=DATA)(history.history)
+app.command("export", rich_help_panel=DATA)(export.export)
 app.command("analyze", rich_help_panel=DATA)(analyze.analyze)
 app.command("bars", rich_help_panel=DATA)(bars.bars)
 app.command("pairs", rich_help_panel=DATA)(pairs.pairs)
