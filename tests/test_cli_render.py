@@ -12,6 +12,7 @@ from rich.console import Console, RenderableType
 
 from krakenstream.cli.render import (
     format_age,
+    format_bars,
     format_history_table,
     format_ladder,
     format_latest,
@@ -250,3 +251,14 @@ def test_summary_never_cuts_a_number(width: int) -> None:
     for value in ("94912.15", "95123.45", "95200.95", "22.262618", "0.512345", "1.2345",
                   "-0.066667", "10000 of 10000"):
         assert value in " ".join(flat.split()) or value in text.replace("\n", ""), value
+
+
+def test_bars_table_never_cuts_a_price() -> None:
+    bar = {"time": "2025-11-25T17:00:00.000Z", "open": "94912.15", "high": "94999.95",
+           "low": "94900.05", "close": "94950.55", "spread_mean": "0.1000", "gap": True,
+           "spread_bps_mean": "0.0105", "imbalance_mean": "-0.123456", "snapshots": 60}
+    answer = {"pair": "BTC/USD", "every": "1m", "bars": [bar]}
+    wide = text_of(format_bars(answer))
+    assert "BTC/USD: 1 bar of 1m, oldest first" in wide and "94912.15" in wide and "yes" in wide
+    narrow = text_of(format_bars(answer), width=50)
+    assert "94950.55" in narrow and "…" not in narrow

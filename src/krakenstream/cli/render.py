@@ -372,20 +372,30 @@ def format_users(users: list[dict[str, Any]]) -> Table:
     return table
 
 
-def format_bars(answer: dict[str, Any]) -> Table:
+#: ``kms bars``' columns; the start and the close stay whatever the width
+BARS_COLUMNS = (
+    Column("start (UTC)", justify="left", short="start"),
+    Column("open", priority=3),
+    Column("high", priority=2),
+    Column("low", priority=2),
+    Column("close"),
+    Column("spread", priority=4),
+    Column("bps", priority=5),
+    Column("imbalance", priority=6, short="imb."),
+    Column("snapshots", priority=1, short="snaps"),
+    Column("gap", justify="center", priority=1),
+)
+
+
+def format_bars(answer: dict[str, Any]) -> FitTable:
     """One row per bar: its start, the mid's OHLC, the spread, the count, and gaps."""
     found = answer.get("bars") or []
     title = (f"{_txt(answer.get('pair'))}: {len(found)} bar{'s' if len(found) != 1 else ''} "
              f"of {_txt(answer.get('every'))}, oldest first")
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("start (UTC)", no_wrap=True)
-    for name in ("open", "high", "low", "close", "spread", "bps", "imbalance", "snapshots"):
-        table.add_column(name, justify="right")
-    table.add_column("gap", justify="center")
-    for b in found:
-        table.add_row(
-            _txt(b.get("time")), _txt(b.get("open")), _txt(b.get("high")), _txt(b.get("low")),
-            _txt(b.get("close")), _txt(b.get("spread_mean")), _txt(b.get("spread_bps_mean")),
-            _txt(b.get("imbalance_mean")), _txt(b.get("snapshots")),
-            "yes" if b.get("gap") else "")
-    return table
+    rows: list[list[Cell]] = [
+        [_txt(b.get("time")), _txt(b.get("open")), _txt(b.get("high")), _txt(b.get("low")),
+         _txt(b.get("close")), _txt(b.get("spread_mean")), _txt(b.get("spread_bps_mean")),
+         _txt(b.get("imbalance_mean")), _txt(b.get("snapshots")),
+         "yes" if b.get("gap") else ""]
+        for b in found]
+    return FitTable(BARS_COLUMNS, rows, title=title)
