@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import io
 import json
 import os
 import platform
@@ -36,11 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from archive_support import DAY0, sim_snapshots  # noqa: E402
 from krakenstream.core.wide import wide_columns, wide_row  # noqa: E402
 from krakenstream.store.archive import Archive, ArchiveRoller  # noqa: E402
+from krakenstream.store.archive.columns import to_table  # noqa: E402
+from krakenstream.store.archive.files import PRICE_METRICS, column_encodings  # noqa: E402
 from krakenstream.store.archive.text import header, wide_csv  # noqa: E402
 from krakenstream.store.span import SpanningHistory  # noqa: E402
 from krakenstream.store.sqlite import SQLiteHistoryStore  # noqa: E402
@@ -64,6 +68,54 @@ def sizes(root: Path, rate: float, n: int) -> dict[str, float]:
     for pair in SIZE_PAIRS:
         (f,) = archive.write(list(sim_snapshots(pair, n, rate=rate)))
         out[pair] = f.path.stat().st_size / n
+    return out
+
+
+def _variant_bytes(table: Any, *, level: int, enc: dict[str, str], dictionary: list[str],
+                   schema: bool) -> int:
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", compression_level=level,
+                   use_dictionary=dictionary, store_decimal_as_integer=True,
+                   column_encoding=enc, write_statistics=["time", "seq"], store_schema=schema)
+    return len(out.getvalue())
+
+
+def encodings(rate: float, n: int) -> dict[str, dict[str, float]]:
+    """Bytes per snapshot of an hour file under each way of writing it that was tried: the
+    archive's first (delta-packed prices, zstd 9, the Arrow schema in the footer), each step
+    to today's, today's, and what was tried and left out."""
+    out: dict[str, dict[str, float]] = {}
+    for pair in SIZE_PAIRS:
+        table = to_table(list(sim_snapshots(pair, n, rate=rate)), 10)
+        now = column_encodings(table)
+        names = table.column_names
+        prices = [c for c in names if "_price_" in c or c in PRICE_METRICS]
+        qtys = [c for c in names if "_qty_" in c]
+        first = {**{k: v for k, v in now.items() if k != "imbalance"},
+                 **{c: "DELTA_BINARY_PACKED" for c in prices}}
+        variants: dict[str, dict[str, Any]] = {
+            "first (delta prices, zstd 9)": dict(level=9, enc=first, schema=True),
+            "+ zstd 15": dict(level=15, enc=first, schema=True),
+            "+ byte-stream-split prices": dict(
+                level=15, enc={**first, **{c: "BYTE_STREAM_SPLIT" for c in prices}},
+                schema=True),
+            "+ delta imbalance": dict(level=15, enc=now, schema=True),
+            "+ no Arrow schema (today)": dict(level=15, enc=now, schema=False),
+            "today, zstd 19": dict(level=19, enc=now, schema=False),
+            "today, zstd 22": dict(level=22, enc=now, schema=False),
+            "today, delta sizes": dict(
+                level=15, enc={**now, **{c: "DELTA_BINARY_PACKED" for c in qtys}},
+                schema=False),
+            "today, byte-stream-split sizes": dict(
+                level=15, enc={**now, **{c: "BYTE_STREAM_SPLIT" for c in qtys}},
+                schema=False),
+        }
+        row = {name: _variant_bytes(table, dictionary=["origin"], **v) / n
+               for name, v in variants.items()}
+        row["today, dictionary sizes"] = _variant_bytes(
+            table, level=15, enc=now, schema=False,
+            dictionary=["origin", *qtys]) / n
+        out[pair] = row
     return out
 
 
@@ -160,7 +212,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a 2-hour day, one run each")
     ap.add_argument("--rate", type=float, default=10.0, help="book updates a second per pair")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--encodings", action="store_true",
+                    help="only the bytes per snapshot of each way of writing a file tried")
     args = ap.parse_args()
+    if args.encodings:
+        found = encodings(args.rate, HOUR)
+        if args.json:
+            print(json.dumps(found, indent=2))
+            return
+        print(f"bytes per depth-10 snapshot of an hour file, {args.rate:g} updates/s")
+        for name in next(iter(found.values())):
+            row = ", ".join(f"{p} {found[p][name]:.1f}" for p in found)
+            print(f"{name}: {row}")
+        return
     runs = 1 if args.quick else 3
     day_n = 2 * HOUR if args.quick else 86_400
     figures: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),

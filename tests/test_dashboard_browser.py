@@ -36,7 +36,7 @@ from websockets.sync.client import connect as ws_connect
 from cli_support import PASSWORD, LiveDaemon, make_snapshots, prefill
 from conftest import skip_or_fail
 from krakenstream.client import KmsClient
-from krakenstream.core.snapshot import CSV_COLUMNS
+from krakenstream.core.wide import wide_columns
 
 try:
     from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
@@ -306,7 +306,7 @@ def test_csv_download_carries_the_range(dash: Dash) -> None:
     assert download.url.startswith("blob:")
     text = Path(download.path()).read_text()
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == list(CSV_COLUMNS)
+    assert rows[0] == wide_columns(10)  # kms history --csv's: the wide layout, kraken.depth
     assert len(rows) > 1 and {r[1] for r in rows[1:]} == {"ETH/USD"}
     page.close()
     dash.console.check()

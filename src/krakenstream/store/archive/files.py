@@ -58,7 +58,7 @@ ZSTD_LEVEL = 15
 #: a temp file older than this belongs to a writer that died (none takes an hour to write)
 STALE_TEMP_S = 3600.0
 #: the metrics that are prices (at the pair's price precision or finer)
-_PRICE_METRICS = {"best_bid", "best_ask", "spread", "mid", "microprice"}
+PRICE_METRICS = {"best_bid", "best_ask", "spread", "mid", "microprice"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ def column_encodings(table: pa.Table) -> dict[str, str]:
     for field in table.schema:
         if not pa.types.is_decimal64(field.type):  # INT64 on disk; DECIMAL(38) stays PLAIN
             continue
-        if field.name in _PRICE_METRICS or "_price_" in field.name:
+        if field.name in PRICE_METRICS or "_price_" in field.name:
             enc[field.name] = "BYTE_STREAM_SPLIT"
         elif field.name == "imbalance":
             enc[field.name] = "DELTA_BINARY_PACKED"
