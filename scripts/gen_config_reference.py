@@ -90,11 +90,12 @@ MEANINGS: dict[str, str] = {
     "delay from 20 ms to 739 ms.",
     "gateway.max_ws_per_user": "Streams one account may hold open at once (a dashboard tab "
     "holds one, `kms stream` one per pair); past it: close 4429.",
-    "gateway.max_summaries": "`GET /api/analysis/summary` answers computed at once; one more "
-    "is answered 503 with `Retry-After` at once (`kms_heavy_reads_refused`). 20 at once "
-    "took 1.6 GB that the process kept.",
+    "gateway.max_summaries": "`GET /api/analysis/summary` and `/api/analysis/bars` answers "
+    "computed at once; one more is answered 503 with `Retry-After` at once "
+    "(`kms_heavy_reads_refused`). 20 summaries at once took 1.6 GB that the process kept.",
     "gateway.max_exports": "`GET /api/analysis/history` answers streamed at once (every "
-    "format); one more is answered 503 with `Retry-After`.",
+    "format: Parquet and wide CSV too, `kms export`); one more is answered 503 with "
+    "`Retry-After`.",
     "bus.backend": "`memory`: in-process fan-out, every role in one process. `kafka`: roles in "
     "separate processes or hosts.",
     "bus.queue_size": "The least a queue of the in-process bus holds. A live tap (WebSocket "

@@ -65,3 +65,12 @@ async def test_bars_span_the_store_and_the_archive(kms_home: Path,
         assert r.status_code == 200 and r.json()["bars"] == []
         r = await s.client.get("/api/analysis/bars/ETH-USD")
         assert r.status_code == 401
+        # a heavy read: bounded by gateway.max_summaries like a summary, 503 past it
+        state = s.app.state.gateway
+        held = [state.summaries.take() for _ in range(state.summaries.size)]
+        r = await s.client.get("/api/analysis/bars/ETH-USD", headers=s.auth)
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        for slot in held:
+            slot.release()
+        r = await s.client.get("/api/analysis/bars/ETH-USD", headers=s.auth)
+        assert r.status_code == 200 and state.summaries.busy == 0

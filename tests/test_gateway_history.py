@@ -147,6 +147,24 @@ async def test_heavy_reads_past_their_slots_are_503_with_retry_after(gw: Stack) 
     assert 'kms_heavy_reads_refused_total{kind="summary"} 1.0' in (await c.get("/metrics")).text
 
 
+async def test_wide_csv_and_parquet_answers_hold_an_export_slot(gw: Stack) -> None:
+    c = gw.client
+    gw.token = await login(c)
+    await wait_snapshots(gw, n=2)
+    state = gw.app.state.gateway
+    held = [state.exports.take() for _ in range(state.exports.size)]
+    for fmt in ("csv", "parquet"):
+        r = await c.get(f"/api/analysis/history/ETH-USD?format={fmt}", headers=gw.auth)
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    for slot in held:
+        slot.release()
+    for fmt in ("csv", "parquet"):
+        r = await c.get(f"/api/analysis/history/ETH-USD?format={fmt}", headers=gw.auth)
+        assert r.status_code == 200 and state.exports.busy == 0  # given back once sent
+        r = await c.get(f"/api/analysis/history/NOPE-USD?format={fmt}", headers=gw.auth)
+        assert r.status_code == 404 and state.exports.busy == 0  # and when it fails
+
+
 async def test_an_export_the_client_leaves_gives_its_slot_back(gw: Stack) -> None:
     gw.token = await login(gw.client)
     store = gw.services.store

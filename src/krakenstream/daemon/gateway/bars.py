@@ -10,7 +10,9 @@ marked by the gap rule, and are summed up a column at a time in a worker thread
 
 Without ``since`` the bars cover what the window store holds (as ``history`` does); with it,
 as far back as the archive goes. An answer holds at most :data:`MAX_BARS` bars: a longer
-one is a 422 that says how to narrow it.
+one is a 422 that says how to narrow it. Bars are a heavy read like a summary: they take one
+of the ``gateway.max_summaries`` slots while they are computed (:mod:`.slots`; past the
+bound, 503 with ``Retry-After``).
 """
 
 # no "from __future__ import annotations": FastAPI reads the route signatures at runtime
@@ -56,10 +58,15 @@ async def bars(
     name = normalize_pair(pair)
     every_ms = parse_every(every)
     lo, hi = parse_time("since", since), parse_time("until", until)
-    span = SpanningHistory(st, gateway_of(request).services.archive)
-    if lo is None:
-        lo = await span.oldest_in_store(name)
-    found = [] if lo is None else await _bars(span, name, every_ms, lo, hi)
+    gw = gateway_of(request)
+    span = SpanningHistory(st, gw.services.archive)
+    slot = gw.summaries.take()  # a heavy read, bounded like a summary: 503 past the bound
+    try:
+        if lo is None:
+            lo = await span.oldest_in_store(name)
+        found = [] if lo is None else await _bars(span, name, every_ms, lo, hi)
+    finally:
+        slot.release()
     if not found:
         await _known(st, span, name)
     if format == "csv":
