@@ -37,6 +37,7 @@ from cli_support import PASSWORD, LiveDaemon, make_snapshots, prefill
 from conftest import skip_or_fail
 from krakenstream.client import KmsClient
 from krakenstream.core.wide import wide_columns
+from krakenstream.errors import AuthError
 
 try:
     from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
@@ -196,13 +197,40 @@ def test_sign_in_with_a_wrong_then_the_right_password(dash: Dash) -> None:
     dash.console.remember_token(page)
     # no cookie holds it either
     assert page.context.cookies() == []
+    session = page.evaluate("() => sessionStorage.getItem('kms.session')")
+    token = orjson.loads(session)["token"]
+    with KmsClient(dash.daemon.url, token) as client:
+        assert client.me()["email"] == EMAIL
     # signing out forgets the token: a reload shows the sign-in form again
     page.locator("#signout").click()
     expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#notice")).to_have_text("signed out")
     page.reload()
     expect(page.locator("#login-form")).to_be_visible()
     page.close()
+    # ... and the daemon revoked it (POST /api/users/logout): a copy of it opens nothing
+    with KmsClient(dash.daemon.url, token) as client, pytest.raises(AuthError):
+        client.me()
     dash.console.check({"wrong-password": r"status of 401"})
+
+
+def test_a_token_revoked_elsewhere_signs_the_page_out(dash: Dash) -> None:
+    """The token logged out from another client while a pair's stream is open: the gateway
+    closes the stream with 4403 and the page signs out, saying why, instead of retrying."""
+    dash.console.phase = "revoked"
+    page = dash.signed_in_page()
+    page.locator("#pairs-table a", has_text="ETH/USD").click()
+    ladder = page.locator("#ladder")
+    expect(ladder.locator("tr.bid")).to_have_count(10)
+    session = page.evaluate("() => sessionStorage.getItem('kms.session')")
+    with KmsClient(dash.daemon.url, orjson.loads(session)["token"]) as client:
+        client.logout()
+    expect(page.locator("#login-form")).to_be_visible(timeout=15_000)
+    expect(page.locator("#notice")).to_have_text("your session was revoked: sign in again")
+    assert page.evaluate("() => sessionStorage.getItem('kms.session')") is None
+    page.close()
+    # the pairs view may ask once more before the stream's close arrives: a 401 is fine here
+    dash.console.check({"revoked": r"status of 401"})
 
 
 def test_register_then_sign_in(dash: Dash) -> None:

@@ -44,6 +44,22 @@ export class Api {
     if (had) this.onSignedOut(reason);
   }
 
+  /**
+   * Sign out for real: the daemon revokes the token (POST /api/users/logout, so a copy of it
+   * left anywhere stops working too), then the page forgets it. The page forgets it even when
+   * the daemon cannot be reached; the token then lapses at its expiry.
+   */
+  async logout() {
+    if (this.token) {
+      try {
+        await this.fetch("POST", "api/users/logout", { auth: true });
+      } catch {
+        // unreachable, or already refused (a 401 has signed us out): forget it anyway
+      }
+    }
+    this.signOut("signed out");
+  }
+
   /** The answer's JSON; ApiError (with the server's own message) otherwise. */
   async json(method, path, { body, auth = true, signal } = {}) {
     const response = await this.fetch(method, path, { body, auth, signal });

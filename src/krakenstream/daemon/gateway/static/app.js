@@ -25,7 +25,7 @@ api.onSignedOut = (reason) => {
   route();
 };
 
-$("#signout").addEventListener("click", () => api.signOut("signed out"));
+$("#signout").addEventListener("click", () => api.logout());
 window.addEventListener("hashchange", () => route());
 
 async function signedIn() {

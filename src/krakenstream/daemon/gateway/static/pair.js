@@ -106,6 +106,7 @@ export class PairView {
 
   onRefused(code, reason) {
     if (code === 4401) this.api.signOut("your session ended: sign in again");
+    else if (code === 4403) this.api.signOut("your session was revoked: sign in again");
     else say(this.error, reason || `the daemon refused the stream (${code})`);
   }
 

@@ -10,6 +10,7 @@ import { backoff } from "./backoff.js";
 export const SUBPROTOCOL = "kms.bearer";
 /** close codes of the gateway that retrying cannot fix */
 const BAD_TOKEN = 4401;
+const TOKEN_REVOKED = 4403; // logged out, or the account disabled or deleted meanwhile
 const BAD_PAIR = 4404;
 
 export class PairStream {
@@ -77,7 +78,7 @@ export class PairStream {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.stopped) return;
-      if (event.code === BAD_TOKEN || event.code === BAD_PAIR) {
+      if (event.code === BAD_TOKEN || event.code === TOKEN_REVOKED || event.code === BAD_PAIR) {
         this.stopped = true;
         this.handlers.onRefused(event.code, event.reason);
         return;
