@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from krakenstream.core.pairs import (
+    PAIR_INPUT_PATTERN,
+    SELECTOR_INPUT_PATTERN,
     VALID_DEPTHS,
     check_depth,
     check_pair,
@@ -38,6 +44,32 @@ def test_normalize_pair_takes_what_people_type() -> None:
         with pytest.raises(InvalidPair) as info:
             normalize_pair(bad)
         assert str(info.value) == f"{bad!r} is not a pair like ETH/USD or ETH-USD"
+
+
+#: texts near the pair syntax: both cases, digits, its punctuation and what it refuses
+_TYPED = st.text(alphabet="aZ09.-/*_ %é", max_size=40) | st.from_regex(
+    PAIR_INPUT_PATTERN, fullmatch=True) | st.from_regex(SELECTOR_INPUT_PATTERN, fullmatch=True)
+
+
+def _reads(normalize: object, text: str) -> bool:
+    try:
+        normalize(text)  # type: ignore[operator]
+    except InvalidPair:
+        return False
+    return True
+
+
+@given(_TYPED)
+def test_the_schema_patterns_are_what_normalize_reads(text: str) -> None:
+    """The patterns the HTTP schema declares (an ECMA-262 regex, which Python reads alike)
+    match exactly the texts normalize_pair and normalize_selector accept, blanks around
+    aside (they trim them; the patterns leave them out): a client that sends what the schema
+    allows is never refused, nor is one kept from what the daemon accepts."""
+    if text != text.strip():
+        return
+    assert (re.search(PAIR_INPUT_PATTERN, text) is not None) == _reads(normalize_pair, text)
+    assert (re.search(SELECTOR_INPUT_PATTERN, text) is not None) == _reads(
+        normalize_selector, text)
 
 
 def test_spell_pair_only_spells() -> None:

@@ -10,7 +10,7 @@ import pytest
 from gateway_support import settings_for
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.daemon.gateway.deps import Gateway
-from krakenstream.daemon.gateway.params import HISTORY_LIMIT, KRAKEN_DEPTH
+from krakenstream.daemon.gateway.params import HISTORY_LIMIT, KRAKEN_DEPTH, MIN_PASSWORD_LENGTH
 from krakenstream.daemon.metrics import Metrics
 from krakenstream.daemon.services import Services
 from krakenstream.errors import BackendUnavailable
@@ -25,7 +25,7 @@ def bare_services(home: Path, **env: str) -> Services:
 def test_what_the_state_takes_from_the_settings(kms_home: Path) -> None:
     gateway = Gateway.over(bare_services(kms_home, KMS_STORE_HISTORY_LIMIT="500",
                                          KMS_KRAKEN_DEPTH="25"))
-    assert gateway.maxima == {HISTORY_LIMIT: 500, KRAKEN_DEPTH: 25}
+    assert gateway.maxima == {HISTORY_LIMIT: 500, KRAKEN_DEPTH: 25, MIN_PASSWORD_LENGTH: 8}
     # a bus snapshot is live for three snapshot intervals (0.2 s here) and a second
     assert gateway.live_age_ms == pytest.approx(1600.0)
     assert gateway.latest.ttl == pytest.approx(0.1)  # min(0.1 s, half an interval)

@@ -7,16 +7,21 @@ new route (dashboard, bars, admin) adds its row here: the table is the API at a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import email_validator
 import httpx
 import pytest
 
-from gateway_support import settings_for
+from gateway_support import Stack, login, settings_for, wait_snapshots
+from krakenstream.core.pairs import PAIR_INPUT_PATTERN, SELECTOR_INPUT_PATTERN
 from krakenstream.daemon.gateway import create_app
 from krakenstream.daemon.services import build_services
+from krakenstream.errors import InputError
+from krakenstream.users.base import normalize_email
 
 #: (method, path) → the names of its parameters, path and query
 OPERATIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -88,7 +93,8 @@ PUBLIC = {("POST", "/api/users/register"), ("POST", "/api/users/login"), ("GET",
 
 @pytest.fixture
 async def document(kms_home: Path) -> AsyncIterator[dict[str, Any]]:
-    settings = settings_for(kms_home, KMS_STORE_HISTORY_LIMIT="5000", KMS_KRAKEN_DEPTH="25")
+    settings = settings_for(kms_home, KMS_STORE_HISTORY_LIMIT="5000", KMS_KRAKEN_DEPTH="25",
+                            KMS_AUTH_MIN_PASSWORD_LENGTH="10")
     services = await build_services(settings, start=False)
     try:
         app = create_app(services)
@@ -139,3 +145,82 @@ def test_bounds_follow_the_settings(document: dict[str, Any]) -> None:
     assert bounds(("GET", "/api/analysis/history/{pair}"), "limit") == (1, 5000)
     assert bounds(("GET", "/api/analysis/summary/{pair}"), "limit") == (1, 5000)
     assert bounds(("GET", "/api/orderbook/{pair}"), "depth") == (1, 25)
+
+
+# -- what a schema-driven client needs to send nothing the gateway refuses for an unstated rule
+# (issue 14 item 13): the pair syntax, the address and password rules, and the answers'
+# media types
+
+
+def test_every_pair_parameter_declares_the_pair_syntax(document: dict[str, Any]) -> None:
+    """The pattern is core/pairs.py's own (what normalize_pair/normalize_selector read):
+    a pair in the analysis and orderbook paths, a pair or a pattern where one is untracked
+    or tracked."""
+    declared = {}
+    for key, op in _operations(document).items():
+        for param in op.get("parameters", ()):
+            if param["name"] == "pair":
+                declared[key] = param["schema"].get("pattern")
+    assert declared == {
+        **{("GET", f"/api/analysis/{name}/{{pair}}"): PAIR_INPUT_PATTERN
+           for name in ("latest", "history", "summary", "bars")},
+        ("GET", "/api/orderbook/{pair}"): PAIR_INPUT_PATTERN,
+        ("DELETE", "/api/pairs/{pair}"): SELECTOR_INPUT_PATTERN,
+    }
+    body = document["components"]["schemas"]["PairRequest"]["properties"]["pair"]
+    assert body["pattern"] == SELECTOR_INPUT_PATTERN
+
+
+def test_bodies_declare_the_address_and_password_rules(document: dict[str, Any]) -> None:
+    """Registration, login and an admin's new account: an email (at most 254 characters, not
+    at a special-use domain), a password of auth.min_password_length (10 here) characters
+    to 72."""
+    schemas = document["components"]["schemas"]
+    for model in ("Credentials", "NewUser"):
+        email = schemas[model]["properties"]["email"]
+        assert (email["type"], email["format"], email["maxLength"]) == ("string", "email", 254)
+        password = schemas[model]["properties"]["password"]
+        assert (password["minLength"], password["maxLength"]) == (10, 72), model
+        assert not any(k.startswith("x-kms") for k in password)
+    pattern = schemas["Credentials"]["properties"]["email"]["pattern"]
+    # the pattern leaves out exactly the domains email-validator refuses as special-use
+    for name in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        for address in (f"bob@mail.{name}", f"bob@{name.upper()}.{name.upper()}"):
+            assert re.search(pattern, address) is None, address
+            with pytest.raises(InputError):
+                normalize_email(address, new=True)
+    for address in ("bob@example.com", "b.o+b@mail.testing.org", "bob@local.example",
+                    "bob@onion.dev", "x@test.io"):
+        assert re.search(pattern, address) is not None, address
+        normalize_email(address, new=True)
+
+
+def _media_types(document: dict[str, Any], path: str) -> set[str]:
+    return set(document["paths"][path]["get"]["responses"]["200"]["content"])
+
+
+def test_answers_declare_their_media_types(document: dict[str, Any]) -> None:
+    assert _media_types(document, "/api/analysis/history/{pair}") == {
+        "application/json", "application/x-ndjson", "text/csv",
+        "application/vnd.apache.parquet"}
+    assert _media_types(document, "/api/analysis/bars/{pair}") == {"application/json",
+                                                                   "text/csv"}
+    assert _media_types(document, "/metrics") == {"text/plain"}
+
+
+async def test_each_format_answers_a_declared_media_type(gw: Stack) -> None:
+    """What the routes send is what the document says they may (every format asked)."""
+    r = await gw.client.get("/openapi.json")
+    document = r.json()
+    gw.token = await login(gw.client)
+    await wait_snapshots(gw, n=2)
+    asked = [("/api/analysis/history/{pair}", f) for f in ("json", "ndjson", "csv", "parquet")]
+    asked += [("/api/analysis/bars/{pair}", f) for f in ("json", "csv")]
+    for path, fmt in asked:
+        r = await gw.client.get(path.replace("{pair}", "eth-usd"), headers=gw.auth,
+                                params={"format": fmt})
+        assert r.status_code == 200, (path, fmt, r.text)
+        got = r.headers["content-type"].partition(";")[0]
+        assert got in _media_types(document, path), (path, fmt, got)
+    r = await gw.client.get("/metrics")
+    assert r.headers["content-type"].partition(";")[0] in _media_types(document, "/metrics")

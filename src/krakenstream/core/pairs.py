@@ -31,11 +31,25 @@ from collections.abc import Iterable, Mapping
 
 from ..errors import InputError, InvalidPair
 
+#: one side of a pair, in the exchange's spelling
+_SIDE = r"[A-Z0-9][A-Z0-9.]{0,15}"
 #: the one pair syntax (see the module docstring for why exactly this)
-PAIR_SYNTAX = re.compile(r"[A-Z0-9][A-Z0-9.]{0,15}/[A-Z0-9][A-Z0-9.]{0,15}")
+PAIR_SYNTAX = re.compile(rf"{_SIDE}/{_SIDE}")
 #: ``*``, ``*/*``, ``*/QUOTE``, ``BASE/*`` (see the module docstring)
-PATTERN_SYNTAX = re.compile(
-    r"\*(?:/\*)?|\*/[A-Z0-9][A-Z0-9.]{0,15}|[A-Z0-9][A-Z0-9.]{0,15}/\*")
+PATTERN_SYNTAX = re.compile(rf"\*(?:/\*)?|\*/{_SIDE}|{_SIDE}/\*")
+
+# What a person may type, as the HTTP API's schema declares it: the syntax above with either
+# case and ``/`` or ``-`` between the sides, exactly what normalize_pair and
+# normalize_selector accept (surrounding blanks aside, which they trim). Written for JSON
+# Schema's ``pattern`` (ECMA-262: no flags, so both cases are spelt out, and anchored: a
+# pattern there matches anywhere in the text); Python's re reads it the same way.
+_TYPED_SIDE = _SIDE.replace("A-Z", "A-Za-z")
+_TYPED_PAIR = rf"{_TYPED_SIDE}[/-]{_TYPED_SIDE}"
+#: a pair as typed (``eth-usd``, ``ETH/USD``): what :func:`normalize_pair` reads
+PAIR_INPUT_PATTERN = rf"^{_TYPED_PAIR}$"
+#: a pair or a pattern as typed (``*-eur``, ``btc/*``): what :func:`normalize_selector` reads
+SELECTOR_INPUT_PATTERN = (
+    rf"^(?:{_TYPED_PAIR}|\*(?:[/-]\*)?|\*[/-]{_TYPED_SIDE}|{_TYPED_SIDE}[/-]\*)$")
 #: the status Kraken's instrument channel gives a pair that trades normally
 ONLINE = "online"
 #: the book depths Kraken's v2 ``book`` channel accepts

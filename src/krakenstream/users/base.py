@@ -110,6 +110,29 @@ def check_single_script(local_part: str) -> None:
     )
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+def email_schema() -> dict[str, object]:
+    """The address as the HTTP API's schema declares it (JSON Schema, in the bodies that take
+    one): an ``email``, at most :data:`MAX_EMAIL_LENGTH` characters, and not at a domain
+    ``email-validator`` holds special-use or reserved (``.test``, ``.local``, ``.onion``...:
+    its own list, so the schema cannot drift from what :func:`normalize_email` refuses).
+    A client that sends what the schema allows is never refused for a rule it did not
+    state; the rest (a quoted local part, an IP literal, mixed scripts) the description says.
+    """
+    names = "|".join(_any_case(d) for d in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    return {
+        "format": "email",
+        "maxLength": MAX_EMAIL_LENGTH,
+        "pattern": rf"^[^@]+@(?!(?:[^@]*\.)?(?:{names})\.?$)[^@]+$",
+        "description": "an address with a dotted domain, not a special-use one (.test, "
+        ".local, .onion...); no quoted local part, no IP literal, and a new address's part "
+        "before the @ in one script",
+    }
+
+
 def normalize_email(raw: str, *, new: bool = False) -> Email:
     """Trim and validate ``raw``; raise :class:`InputError` saying what is wrong with it.
 

@@ -20,7 +20,7 @@ from ...users.base import Role
 from .deps import Admin, Auth
 from .errors import documented
 from .responses import json_response
-from .users import UserOut, user_json
+from .users import Email, Password, UserOut, user_json
 
 router = APIRouter(tags=["admin"])
 
@@ -28,8 +28,8 @@ UserId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="an account's 
 
 
 class NewUser(BaseModel):
-    email: str
-    password: str
+    email: Email
+    password: Password
     role: Literal["reader", "admin"] = "reader"
 
 

@@ -33,6 +33,7 @@ from ...store.span import SpanningHistory
 from .deps import Authed, Pair, Store, gateway_of
 from .errors import documented
 from .params import Since, Until, parse_time
+from .responses import MEDIA_TYPES, formats
 
 router = APIRouter(tags=["analysis"])
 
@@ -40,7 +41,8 @@ router = APIRouter(tags=["analysis"])
 MAX_BARS = 45_000
 
 
-@router.get("/api/analysis/bars/{pair:path}", responses=documented(401, 404, 422, 503))
+@router.get("/api/analysis/bars/{pair:path}",
+            responses={**documented(401, 404, 422, 503), **formats("csv")})
 async def bars(
     pair: Pair,
     claims: Authed,
@@ -72,11 +74,11 @@ async def bars(
     if format == "csv":
         lines = [",".join(BAR_COLUMNS), *(",".join(b.csv_row()) for b in found)]
         filename = f"{name.replace('/', '-')}-{every}.csv"
-        return Response("\n".join(lines) + "\n", media_type="text/csv; charset=utf-8",
+        return Response("\n".join(lines) + "\n", media_type=MEDIA_TYPES["csv"],
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     body = {"pair": name, "every": every.strip().lower(), "every_ms": every_ms,
             "bars": [b.to_dict() for b in found]}
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(body), media_type=MEDIA_TYPES["json"])
 
 
 async def _bars(span: SpanningHistory, pair: str, every_ms: int, lo: int,

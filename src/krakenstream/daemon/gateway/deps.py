@@ -26,6 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from ...config import Settings
+from ...core.pairs import PAIR_INPUT_PATTERN, SELECTOR_INPUT_PATTERN
 from ...errors import AuthError, BackendUnavailable
 from ...store.base import HistoryStore
 from ...users.access import Principal
@@ -89,7 +90,8 @@ class Gateway:
             hub=hub,
             latest=LatestCache(hub, ttl=min(LATEST_TTL, interval / 2)),
             live_age_ms=(LIVE_INTERVALS * interval + 1.0) * 1000,
-            maxima=maxima_of(settings.store.history_limit, settings.kraken.depth),
+            maxima=maxima_of(settings.store.history_limit, settings.kraken.depth,
+                             settings.auth.min_password_length),
             usage=None if services.archive is None else ArchiveUsage(services.archive),
         )
 
@@ -182,4 +184,10 @@ Caller = Annotated[Principal, Security(caller)]
 #: the caller, an admin: a reader's token is a 403
 Admin = Annotated[Principal, Security(admin)]
 #: a pair in the path, in any spelling :func:`krakenstream.core.pairs.normalize_pair` reads
-Pair = Annotated[str, Path(description="a pair: ETH-USD, eth-usd or ETH%2FUSD")]
+#: (the schema declares that syntax; the route refuses anything else with its own message)
+Pair = Annotated[str, Path(description="a pair: ETH-USD, eth-usd or ETH%2FUSD",
+                           json_schema_extra={"pattern": PAIR_INPUT_PATTERN})]
+#: a pair or a pattern in the path (:func:`krakenstream.core.pairs.normalize_selector`)
+Selector = Annotated[str, Path(description="a pair (ETH-USD, eth-usd or ETH%2FUSD) or a "
+                               "pattern (*-USD, BTC-*, *)",
+                               json_schema_extra={"pattern": SELECTOR_INPUT_PATTERN})]

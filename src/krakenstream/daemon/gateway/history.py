@@ -40,7 +40,7 @@ from .exports import (
     write_parquet_file,
 )
 from .params import Depth, HistoryLimit, NewestLimit, Since, Until, parse_time
-from .responses import json_response
+from .responses import MEDIA_TYPES, formats, json_response
 from .slots import HeldStreamingResponse, Slot
 
 #: snapshots handed to the summary's worker thread at once, and their levels at most
@@ -69,7 +69,8 @@ async def latest(pair: Pair, claims: Authed, request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/api/analysis/history/{pair:path}", responses=documented(401, 404, 422, 503))
+@router.get("/api/analysis/history/{pair:path}",
+            responses={**documented(401, 404, 422, 503), **formats("ndjson", "csv", "parquet")})
 async def history(
     pair: Pair,
     claims: Authed,
@@ -120,9 +121,9 @@ async def _history(gw: Gateway, st: HistoryStore, slot: Slot, name: str, lo: int
         return _attachment(csv_body(first, rows), slot, name, "csv")
     if format == "ndjson":
         return HeldStreamingResponse(ndjson_body(first, rows), slot,
-                                     media_type="application/x-ndjson")
+                                     media_type=MEDIA_TYPES["ndjson"])
     return HeldStreamingResponse(json_body(name, order, first, rows), slot,
-                                 media_type="application/json")
+                                 media_type=MEDIA_TYPES["json"])
 
 
 async def _tables(gw: Gateway, st: HistoryStore, slot: Slot, name: str, lo: int | None,
@@ -168,13 +169,10 @@ async def _known(st: HistoryStore, pair: str) -> None:
         raise NotFound(f"no snapshot of {pair} stored", hint=_NOTHING_STORED_HINT)
 
 
-_MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
-
-
 def _attachment(body: AsyncIterator[bytes], slot: Slot, pair: str,
                 kind: str) -> HeldStreamingResponse:
     filename = f"{pair.replace('/', '-')}.{kind}"
-    return HeldStreamingResponse(body, slot, media_type=_MEDIA[kind], headers={
+    return HeldStreamingResponse(body, slot, media_type=MEDIA_TYPES[kind], headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -150,7 +150,8 @@ async def _archive_health(gw: Gateway) -> dict[str, Any] | None:
     return out
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(gw: State) -> Response:
     """Prometheus text: feed, snapshots, bus, logins and HTTP counters."""
     services = gw.services

@@ -11,16 +11,16 @@ snapshot on the bus is recent, else ``unknown``.
 
 import asyncio
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from ...core.pairs import is_pattern, normalize_selector
+from ...core.pairs import SELECTOR_INPUT_PATTERN, is_pattern, normalize_selector
 from ...feed.status import PairState
 from ...store.base import HistoryStore
-from .deps import Admin, Authed, Gateway, Pair, State, Store
+from .deps import Admin, Authed, Gateway, Selector, State, Store
 from .errors import documented
 from .responses import json_response
 
@@ -28,7 +28,9 @@ router = APIRouter(tags=["pairs"])
 
 
 class PairRequest(BaseModel):
-    pair: str
+    pair: Annotated[str, Field(
+        description="a pair (ETH/USD, eth-usd) or a pattern (*/USD, BTC/*, *)",
+        json_schema_extra={"pattern": SELECTOR_INPUT_PATTERN})]
 
 
 @router.get("/api/pairs", responses=documented(401, 503))
@@ -87,7 +89,7 @@ async def track(body: PairRequest, caller: Admin, gw: State) -> Response:
 
 
 @router.delete("/api/pairs/{pair:path}", responses=documented(401, 403, 404, 422, 503))
-async def untrack(pair: Pair, caller: Admin, gw: State) -> Response:
+async def untrack(pair: Selector, caller: Admin, gw: State) -> Response:
     """Stop tracking a pair, or a pattern and the pairs it brought (``removed``); admins
     only."""
     role = gw.orderbook()

@@ -27,8 +27,11 @@ from ...errors import InputError
 
 #: schema key naming the setting a parameter's maximum is (replaced by document_maxima)
 MAXIMUM_OF = "x-kms-maximum-of"
+#: schema key naming the setting a body field's minLength is (replaced by document_maxima)
+MIN_LENGTH_OF = "x-kms-min-length-of"
 HISTORY_LIMIT = "store.history_limit"
 KRAKEN_DEPTH = "kraken.depth"
+MIN_PASSWORD_LENGTH = "auth.min_password_length"
 
 Since = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s")]
 Until = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s")]
@@ -92,9 +95,10 @@ NewestLimit = Annotated[int | None, Depends(newest_limit)]
 Depth = Annotated[int | None, Depends(book_depth)]
 
 
-def maxima_of(history_limit: int, kraken_depth: int) -> dict[str, int]:
-    """The values the bounded parameters are checked and documented against."""
-    return {HISTORY_LIMIT: history_limit, KRAKEN_DEPTH: kraken_depth}
+def maxima_of(history_limit: int, kraken_depth: int, min_password_length: int) -> dict[str, int]:
+    """The values the bounded parameters and fields are checked and documented against."""
+    return {HISTORY_LIMIT: history_limit, KRAKEN_DEPTH: kraken_depth,
+            MIN_PASSWORD_LENGTH: min_password_length}
 
 
 def document_maxima(document: dict[str, Any], maxima: Mapping[str, int]) -> dict[str, Any]:
@@ -110,4 +114,9 @@ def document_maxima(document: dict[str, Any], maxima: Mapping[str, int]) -> dict
                 for branch in schema.get("anyOf", [schema]):
                     if branch.get("type") == "integer":
                         branch["maximum"] = maxima[setting]
+    for model in document.get("components", {}).get("schemas", {}).values():
+        for field in model.get("properties", {}).values():
+            setting = field.pop(MIN_LENGTH_OF, None)
+            if setting is not None:
+                field["minLength"] = maxima[setting]
     return document

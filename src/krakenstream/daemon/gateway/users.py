@@ -7,25 +7,37 @@ route runs). Account management for admins is :mod:`.admin`.
 
 # no "from __future__ import annotations": FastAPI reads the route signatures at runtime
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from ...core.times import iso
-from ...users.base import User
+from ...users.base import User, email_schema
+from ...users.passwords import MAX_PASSWORD_BYTES
 from .deps import Auth, Authed
 from .errors import documented
 from .middleware import USER_KEY
+from .params import MIN_LENGTH_OF, MIN_PASSWORD_LENGTH
 from .responses import json_response
 
 router = APIRouter(tags=["users"])
 
 
+#: an address in a body, as the schema declares it (the users service checks it)
+Email = Annotated[str, Field(json_schema_extra=email_schema())]
+#: a password in a body: its minLength is the setting (written in by params.document_maxima);
+#: JSON Schema counts characters, bcrypt bytes, so the byte bound is in the description
+Password = Annotated[str, Field(json_schema_extra={
+    MIN_LENGTH_OF: MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_BYTES,
+    "description": f"at most {MAX_PASSWORD_BYTES} bytes in UTF-8 (after NFKC normalisation)",
+})]
+
+
 class Credentials(BaseModel):
-    email: str
-    password: str
+    email: Email
+    password: Password
 
 
 class UserOut(BaseModel):
