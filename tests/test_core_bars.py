@@ -5,8 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from krakenstream.core.bars import BAR_COLUMNS, BarBuilder, bar_start, bars, parse_every
+from krakenstream.core.bars import (
+    BAR_COLUMNS,
+    EVERY_INPUT_PATTERN,
+    MAX_EVERY_MS,
+    BarBuilder,
+    bar_start,
+    bars,
+    parse_every,
+)
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.errors import InputError
 
@@ -79,3 +89,9 @@ def test_repeats_and_reordering_are_ignored() -> None:
 def test_empty_intervals_have_no_bar() -> None:
     series = [(snap(T0, 100_00, 100_02), False), (snap(T0 + 180_000, 100_00, 100_02), False)]
     assert [b.start for b in bars(series, 60_000)] == [T0, T0 + 180_000]
+
+
+@given(st.from_regex(EVERY_INPUT_PATTERN, fullmatch=True))
+def test_every_interval_the_schema_declares_is_read(text: str) -> None:
+    """The HTTP schema's ``every`` pattern allows only intervals parse_every takes."""
+    assert 1000 <= parse_every(text) <= MAX_EVERY_MS

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from krakenstream.core.times import (
+    EPOCH_INPUT_PATTERN,
     MAX_EPOCH_MS,
     BadTime,
     TimeOutOfRange,
@@ -127,3 +128,11 @@ def test_iso_ms_is_the_calendar_time(ts_ms: int) -> None:
 def test_iso_us_is_the_calendar_time(ts_us: int) -> None:
     dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts_us)
     assert iso_us(ts_us) == dt.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+@given(st.from_regex(EPOCH_INPUT_PATTERN, fullmatch=True)
+       | st.datetimes(timezones=st.timezones()).map(lambda dt: dt.isoformat()))
+def test_every_time_the_schema_declares_is_read(text: str) -> None:
+    """The HTTP schema's since/until: an epoch number its pattern allows, or an RFC 3339
+    time (format date-time): parse_time reads each, none is refused."""
+    parse_time(text)

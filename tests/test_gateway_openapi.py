@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from gateway_support import Stack, login, settings_for, wait_snapshots
+from krakenstream.core.bars import EVERY_INPUT_PATTERN
 from krakenstream.core.pairs import PAIR_INPUT_PATTERN, SELECTOR_INPUT_PATTERN
+from krakenstream.core.times import EPOCH_INPUT_PATTERN
 from krakenstream.daemon.gateway import create_app
 from krakenstream.daemon.services import build_services
 from krakenstream.errors import InputError
@@ -193,6 +195,21 @@ def test_bodies_declare_the_address_and_password_rules(document: dict[str, Any])
                     "bob@onion.dev", "x@test.io"):
         assert re.search(pattern, address) is not None, address
         normalize_email(address, new=True)
+
+
+def test_times_and_intervals_declare_what_is_read(document: dict[str, Any]) -> None:
+    """since/until: epoch ms or s (core/times.py's pattern) or RFC 3339; every: bars'
+    interval pattern (core/bars.py's)."""
+    time_schema = [{"type": "string", "pattern": EPOCH_INPUT_PATTERN},
+                   {"type": "string", "format": "date-time"}]
+    ops = _operations(document)
+    for key, op in ops.items():
+        for param in op.get("parameters", ()):
+            if param["name"] in ("since", "until"):
+                assert param["schema"]["anyOf"] == time_schema, key
+    (every,) = [p for p in ops[("GET", "/api/analysis/bars/{pair}")]["parameters"]
+                if p["name"] == "every"]
+    assert every["schema"]["pattern"] == EVERY_INPUT_PATTERN
 
 
 def _media_types(document: dict[str, Any], path: str) -> set[str]:

@@ -36,6 +36,11 @@ _EVERY = re.compile(r"^([1-9]\d{0,5})(s|m|h|d)$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 #: the longest bar: a week
 MAX_EVERY_MS = 7 * 86_400_000
+#: intervals as the HTTP API's schema declares them (a JSON Schema ``pattern``): each unit up
+#: to as many digits as stay within a week (99999s, 9999m, 99h, 7d), every one read by
+#: parse_every; the longest of each unit it also takes (604800s, 10080m, 168h) are left out
+#: of the pattern rather than spelt digit by digit
+EVERY_INPUT_PATTERN = r"^(?:[1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|[1-9][0-9]?h|[1-7]d)$"
 #: enough digits that a sum of a million 30-digit values is exact
 _CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
 

@@ -30,6 +30,11 @@ MAX_EPOCH_MS = 10**16 - 1
 #: whole numbers in this range (either sign) are epoch seconds, all others epoch milliseconds
 SECONDS_RANGE = range(10**9, 10**11)
 
+#: epoch ms or s as the HTTP API's schema declares them (a JSON Schema ``pattern``, anchored):
+#: whole numbers of at most as many digits as MAX_EPOCH_MS, all read by parse_time; ISO 8601
+#: times the schema declares as ``format: date-time`` (RFC 3339, which fromisoformat reads)
+EPOCH_INPUT_PATTERN = rf"^-?[0-9]{{1,{len(str(MAX_EPOCH_MS))}}}$"
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _INT = re.compile(r"-?([0-9]+)")

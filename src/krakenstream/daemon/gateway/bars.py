@@ -24,7 +24,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ...core.bars import BAR_COLUMNS, Bar, parse_every
+from ...core.bars import BAR_COLUMNS, EVERY_INPUT_PATTERN, Bar, parse_every
 from ...core.pairs import normalize_pair
 from ...errors import InputError, NotFound
 from ...store.archive.bars import TableBars
@@ -50,7 +50,8 @@ async def bars(
     request: Request,
     every: str = Query("1m", description="the interval: a count and a unit s, m, h or d "
                        "(30s, 1m, 5m, 1h, 1d; at most 7d); bars start on multiples of it "
-                       "from the epoch, UTC"),
+                       "from the epoch, UTC",
+                       json_schema_extra={"pattern": EVERY_INPUT_PATTERN}),
     since: Since = None,
     until: Until = None,
     format: Literal["json", "csv"] = "json",

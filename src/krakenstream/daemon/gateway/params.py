@@ -33,8 +33,13 @@ HISTORY_LIMIT = "store.history_limit"
 KRAKEN_DEPTH = "kraken.depth"
 MIN_PASSWORD_LENGTH = "auth.min_password_length"
 
-Since = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s")]
-Until = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s")]
+#: a time in a query, as the schema declares it: epoch ms or s, or RFC 3339 (ISO 8601)
+_TIME_SCHEMA = {"anyOf": [{"type": "string", "pattern": times.EPOCH_INPUT_PATTERN},
+                          {"type": "string", "format": "date-time"}]}
+Since = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s",
+                                    json_schema_extra=_TIME_SCHEMA)]
+Until = Annotated[str | None, Query(description="ISO 8601, epoch ms or epoch s",
+                                    json_schema_extra=_TIME_SCHEMA)]
 
 
 def parse_time(name: str, text: str | None) -> int | None:
