@@ -13,12 +13,16 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from click.testing import Result
 
-from cli_support import kms, one_error, run
+from cli_support import LiveDaemon, kms, one_error, run, runner
+from krakenstream.cli import app
 from krakenstream.cli.daemon import normalize_pairs
 from krakenstream.cli.demo import Child, child_env
 from krakenstream.cli.render import format_status
+from krakenstream.daemon.process import StateLock
 from krakenstream.errors import InvalidPair
 
 
@@ -120,3 +124,56 @@ def test_start_is_not_fooled_by_another_daemon_on_the_port(tmp_path: Path) -> No
     one_error(result, f"port {port} on 127.0.0.1 is already in use",
               f"stop what uses it, or set gateway.port / KMS_GATEWAY_PORT "
               f"(log: {tmp_path / 'daemon.log'})")
+
+
+def test_status_is_the_process_holding_this_directory_not_the_gateway(
+        tmp_path: Path, live: LiveDaemon) -> None:
+    """Split roles sharing one environment (issue 17 item 2): every process has
+    ``KMS_GATEWAY_PORT``, and a gateway (the session's daemon) answers there. ``kms daemon
+    status`` for a process without a gateway showed that gateway's /health as its own; it
+    must speak of the process holding this state directory (here this test, holding the lock
+    as a daemon does). A process with a health listener of its own is asked there:
+    tests/test_docs_split_recipe.py runs that with real orderbook and analysis processes."""
+    gateway_pid = httpx.get(live.url + "/health", timeout=5).json()["pid"]
+    assert gateway_pid != os.getpid()
+    env = {k: None for k in os.environ if k.startswith("KMS_")}
+    env.update(KMS_HOME=str(tmp_path), KMS_GATEWAY_PORT=str(live.port), COLUMNS="200")
+
+    def status(*args: str) -> Result:
+        return runner.invoke(app, ["daemon", "status", *args], env=env)
+
+    lock = StateLock(tmp_path / "daemon.pid")
+    lock.acquire()
+    try:
+        # just started, its roles not noted yet: the gateway's port is asked, and an answer
+        # from another pid is said to be one
+        r = status()
+        assert r.exit_code == 0, r.output
+        assert r.stdout.strip() == (
+            f"daemon: pid {os.getpid()}; gateway {live.url}: answered by another process "
+            f"(pid {gateway_pid}), not this one")
+        lock.note(("orderbook",), None)
+        r = status()
+        assert r.exit_code == 0, r.output
+        assert r.stdout.strip() == (f"daemon: pid {os.getpid()} (orderbook); no /health here "
+                                    "(no gateway role, daemon.health_port unset)")
+        r = status("--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout) == {"pid": os.getpid(), "roles": ["orderbook"],
+                                        "url": None, "health": None}
+    finally:
+        lock.release()
+    # nobody holds it any more: the configured gateway is what status reports, as before
+    r = status()
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0] == f"daemon: not running here; gateway {live.url}: up"
+
+
+def test_status_lines_of_a_role_without_the_gateway() -> None:
+    health = {"status": "ok", "roles": ["orderbook"], "pid": 42,
+              "bus": {"backend": "kafka", "healthy": True}}
+    assert format_status(42, "http://127.0.0.1:9101", health, roles=["orderbook"]) == (
+        "daemon: pid 42 (orderbook); health http://127.0.0.1:9101: up\n"
+        "status: ok; roles: orderbook\nbus: kafka ok")
+    assert format_status(42, "http://127.0.0.1:3000", None, roles=["gateway"]) == (
+        "daemon: pid 42 (gateway); gateway http://127.0.0.1:3000: not answering")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import free_port, port_open
+from krakenstream.daemon.process import DaemonState, StateLock, read_pid, read_state
 
 KMS = [sys.executable, "-m", "krakenstream"]
 
@@ -169,3 +170,24 @@ def test_a_role_without_the_gateway_serves_its_own_health_and_metrics(
             proc.kill()
     assert proc.returncode == 0, err
     assert f"health=http://127.0.0.1:{port}" in err
+
+
+def test_the_pid_file_says_where_the_daemon_answers(tmp_path: Path) -> None:
+    """What ``kms daemon status`` reads: the pid alone while the daemon starts (then the
+    status asks the configured gateway, and trusts only an answer carrying that pid), then
+    its roles and its own /health URL; nothing once released."""
+    path = tmp_path / "daemon.pid"
+    lock = StateLock(path)
+    lock.acquire()
+    try:
+        assert read_state(path) == DaemonState(os.getpid())
+        lock.note(("orderbook",), "http://127.0.0.1:9101")
+        assert read_state(path) == DaemonState(os.getpid(), ("orderbook",),
+                                               "http://127.0.0.1:9101")
+        lock.note(("orderbook", "analysis"), None)
+        assert read_state(path) == DaemonState(os.getpid(), ("orderbook", "analysis"), None)
+        assert read_pid(path) == os.getpid()
+        assert path.read_text().splitlines()[0] == str(os.getpid())
+    finally:
+        lock.release()
+    assert read_state(path) is None and read_pid(path) is None

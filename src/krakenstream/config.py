@@ -568,12 +568,17 @@ def server_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     environ: Mapping[str, str] = os.environ if env is None else env
     if environ.get("KMS_SERVER"):
         return environ["KMS_SERVER"].rstrip("/")
-    host = settings.gateway.host
+    return local_url(settings.gateway.host, settings.gateway.port)
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port`` for a listener on this machine: one bound to every interface is
+    asked on 127.0.0.1, an IPv6 address is bracketed."""
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{settings.gateway.port}"
+    return f"http://{host}:{port}"
 
 
 def terminal_columns(env: Mapping[str, str] | None = None) -> int | None:

@@ -134,17 +134,28 @@ def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exi
 def status(json_out: Annotated[bool, typer.Option("--json", help="Print the health JSON.")]
            = False) -> None:
     """Is the daemon running, and how are its feeds, bus and store?"""
-    from ..daemon.process import read_pid
+    from ..daemon.process import read_state
 
     with errors_handled():
         s = settings()
-        pid = read_pid(s.paths.pid_file)
-        url = server_url(s)
-        health = _health(url)
+        state = read_state(s.paths.pid_file)
+        pid = None if state is None else state.pid
+        roles = None if state is None else state.roles
+        if state is not None and state.noted:
+            # the process holding this state directory said where its own /health is (its
+            # gateway, its health listener, or nowhere): ask there, never another daemon
+            url = state.health_url
+        else:
+            url = server_url(s)
+        health = _health(url) if url is not None else None
+        other = None
+        if health is not None and pid is not None and health.get("pid") != pid:
+            # another process answers there (a gateway sharing the environment): not ours
+            other, health = health.get("pid", "?"), None
         if json_out:
             import orjson
 
-            typer.echo(orjson.dumps({"pid": pid, "url": url, "health": health},
+            typer.echo(orjson.dumps({"pid": pid, "roles": roles, "url": url, "health": health},
                                     option=orjson.OPT_INDENT_2).decode())
             if pid is None and health is None:
                 raise typer.Exit(1)
@@ -152,7 +163,8 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print the heal
         if pid is None and health is None:
             raise fail(f"no daemon is running here, and none answers at {url}",
                        "kms daemon start")
-        out_console.print(format_status(pid, url, health), markup=False)
+        out_console.print(format_status(pid, url, health, roles=roles, other=other),
+                          markup=False)
 
 
 def _health(url: str) -> dict[str, Any] | None:

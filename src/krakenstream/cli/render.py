@@ -9,7 +9,7 @@ needed columns, or turn to one block per row, before a value would lose a digit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -330,10 +330,22 @@ def format_untracked(answer: dict[str, Any], asked: str) -> str:
     return f"stopped tracking {name}{count}"
 
 
-def format_status(pid: int | None, url: str, health: dict[str, Any] | None) -> str:
-    """Whether a daemon holds this state directory, and what its gateway's /health says."""
-    lines = [f"daemon: {'pid ' + str(pid) if pid else 'not running here'}; gateway {url}: "
-             + ("up" if health else "not answering")]
+def format_status(pid: int | None, url: str | None, health: dict[str, Any] | None, *,
+                  roles: Sequence[str] | None = None, other: object = None) -> str:
+    """Whether a daemon holds this state directory, and what its own /health says: its
+    gateway's or, in a process without one, its health listener's (``roles`` and ``url`` as
+    the daemon noted them; ``other``: the pid of another process that answered there)."""
+    head = f"daemon: {'pid ' + str(pid) if pid else 'not running here'}"
+    if roles is not None:
+        head += f" ({', '.join(roles)})"
+    if url is None:
+        head += "; no /health here (no gateway role, daemon.health_port unset)"
+    else:
+        label = "health" if roles is not None and "gateway" not in roles else "gateway"
+        answer = ("up" if health else f"answered by another process (pid {other}), not this one"
+                  if other is not None else "not answering")
+        head += f"; {label} {url}: {answer}"
+    lines = [head]
     if health:
         lines.append(f"status: {health.get('status')}; roles: "
                      f"{', '.join(health.get('roles') or [])}")

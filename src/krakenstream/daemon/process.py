@@ -21,10 +21,11 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import Settings, env_name
+from ..config import Settings, env_name, local_url
 from ..errors import KmsError
 from .services import Services, build_services, check_roles
 
@@ -52,7 +53,9 @@ def setup_logging(level: str, stream: IO[str] | None = None) -> None:
 
 
 class StateLock:
-    """An exclusive lock on ``<state dir>/daemon.pid``, holding the daemon's pid."""
+    """An exclusive lock on ``<state dir>/daemon.pid``, holding the daemon's pid on its first
+    line, then (once known, :meth:`note`) its roles and the URL of its own ``/health``, so that
+    ``kms daemon status`` asks this process and no other (see :func:`read_state`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -65,7 +68,7 @@ class StateLock:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             fh.seek(0)
-            other = fh.read().strip() or "?"
+            other = fh.readline().strip() or "?"
             fh.close()
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise DaemonError(
@@ -79,6 +82,19 @@ class StateLock:
         fh.flush()
         self._fh = fh
 
+    def note(self, roles: Sequence[str], health_url: str | None) -> None:
+        """Add the roles and where this process answers ``/health`` (None: nowhere, a process
+        without a gateway nor ``daemon.health_port``) under the pid, in one write."""
+        if self._fh is None:
+            return
+        text = (f"{os.getpid()}\nroles={','.join(roles)}\n"
+                f"health={health_url or '-'}\n").encode()
+        # the lock's own handle appends (a+): write from the start through another one; the
+        # pid line stays where it was, so a reader never sees a file without it
+        with open(self.path, "r+b") as out:
+            out.write(text)
+            out.truncate()
+
     def release(self) -> None:
         if self._fh is None:
             return
@@ -88,19 +104,48 @@ class StateLock:
         self._fh = None
 
 
-def read_pid(path: Path) -> int | None:
-    """The pid in a pid file if that process holds the lock, else None."""
+@dataclass(frozen=True, slots=True)
+class DaemonState:
+    """What the daemon holding a state directory wrote in its pid file."""
+
+    pid: int
+    #: its roles, None until it has noted them (just started, or an older version)
+    roles: tuple[str, ...] | None = None
+    #: where it answers /health: its gateway, its health listener, or None when nowhere
+    health_url: str | None = None
+
+    @property
+    def noted(self) -> bool:
+        return self.roles is not None
+
+
+def read_state(path: Path) -> DaemonState | None:
+    """The daemon holding the lock on a pid file and what it noted there, else None."""
     try:
         with open(path) as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except OSError:
-                text = fh.read().strip()
-                return int(text) if text.isdigit() else None
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return None  # nobody holds it: a leftover file
+                lines = fh.read().splitlines()
+            else:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                return None  # nobody holds it: a leftover file
     except FileNotFoundError:
         return None
+    if not lines or not lines[0].strip().isdigit():
+        return None
+    fields = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+    if "roles" not in fields or "health" not in fields:
+        return DaemonState(int(lines[0]))
+    url = fields["health"].strip()
+    return DaemonState(int(lines[0]), tuple(r for r in fields["roles"].split(",") if r),
+                       None if url in ("", "-") else url)
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in a pid file if that process holds the lock, else None."""
+    state = read_state(path)
+    return None if state is None else state.pid
 
 
 def bind_socket(host: str, port: int, setting: str = "gateway.port") -> socket.socket:
@@ -161,6 +206,9 @@ class Daemon:
                 sock = bind_socket(s.daemon.health_host, s.daemon.health_port,
                                    "daemon.health_port")
                 self.health_port = sock.getsockname()[1]
+            lock.note(self.roles, local_url(s.gateway.host, self.port) if self.port
+                      else local_url(s.daemon.health_host, self.health_port)
+                      if self.health_port else None)
             self.services = await build_services(s, self.roles)
             if sock is not None:
                 server = _make_server(self.services, health_only=health_only)
