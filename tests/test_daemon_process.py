@@ -100,6 +100,7 @@ def test_start_status_stop(tmp_path: Path, sim_url: str) -> None:
     r = kms("daemon", "start", "--roles", "orderbook,analysis")
     assert r.returncode == 0, r.stderr
     assert "daemon started" in r.stdout and (tmp_path / "daemon.log").exists()
+    pid = int(r.stdout.split("(pid ", 1)[1].split(")", 1)[0])
     r = kms("daemon", "start", "--roles", "orderbook,analysis")
     assert r.returncode == 1 and "already running" in r.stderr
     r = kms("daemon", "status")
@@ -107,6 +108,9 @@ def test_start_status_stop(tmp_path: Path, sim_url: str) -> None:
     assert wait_for(lambda: stored_rows(tmp_path) >= 2, 15)
     r = kms("daemon", "stop")
     assert r.returncode == 0 and "daemon stopped" in r.stdout, r.stderr
+    # stopped means ended, not only its lock released (a zombie has no command line)
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    assert not cmdline.exists() or b"krakenstream" not in cmdline.read_bytes()
     r = kms("daemon", "stop")
     assert r.returncode == 1 and "no daemon is running" in r.stderr
     assert "kms daemon start" in r.stderr

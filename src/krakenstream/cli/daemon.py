@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -123,7 +124,9 @@ def stop(wait: Annotated[float, typer.Option(help="Seconds to wait for it to exi
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if read_pid(s.paths.pid_file) is None:
+            # the lock is released once it has drained, a moment before the process ends:
+            # wait for both, so that what follows (a new start, a backend stopped) finds it gone
+            if read_pid(s.paths.pid_file) is None and _exited(pid):
                 out_console.print(f"daemon stopped (pid {pid})")
                 return
             time.sleep(0.1)
@@ -165,6 +168,22 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print the heal
                        "kms daemon start")
         out_console.print(format_status(pid, url, health, roles=roles, other=other),
                           markup=False)
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie that its new parent has not reaped yet,
+    as a detached daemon may be in a container without an init, has ended too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (macOS): the signal's answer is all there is
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
 
 
 def _health(url: str) -> dict[str, Any] | None:
