@@ -10,14 +10,19 @@ A *hole* is two consecutive stored snapshots of a pair more than one interval ap
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from conftest import free_port, port_open
 
 from .conftest import Figures
 
@@ -158,3 +163,76 @@ class Prober:
         figures.requests += self.requests
         figures.errors_5xx += self.errors_5xx
         figures.answered_503 += self.statuses[503]
+
+
+class Private:
+    """A private server process (Redis, MariaDB) on a free loopback port: started, killed
+    and started again by its own pid, never the shared instance's."""
+
+    def __init__(self, name: str, args: list[str], port: int, log: Path,
+                 setup: list[str] | None = None) -> None:
+        self.name, self.args, self.port, self.log = name, args, port, log
+        #: a command run once, before the first start (MariaDB's data directory)
+        self.setup = setup
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, within: float = 30) -> None:
+        if self.setup is not None:
+            with self.log.open("ab") as out:
+                subprocess.run(self.setup, check=True, stdout=out, stderr=subprocess.STDOUT,
+                               timeout=60)
+            self.setup = None
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = self.proc
+        wait_for(lambda: port_open("127.0.0.1", self.port, 0.2) or proc.poll() is not None,
+                 within, f"{self.name} to listen on {self.port}", every=0.05)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {proc.returncode}; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL: the crash, nothing flushed that was not already."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+
+def private_redis(folder: Path) -> Private:
+    """Redis keeping every acknowledged write (append-only, fsync always), as a deployment
+    that must survive a crash would run it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    return Private("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--dir", str(folder), "--save", "", "--appendonly", "yes",
+                             "--appendfsync", "always", "--daemonize", "no"],
+                   port, folder / "redis.log")
+
+
+def private_mariadb(folder: Path) -> Private:
+    """MariaDB with its own data directory (mariadb-install-db), root without a password
+    on 127.0.0.1 only."""
+    data = folder / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    return Private("mariadb", ["mariadbd", "--no-defaults", f"--datadir={data}",
+                               f"--port={port}", "--bind-address=127.0.0.1",
+                               f"--socket={folder / 'mariadb.sock'}",
+                               f"--pid-file={folder / 'mariadb.pid'}", "--user=root",
+                               "--innodb-buffer-pool-size=32M", "--skip-log-bin"],
+                   port, folder / "mariadb.log",
+                   setup=["mariadb-install-db", "--no-defaults", f"--datadir={data}",
+                          "--user=root", "--auth-root-authentication-method=normal",
+                          "--skip-test-db"])
