@@ -185,20 +185,25 @@ def start(root: Path, procs: dict[str, subprocess.Popen[bytes]], name: str, args
 
 
 def outage(split: Split, figures: Figures, kill: Any, restart: Any, degraded: list[str],
-           ready: Any = None) -> Audit:
-    """Kill a backend, wait until ``degraded`` roles say so, start it again, wait for every
-    process healthy and every pair storing; the audit of history since just before."""
+           felt: Any, ready: Any = None) -> Audit:
+    """Kill a backend, wait until ``degraded`` roles say so and the outage is ``felt`` (a
+    condition showing it has lasted: snapshots piling up, writes failing for a while), start
+    it again, wait for every process healthy and every pair storing (and ``ready``); the
+    audit of history since just before."""
     split.alive()
     mark = split.newest()
     figures.rss_before_mb = split.rss()
     paths = ["/health", "/api/pairs", "/api/users/me",
              *(f"/api/analysis/latest/{p.replace('/', '-')}" for p in PAIRS)]
     with Prober(str(split.client.base_url), paths, split.token) as prober:
+        killed = time.monotonic()
         kill()
         for role in degraded:
             wait_for(lambda role=role: split.degraded(role), 20, f"{role} to say degraded")
+        wait_for(felt, 20, "the outage to be felt")
         restart()
         restarted, restarted_ms = time.monotonic(), int(time.time() * 1000)
+        figures.extra["outage_s"] = round(restarted - killed, 2)
 
         def recovered() -> bool:
             if ready is not None and not ready():
@@ -225,8 +230,13 @@ def outage(split: Split, figures: Figures, kill: Any, restart: Any, degraded: li
 
 
 def test_redis_killed_and_restarted(split: Split, figures: Figures) -> None:
+    def failing_a_while() -> bool:  # the analysis role has failed to write for 2 s
+        h = split.health("analysis")
+        since = None if h is None else h["history"]["failing_since"]
+        return since is not None and time.time() - since >= 2
+
     total = outage(split, figures, split.redis.kill, split.redis.start,
-                   degraded=["gateway", "analysis"])
+                   degraded=["gateway", "analysis"], felt=failing_a_while)
     figures.note = "SIGKILL of the private Redis (the history store), restarted"
     # Redis kept every acknowledged write; the analysis role retried until it was back and
     # committed its offsets only then: nothing missing
@@ -238,14 +248,25 @@ def test_mariadb_killed_and_restarted(split: Split, figures: Figures) -> None:
         r = split.client.post("/api/users/login", json={"email": EMAIL, "password": PASSWORD})
         return r.status_code == 200
 
+    def login_refused() -> bool:  # a documented 503, not a 500
+        r = split.client.post("/api/users/login", json={"email": EMAIL, "password": PASSWORD})
+        figures.requests += 1
+        assert r.status_code == 503, r.text
+        figures.answered_503 += 1
+        return True
+
     total = outage(split, figures, split.mariadb.kill, split.mariadb.start,
-                   degraded=["gateway"], ready=login_works)
+                   degraded=["gateway"], felt=login_refused, ready=login_works)
     figures.note = "SIGKILL of the private MariaDB (the users store), restarted"
     assert total.lost == 0  # history does not depend on the users store
 
 
 def test_broker_killed_and_restarted(split: Split, figures: Figures) -> None:
+    def piling_up() -> bool:  # two ticks of every pair wait in the orderbook's buffer
+        h = split.health("orderbook")
+        return h is not None and h["bus"]["buffered"] >= 2 * len(PAIRS)
+
     outage(split, figures, lambda: split.broker.stop(grace=0.2), split.broker.start,
-           degraded=["orderbook"])
+           degraded=["orderbook"], felt=piling_up)
     figures.note = ("SIGKILL of the private tansu broker (in memory: what it held is gone), "
                     "restarted")
