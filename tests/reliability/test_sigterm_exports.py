@@ -86,6 +86,7 @@ def test_sigterm_under_export_load(tmp_path: Path, figures: Figures) -> None:
                 assert proc.stdin is not None
                 proc.stdin.write(b"go\n")
                 proc.stdin.close()
+                proc.stdin = None  # communicate() below must not flush it
 
             def exporting() -> int:
                 """Exports being answered, once at least two are."""
@@ -102,9 +103,7 @@ def test_sigterm_under_export_load(tmp_path: Path, figures: Figures) -> None:
             d.daemon = None
         results = []
         for fmt, dest, proc in clients:
-            proc.wait(timeout=60)
-            assert proc.stderr is not None
-            stderr = proc.stderr.read()
+            _, stderr = proc.communicate(timeout=60)
             results.append((fmt, dest, proc.returncode, stderr.decode(errors="replace")))
         log = (home / "daemon.log").read_text(errors="replace")
         statuses = [(path, int(s)) for path, s in STATUS.findall(log)]
