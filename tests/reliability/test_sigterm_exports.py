@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -127,7 +128,11 @@ def test_sigterm_under_export_load(tmp_path: Path, figures: Figures) -> None:
         figures.requests = len(statuses)
         figures.errors_5xx = len([s for _, s in server_5xx if s != 503])
         figures.answered_503 = len([s for _, s in server_5xx if s == 503])
+        history_answers = Counter(s for p, s in statuses if "/history/" in p)
         figures.extra = {"shutdown_s": shutdown_s, "exports": len(clients),
+                         # the export answers by status, and those the shutdown cut short
+                         "history_answers": dict(history_answers),
+                         "cut_short": log.count("request cut short"),
                          "in_flight": in_flight, "complete": complete,
                          "failed_cleanly": len(clients) - complete, "errors": failures}
         figures.note = (f"SIGTERM with {len(clients)} exports of {len(EXPORTED)}x{ROWS:,} "
