@@ -3,6 +3,7 @@ start/status/stop in the background, a taken port."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -17,7 +18,13 @@ import httpx
 import pytest
 
 from conftest import free_port, port_open
-from krakenstream.daemon.process import DaemonState, StateLock, read_pid, read_state
+from krakenstream.daemon.process import (
+    DaemonState,
+    StateLock,
+    bind_socket,
+    read_pid,
+    read_state,
+)
 
 KMS = [sys.executable, "-m", "krakenstream"]
 
@@ -195,3 +202,27 @@ def test_the_pid_file_says_where_the_daemon_answers(tmp_path: Path) -> None:
     finally:
         lock.release()
     assert read_state(path) is None and read_pid(path) is None
+
+
+async def test_connections_on_the_gateway_socket_have_nagle_off() -> None:
+    """An answer's body is not held back behind its headers: connections accepted on the
+    socket bind_socket makes (as uvicorn accepts them: loop.create_server(sock=...)) have
+    TCP_NODELAY. Without it every request after the first on a kept-alive connection waited
+    40 ms for the client's delayed ACK (found by tests/reliability/test_stream_load.py: p50
+    50 ms)."""
+    sock = bind_socket("127.0.0.1", 0)
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            conn = transport.get_extra_info("socket")
+            accepted.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+    async with server:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        try:
+            assert await asyncio.wait_for(accepted, 5) == 1
+        finally:
+            writer.close()

@@ -150,9 +150,16 @@ def read_pid(path: Path) -> int | None:
 
 def bind_socket(host: str, port: int, setting: str = "gateway.port") -> socket.socket:
     """Bind the gateway's (or the health listener's) socket ourselves so a taken port is a
-    clear error, not an exit; ``setting`` is what the hint names."""
+    clear error, not an exit; ``setting`` is what the hint names.
+
+    The protocol is named (``IPPROTO_TCP``, not the default 0): asyncio turns Nagle's
+    algorithm off (``TCP_NODELAY``) only on connections whose socket says TCP, and uvicorn
+    writes an answer's headers and body in two sends. With Nagle on, the body waited for the
+    client's delayed ACK of the headers: every request after the first on a kept-alive
+    connection took 40 ms more (45 ms for ``/health``, 2 ms on a new connection).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
