@@ -103,6 +103,10 @@ class HashQueue:
         self._seconds = ASSUMED_HASH_SECONDS  # a moving average of the measured runs
         #: runs refused because their lane was full, per lane
         self.refused: dict[Lane, int] = dict.fromkeys(Lane, 0)
+        #: runs begun in a worker thread so far, and those in one now: what shows that a
+        #: login did a hash's work and that requests were answered while one ran
+        self.started = 0
+        self.running = 0
 
     def waiting(self, lane: Lane) -> int:
         return len(self._waiting[lane])
@@ -117,7 +121,12 @@ class HashQueue:
         await self._acquire(lane)
         try:
             started = self._clock()
-            result = await asyncio.to_thread(fn, *args)
+            self.started += 1
+            self.running += 1
+            try:
+                result = await asyncio.to_thread(fn, *args)
+            finally:
+                self.running -= 1
             self._seconds += (self._clock() - started - self._seconds) / 8
             return result
         finally:
