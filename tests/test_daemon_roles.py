@@ -23,6 +23,7 @@ from krakenstream.feed.pool import FeedPool
 from krakenstream.sim.server import SimServer
 from krakenstream.store.sqlite import SQLiteHistoryStore
 from roles_support import StaticFeed
+from test_bus_support import wait_until
 
 PAIRS = ["ETH/USD", "BTC/USD"]
 
@@ -87,8 +88,10 @@ async def test_stale_pair_publishes_nothing_then_marks_the_gap() -> None:
     try:
         await asyncio.wait_for(role.feed.wait_live(), 10)
         before = await drain(sub, 4, within=3)
+        skipped = role.stats.skipped
         await sim.stop()  # the exchange goes away: the books are stale, nothing is published
-        await asyncio.sleep(1.5)
+        assert await wait_until(lambda: role.stats.skipped >= skipped + 2 * 4, within=10), \
+            "ticks while stale publish nothing"
         sim = SimServer(pairs=PAIRS, seed=6, rate=20, port=port)
         await sim.start()
         await asyncio.wait_for(role.feed.wait_live(), 10)

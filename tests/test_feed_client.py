@@ -255,7 +255,10 @@ async def test_queue_overflow_drops_the_connection_and_resyncs_everything() -> N
             nonlocal blocked
             if not blocked and live(client):
                 blocked = True
-                time.sleep(0.3)
+                sent = sim.stats.book_frames + 200  # four times what the queue holds
+                deadline = time.monotonic() + 5
+                while sim.stats.book_frames < sent and time.monotonic() < deadline:
+                    time.sleep(0.01)
 
         client = FeedClient(fast(sim.url, queue_size=50), pairs, on_frame=slow_once)
         async with client:

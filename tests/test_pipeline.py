@@ -168,10 +168,17 @@ async def test_broker_restart_loses_nothing_acknowledged(
             await wait_until(stored_all_published, 30, "the first snapshots to be stored")
             before = ob.stats.published
             kafka_broker.stop(grace=0.2)
-            await asyncio.sleep(2.5)  # ~5 ticks published into the bus's buffer
-            assert ob.stats.published > before
+
+            async def published_since(count: int, n: int) -> bool:
+                return ob.stats.published >= count + n
+
+            # five ticks published into the bus's buffer while the broker is down
+            await wait_until(lambda: published_since(before, 5 * len(PAIRS)), 30,
+                             "five ticks published while the broker is down")
             kafka_broker.start()
-            await asyncio.sleep(1.0)
+            restarted = ob.stats.published
+            await wait_until(lambda: published_since(restarted, len(PAIRS)), 30,
+                             "a tick published after the broker is back")
             await ob.stop()  # no more publishing: everything published must now arrive
             published = ob.stats.published
 

@@ -1,7 +1,8 @@
-"""``kms record`` against the simulator: the file it writes verifies with ``kms replay``.
+"""``kms record`` (``cli/record.py``) against the simulator: the file it writes verifies with
+``kms replay``; Ctrl-C, a bad depth or URL and an unreachable feed end it with one line.
 
 The simulator runs in the test's event loop on 127.0.0.1; ``kms`` runs as a real process,
-exactly as a user would run it.
+exactly as a user would run it. The library under it is ``test_feed_recorder.py``'s.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import orjson
 import pytest
 
 from krakenstream.core.replay import replay_lines
-from krakenstream.errors import FeedError
-from krakenstream.feed.recorder import Recorder, record
 from krakenstream.sim.server import SimServer
 
 KMS = str(Path(sys.executable).parent / "kms")
@@ -29,17 +28,16 @@ async def sim() -> AsyncIterator[SimServer]:
         yield server
 
 
-async def kms(*args: str, signal_after: float | None = None,
-              wait_for: Path | None = None) -> tuple[int, str, str]:
-    """Run ``kms`` with ``args``; optionally SIGINT it once ``wait_for`` has content."""
+async def kms(*args: str, interrupt_at: Path | None = None) -> tuple[int, str, str]:
+    """Run ``kms`` with ``args``; with ``interrupt_at``, SIGINT it once that file holds three
+    whole frames (the recording is under way: the signal handlers are set)."""
     proc = await asyncio.create_subprocess_exec(
         KMS, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    if signal_after is not None:
+    if interrupt_at is not None:
         async with asyncio.timeout(15):
-            while _size(wait_for) < 2000:  # noqa: ASYNC110 - another process writes it
+            while _lines(interrupt_at) < 3:  # noqa: ASYNC110 - another process writes it
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(signal_after)
         proc.send_signal(signal.SIGINT)
     async with asyncio.timeout(30):
         out, err = await proc.communicate()
@@ -47,8 +45,8 @@ async def kms(*args: str, signal_after: float | None = None,
     return proc.returncode, out.decode(), err.decode()
 
 
-def _size(path: Path | None) -> int:
-    return path.stat().st_size if path is not None and path.exists() else 0
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 async def test_kms_record_writes_a_file_kms_replay_verifies(
@@ -85,7 +83,7 @@ async def test_ctrl_c_stops_cleanly_with_a_summary(
 ) -> None:
     out = tmp_path / "rec.jsonl"
     code, stdout, stderr = await kms("record", "ETH/USD", "--out", str(out), "--url", sim.url,
-                                     signal_after=0.3, wait_for=out)
+                                     interrupt_at=out)
     assert code == 0, stderr
     assert stdout.startswith("recorded ") and "ETH/USD live" in stdout
     assert "Traceback" not in stderr
@@ -120,48 +118,3 @@ async def test_bad_depth_or_url_is_refused_before_the_file_is_touched(
                                 "--url", "http://127.0.0.1:9/v2")
     assert code == 1 and "is not a WebSocket URL" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "x.jsonl").exists()
-
-
-async def test_every_pair_refused_is_an_error_with_krakens_words(
-    sim: SimServer, tmp_path: Path
-) -> None:
-    stop = asyncio.Event()
-
-    async def stop_when_refused() -> None:
-        await asyncio.sleep(0.5)
-        stop.set()
-
-    task = asyncio.create_task(stop_when_refused())
-    with pytest.raises(FeedError, match="Currency pair not supported NOPE/USD"):
-        await record(["NOPE/USD"], tmp_path / "x.jsonl", url=sim.url, stop=stop)
-    await task
-
-
-async def test_record_library_call_stops_on_the_event(sim: SimServer, tmp_path: Path) -> None:
-    stop = asyncio.Event()
-    out = tmp_path / "lib.jsonl"
-
-    async def later() -> None:
-        await asyncio.sleep(0.6)
-        stop.set()
-
-    task = asyncio.create_task(later())
-    summary = await record(["BTC/USD", "SOL/USD"], out, url=sim.url, stop=stop)
-    await task
-    assert summary.frames == len(out.read_text().splitlines()) > 5
-    assert summary.bytes == out.stat().st_size
-    assert summary.pairs["BTC/USD"].state.value == "live"
-    assert "recorded" in summary.line() and "SOL/USD live" in summary.line()
-
-
-def test_recorder_keeps_one_frame_per_line(tmp_path: Path) -> None:
-    path = tmp_path / "r.jsonl"
-    ticks = iter([0.0, 0.1, 0.2, 5.0, 5.1])
-    with Recorder(path, clock=lambda: next(ticks)) as rec:
-        rec.write('{"channel":"heartbeat"}')
-        rec.write('{\n  "channel": "heartbeat"\r\n}')  # pretty JSON: whitespace only
-        rec.write('{"a":1}')
-    lines = path.read_text().splitlines()
-    assert len(lines) == 3 and rec.frames == 3
-    assert [orjson.loads(x) for x in lines[:2]] == [{"channel": "heartbeat"}] * 2
-    assert rec.bytes == path.stat().st_size
