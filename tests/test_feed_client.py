@@ -167,8 +167,14 @@ async def test_a_quiet_market_is_not_stale(sim: SimServer) -> None:
         async with asyncio.timeout(5):
             await client.wait_live()
         await sim.pause()
-        frames = {p: st.frames for p, st in client.status().items()}
         paused_at = time.time()
+        # book frames sent before the pause may still be on their way through the client:
+        # counted once a frame sent after it (a heartbeat) has been read behind them, and the
+        # processor has had its turn at the queue they wait in
+        await until(lambda: (client.connection_status().last_frame_time or 0) > paused_at,
+                    4.0, "a frame after the pause")
+        await asyncio.sleep(0)
+        frames = {p: st.frames for p, st in client.status().items()}
         # frames (heartbeats, pongs) still arriving twice the heartbeat timeout later
         await until(lambda: (client.connection_status().last_frame_time or 0) >= paused_at + 2.0,
                     4.0, "a frame 2 s after the pause")
