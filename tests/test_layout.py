@@ -44,12 +44,7 @@ NOT_MIRRORED_YET: dict[str, str] = {
     "daemon/orderbook.py": "test_daemon_roles.py, test_gaps.py (the orderbook role)",
     "daemon/history_writer.py": "test_daemon_roles.py, test_gaps.py (the history role)",
     "daemon/wiring.py": "test_daemon_services.py and each backend's tests (open_store, ...)",
-    "daemon/metrics.py": "test_daemon_services.py, test_gateway_operations.py (/metrics)",
     "daemon/gateway/admin.py": "test_gateway_auth.py (roles and the admin routes)",
-    "daemon/gateway/server.py": "gateway_support.served: test_gateway_protocols.py, "
-                                "test_gateway_stream.py",
-    "daemon/gateway/usage.py": "test_gateway_archive.py (/api/pairs and /health archive use)",
-    "feed/connect.py": "test_feed_client.py, test_feed_protocol.py",
     "sim/replay.py": "test_sim_server.py, test_cli_sim.py (kms sim --replay)",
     "store/archive/columns.py": "test_store_archive_export.py, test_store_archive_text.py",
     "store/archive/files.py": "test_store_archive.py (the archive's files, read and written)",
