@@ -44,7 +44,6 @@ NOT_MIRRORED_YET: dict[str, str] = {
     "daemon/orderbook.py": "test_daemon_roles.py, test_gaps.py (the orderbook role)",
     "daemon/history_writer.py": "test_daemon_roles.py, test_gaps.py (the history role)",
     "daemon/wiring.py": "test_daemon_services.py and each backend's tests (open_store, ...)",
-    "daemon/gateway/admin.py": "test_gateway_auth.py (roles and the admin routes)",
     "store/archive/columns.py": "test_store_archive_export.py, test_store_archive_text.py",
     "store/archive/files.py": "test_store_archive.py (the archive's files, read and written)",
 }
