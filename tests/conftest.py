@@ -27,6 +27,25 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 pytest_plugins = ("cli_support", "gateway_support")
 
 
+#: a test using one of these fixtures talks to a real service: it is marked ``integration``
+SERVICE_FIXTURES = frozenset({"mysql_server_url", "mysql_url", "redis_server_url",
+                              "redis_prefix", "kafka_broker"})
+#: a test using one of these starts daemon processes or a browser (seconds, not milliseconds):
+#: it is marked ``slow``
+PROCESS_FIXTURES = frozenset({"live", "token", "user_home", "browser", "dash"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test uses, so that ``scripts/test.sh --quick`` (no ``integration``,
+    ``slow`` or ``reliability``) is the unit tests whatever their module forgot to say."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        if used & PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip locally; fail under CI=true, where every service must be there."""
     if IN_CI:

@@ -41,7 +41,7 @@ def bus_settings(backend: str, broker: Broker | None, **kafka: Any) -> Settings:
     )
 
 
-@pytest.fixture(params=["memory", "kafka"])
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
 async def make(request: pytest.FixtureRequest) -> AsyncIterator[MakeBus]:
     """Builds started buses of one backend; every one is closed after the test."""
     broker = request.getfixturevalue("kafka_broker") if request.param == "kafka" else None
@@ -108,6 +108,7 @@ async def test_flush_hands_everything_published_to_the_transport(make: MakeBus) 
     assert stats.buffered == 0 or isinstance(bus, MemoryBus)  # memory: queued for readers
 
 
+@pytest.mark.slow
 async def test_every_group_gets_everything_and_a_tap_only_what_follows(make: MakeBus) -> None:
     bus = await make()
     before, after = interleaved(5)[:10], [snap("ETH/USD", seq) for seq in range(100, 110)]
@@ -131,6 +132,7 @@ async def test_every_group_gets_everything_and_a_tap_only_what_follows(make: Mak
     assert got_tap == after  # one pair: one partition, in publish order
 
 
+@pytest.mark.slow
 async def test_a_group_resumes_after_its_last_commit(make: MakeBus) -> None:
     bus = await make()
     first, second, third = (

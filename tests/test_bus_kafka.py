@@ -8,6 +8,8 @@ import asyncio
 import random
 from itertools import islice
 
+import pytest
+
 from conftest import free_port
 from krakenstream.bus.kafka import KafkaBus, KafkaOptions
 from krakenstream.core.backoff import backoff
@@ -30,6 +32,7 @@ async def test_buffer_keeps_the_newest_and_close_counts_the_rest_as_dropped() ->
     assert (stats.published, stats.dropped, stats.buffered) == (0, 10, 0)
 
 
+@pytest.mark.slow
 async def test_an_unreachable_broker_is_retried_and_close_is_bounded() -> None:
     loop = asyncio.get_running_loop()
     bus = KafkaBus(nowhere(), close_timeout=0.3, request_timeout=1.0, backoff_max=0.2)
@@ -50,6 +53,7 @@ async def test_an_unreachable_broker_is_retried_and_close_is_bounded() -> None:
     assert bus.stats().dropped == 101
 
 
+@pytest.mark.slow
 async def test_flush_without_a_broker_leaves_what_it_holds_to_close_in_one_budget() -> None:
     bus = KafkaBus(nowhere(), close_timeout=0.3, request_timeout=1.0, backoff_max=0.2)
     await bus.flush()  # not started: nothing to wait for

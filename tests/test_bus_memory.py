@@ -133,6 +133,7 @@ def test_make_bus_picks_the_configured_backend() -> None:
         assert isinstance(bus.subscribe(None), BusSubscription)
 
 
+@pytest.mark.slow
 async def test_many_snapshots_through_many_subscribers() -> None:
     """A fast path sanity check: 3 groups and a tap each see 20,000 snapshots in order."""
     async with MemoryBus(queue_size=50_000) as bus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from cli_support import PASSWORD, LiveDaemon, one_error, run
 from krakenstream.cli.credentials import CredentialsFile
@@ -75,6 +76,7 @@ def test_bad_registration_shows_the_policy(live: LiveDaemon, tmp_path: Path) -> 
               "--password-stdin")
 
 
+@pytest.mark.slow
 def test_too_many_failed_logins(tmp_path: Path) -> None:
     # a daemon of its own: the throttle counts per client address too, and every test's
     # address is 127.0.0.1

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from cli_support import one_error, run
@@ -38,6 +39,7 @@ def test_a_missing_config_file_hints_at_the_path(tmp_path: Path) -> None:
               f"config file not found: {missing}",
               "check the path given to --config or KMS_CONFIG")
 
+@pytest.mark.slow
 def test_output_into_a_pipe_is_never_folded(tmp_path: Path, shared_recording: Path) -> None:
     """A script reads kms's output line by line: into a pipe, with no COLUMNS set, a table row
     is one line however wide (rich would otherwise lay it out at 80 columns)."""

@@ -135,6 +135,7 @@ def test_empty_or_absent_file_is_empty(tmp_path: Path) -> None:
     assert CredentialsFile(tmp_path / "empty.json").load() == {}
 
 
+@pytest.mark.slow
 def test_concurrent_logins_to_different_servers_all_kept(tmp_path: Path) -> None:
     # each save reads the file, adds its server and writes it back: two at once must not
     # lose one of the two (separate processes, as two shells running kms login would be)

@@ -25,6 +25,9 @@ from krakenstream.cli.render import format_status
 from krakenstream.daemon.process import StateLock
 from krakenstream.errors import InvalidPair
 
+#: kms daemon with a simulator as real processes: seconds each
+pytestmark = pytest.mark.slow
+
 
 def test_pairs_are_typed_as_everywhere_else() -> None:
     assert normalize_pairs("eth-usd, BTC/USD,sol/usd,") == ["ETH/USD", "BTC/USD", "SOL/USD"]

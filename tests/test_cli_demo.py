@@ -9,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli_support import read_until
 from conftest import port_open
 from krakenstream.cli import app
 from krakenstream.cli.credentials import CredentialsFile
+
+#: kms demo starts a simulator and a daemon: seconds each
+pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 STARTED = re.compile(r"simulator ws://127\.0\.0\.1:(\d+)/v2, daemon http://127\.0\.0\.1:(\d+),\s+"

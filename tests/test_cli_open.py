@@ -16,6 +16,9 @@ from conftest import free_port
 from krakenstream.cli import app
 from krakenstream.cli.open import can_open_browser, dashboard_url
 
+#: a gateway daemon process of its own
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 

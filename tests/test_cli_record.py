@@ -19,6 +19,9 @@ import pytest
 from krakenstream.core.replay import replay_lines
 from krakenstream.sim.server import SimServer
 
+#: kms record as a real process: seconds each
+pytestmark = pytest.mark.slow
+
 KMS = str(Path(sys.executable).parent / "kms")
 
 

@@ -18,6 +18,9 @@ from conftest import free_port
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
 
+#: kms sim as a real process: a second or more each
+pytestmark = pytest.mark.slow
+
 KMS = str(Path(sys.executable).parent / "kms")
 
 

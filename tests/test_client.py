@@ -157,6 +157,7 @@ def test_refused_names_the_url_and_hints_daemon_start() -> None:
             assert info.value.hint == "kms daemon start"
 
 
+@pytest.mark.slow
 def test_a_daemon_that_does_not_answer_in_time_is_busy_not_down() -> None:
     # a socket that listens but never answers: the connection is taken, the answer never comes
     with socket.socket() as busy:
@@ -321,6 +322,7 @@ async def test_stream_refusals(live: LiveDaemon, token: str) -> None:
                 pass
 
 
+@pytest.mark.slow
 async def test_stream_survives_a_daemon_restart(tmp_path: Path) -> None:
     live = LiveDaemon(tmp_path / "home", pairs=("ETH/USD",))
     await asyncio.to_thread(live.start)

@@ -306,6 +306,7 @@ def _run_check(argv: list[str], env: Mapping[str, str]) -> int:
     return done.returncode
 
 
+@pytest.mark.slow
 def test_the_gateway_healthcheck_passes_on_200_and_fails_otherwise(
     services: dict[str, dict[str, Any]], health_server: int
 ) -> None:
@@ -323,6 +324,7 @@ def test_the_gateway_healthcheck_passes_on_200_and_fails_otherwise(
         server.server_close()
 
 
+@pytest.mark.slow
 def test_the_role_healthcheck_asks_its_own_health_listener(
     services: dict[str, dict[str, Any]], health_server: int
 ) -> None:
@@ -441,6 +443,7 @@ def test_the_image_runs_as_a_non_root_user() -> None:
     assert re.search(rf"install -d -o {last} -g \S+ -m 0700 /data", runs)
 
 
+@pytest.mark.slow
 def test_the_image_healthcheck_asks_the_configured_gateway(
     health_server: int, tmp_path: Path
 ) -> None:

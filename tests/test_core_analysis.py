@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,6 +66,7 @@ def test_percentile_matches_statistics(values: list[float], q: int) -> None:
 
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(0, 50), st.integers(1, 5),
                           st.booleans(), st.booleans()), min_size=0, max_size=40))
+@pytest.mark.slow
 def test_newest_first_gives_the_same_summary(steps: list[tuple[int, int, int, bool, bool]]
                                             ) -> None:
     """The gateway reads the newest N newest first (one chunk at a time, nothing kept but the

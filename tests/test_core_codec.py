@@ -42,6 +42,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
 
 
 @given(snapshots(), st.booleans())
+@pytest.mark.slow
 def test_round_trip_and_renderings_are_exact(snap: Snapshot, mark: bool) -> None:
     rec = decode_record(codec.encode(snap))
     assert isinstance(rec, codec.CompactRecord)

@@ -124,6 +124,7 @@ BOOKISH = st.fixed_dictionaries({
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.binary(max_size=200), st.text(max_size=200), JSON.map(json.dumps),
                  BOOKISH.map(json.dumps)))
+@pytest.mark.slow
 def test_decoder_and_session_never_raise(text: str | bytes) -> None:
     assert decode(text) is not None
     session = BookSession()
@@ -138,6 +139,7 @@ def test_decoder_and_session_never_raise(text: str | bytes) -> None:
 # a float whose scaled value overflows to infinity (round() raised OverflowError)
 @example([{"price": 1.797693134862316e306, "qty": None}], "snapshot")
 @example([{"price": 1.0, "qty": 1.797693134862316e306}], "update")
+@pytest.mark.slow
 def test_book_frames_with_garbage_levels_never_raise(levels: list, kind: str) -> None:  # type: ignore[type-arg]
     session = BookSession()
     session.receive(orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {

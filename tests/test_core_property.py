@@ -12,12 +12,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
 from reference_book import RefBook
+
+#: hypothesis over books up to 1000 levels deep: ~10 s a test
+pytestmark = pytest.mark.slow
 
 SYMBOL = "TST/USD"
 MID = 50_000

@@ -54,6 +54,7 @@ levels = st.lists(st.tuples(st.integers(1, 10**20), st.integers(0, 10**20)), max
 
 @given(st.integers(0, 12), st.integers(0, 12), levels, levels, st.integers(0, 2**45),
        st.booleans())
+@pytest.mark.slow
 def test_json_round_trip_is_exact(pp: int, qp: int, bids: list, asks: list, ts: int,  # type: ignore[type-arg]
                                   gap: bool) -> None:
     s = Snapshot("A/B", ts, None, 3, pp, qp, tuple(bids), tuple(asks), 123, gap)

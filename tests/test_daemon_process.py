@@ -26,6 +26,9 @@ from krakenstream.daemon.process import (
     read_state,
 )
 
+#: kms daemon as real processes: seconds each
+pytestmark = pytest.mark.slow
+
 KMS = [sys.executable, "-m", "krakenstream"]
 
 

@@ -51,6 +51,7 @@ def test_sharding_splits_the_pairs_evenly_and_stably() -> None:
     assert all(owns_pair(p, "") for p in pairs)
 
 
+@pytest.mark.slow
 async def test_ticks_are_aligned_and_continuous() -> None:
     async with SimServer(pairs=PAIRS, seed=5, rate=20) as sim:
         bus = MemoryBus()
@@ -75,6 +76,7 @@ async def test_ticks_are_aligned_and_continuous() -> None:
         # published when nothing changed too: ticks keep coming at the interval
 
 
+@pytest.mark.slow
 async def test_stale_pair_publishes_nothing_then_marks_the_gap() -> None:
     sim = SimServer(pairs=PAIRS, seed=6, rate=20)
     await sim.start()
@@ -147,6 +149,7 @@ class FlakyStore(SQLiteHistoryStore):
         return await super().add(snaps)
 
 
+@pytest.mark.slow
 async def test_the_history_writer_commits_only_after_storing(tmp_path: Path) -> None:
     bus = MemoryBus()
     await bus.start()
@@ -246,6 +249,7 @@ class _RecordingRole(OrderbookRole):
 
 
 @pytest.mark.parametrize("interval_ms", [100, 200, 300])
+@pytest.mark.slow
 async def test_ticks_stay_on_the_interval_grid_for_hours(interval_ms: int) -> None:
     # 0.1 and 0.2 have no exact float: adding the interval to the last tick drifts by
     # milliseconds within hours; each tick must be computed from its index instead

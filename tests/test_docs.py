@@ -294,6 +294,7 @@ def test_the_second_daemon_error_reads_as_the_page_says(tmp_path: Path) -> None:
     assert printed in page("troubleshooting.md")
 
 
+@pytest.mark.slow
 async def test_unreachable_store_errors_read_as_the_page_says() -> None:
     from krakenstream.store import RedisHistoryStore
     from krakenstream.users.mysql import MysqlUserStore
@@ -437,6 +438,7 @@ def test_pages_quote_no_secret_like_value() -> None:
 # -- the archive's one-liners ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_archive_one_liners_run_over_an_archive(tmp_path: Path) -> None:
     """operations.md's DuckDB, pandas and polars lines, run in a folder holding an archive of
     BTC/USD and PEPE/USD on 2026-11-25: each reads it and counts what is there, and DuckDB's
@@ -518,6 +520,7 @@ def test_security_quotes_the_websocket_log_line_as_it_is_logged() -> None:
     assert "never includes query strings" not in text  # it did, beside this very line
 
 
+@pytest.mark.slow
 def test_the_memory_figures_agree_with_each_other_and_the_code() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_store_support import T0, synthetic

@@ -84,6 +84,7 @@ def live(client: FeedClient, pairs: list[str] | None = None) -> bool:
 
 
 @pytest.mark.parametrize("depth", [10, 100])
+@pytest.mark.slow
 async def test_books_equal_the_simulators_book(depth: int) -> None:
     async with SimServer(seed=depth, rate=25.0, synthetic=16) as sim:
         pairs = sim.symbols  # 14 well-known pairs + 16 synthetic ones, many precisions
@@ -143,6 +144,7 @@ async def test_dropped_connection_reconnects_and_resubscribes(sim: SimServer) ->
         await assert_books_match(client, sim, DEFAULTS, 10)
 
 
+@pytest.mark.slow
 async def test_stall_marks_everything_stale_then_reconnects(sim: SimServer) -> None:
     seen: list[FeedEvent] = []
     pairs = DEFAULTS[:3]
@@ -161,6 +163,7 @@ async def test_stall_marks_everything_stale_then_reconnects(sim: SimServer) -> N
         await assert_books_match(client, sim, pairs, 10)
 
 
+@pytest.mark.slow
 async def test_a_quiet_market_is_not_stale(sim: SimServer) -> None:
     """No book update for twice the heartbeat timeout: heartbeats (and pongs) keep it live."""
     async with FeedClient(fast(sim.url), ["BTC/USD", "ETH/USD"]) as client:
@@ -249,6 +252,7 @@ class ThreadedSim:
         self.loop.close()
 
 
+@pytest.mark.slow
 async def test_queue_overflow_drops_the_connection_and_resyncs_everything() -> None:
     threaded = ThreadedSim(seed=3, rate=100.0)
     async with threaded as sim:
@@ -280,6 +284,7 @@ async def test_queue_overflow_drops_the_connection_and_resyncs_everything() -> N
             await until(lambda: books_equal(client, sim, pairs, 10), 5.0, "books equal")
 
 
+@pytest.mark.slow
 async def test_maintenance_is_reported_and_then_online(sim: SimServer) -> None:
     async with FeedClient(fast(sim.url), ["BTC/USD"]) as client:
         async with asyncio.timeout(5):
@@ -397,6 +402,7 @@ def test_the_client_takes_every_kraken_key_as_one_options_value() -> None:
     assert FeedClient(options, ["BTC/USD"]).pairs == ("BTC/USD",)
 
 
+@pytest.mark.slow
 async def test_a_storm_of_faults_ends_with_every_book_exact(sim: SimServer) -> None:
     """Drops, corrupt checksums and stalls at random for 3 s; then the books must converge
     to the simulator's exactly, with no bad frame and no reconnect left hanging."""

@@ -24,6 +24,7 @@ async def echo(ws: ServerConnection) -> None:
         await ws.send(msg)
 
 
+@pytest.mark.slow
 async def test_a_socket_opens_and_takes_large_frames() -> None:
     async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
         port = server.sockets[0].getsockname()[1]

@@ -122,6 +122,7 @@ async def test_a_cut_connection_resyncs_only_its_pairs() -> None:
             assert pool.connection_status().reconnects == 1
 
 
+@pytest.mark.slow
 async def test_connections_open_one_after_the_other() -> None:
     async with SimServer(seed=2, rate=5.0) as sim:
         options = fast(sim.url, pairs_per_connection=3, connect_spacing=0.2)

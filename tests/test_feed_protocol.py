@@ -163,6 +163,7 @@ async def test_quiet_line_gets_an_application_ping(server: Scripted) -> None:
         await until(lambda: any(r.get("method") == "ping" for _, r in server.requests), 1.0)
 
 
+@pytest.mark.slow
 async def test_a_missing_ack_ends_the_connection(server: Scripted) -> None:
     def silent(req: dict[str, Any]) -> list[dict[str, Any]] | None:
         return [] if req.get("params", {}).get("channel") == "book" else None
@@ -266,6 +267,7 @@ async def test_a_precision_change_resyncs_the_pair(
         await until(lambda: len(server.book_requests()) == 2)
 
 
+@pytest.mark.slow
 async def test_exceeded_msg_rate_slows_down_and_refuses_nothing(server: Scripted) -> None:
     """Kraken's rate complaint: the pair is asked again, later; it never goes to error."""
     complained: list[float] = []

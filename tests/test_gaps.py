@@ -38,6 +38,9 @@ from krakenstream.sim.server import SimServer
 from roles_support import StaticFeed
 from test_pipeline import PAIRS, pipeline_settings, stored, wait_until
 
+#: restarts of the pipeline and of a daemon process, seconds each
+pytestmark = pytest.mark.slow
+
 T0 = 1_764_000_000_000  # epoch ms, a whole second
 ETH, BTC = "ETH/USD", "BTC/USD"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gateway_support import EMAIL, PASSWORD, Stack, settings_for, stack, wait_snapshots
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.gateway import create_app
@@ -12,6 +14,7 @@ from krakenstream.daemon.gateway.app import ROUTERS
 from krakenstream.daemon.services import build_services
 
 
+@pytest.mark.slow
 async def test_walkthrough(gw: Stack) -> None:
     c = gw.client
     r = await c.post("/api/users/register", json={"email": EMAIL, "password": PASSWORD})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from archive_support import DAY0
 from gateway_support import login, settings_for, stack
 from test_store_support import synthetic
@@ -12,6 +14,7 @@ from test_store_support import synthetic
 HOLE = 5_000  # a seq never published: the snapshot after it is marked
 
 
+@pytest.mark.slow
 async def test_an_hour_below_the_window_comes_from_the_archive(kms_home: Path) -> None:
     settings = settings_for(kms_home, KMS_STORE_HISTORY_LIMIT="2000")
     async with stack(settings, roles=("analysis", "gateway")) as s:
@@ -44,6 +47,7 @@ async def test_an_hour_below_the_window_comes_from_the_archive(kms_home: Path) -
         assert csv.status_code == 200 and len(csv.text.splitlines()) == 3600  # header + rows
 
 
+@pytest.mark.slow
 async def test_the_archives_disk_use_in_pairs_and_health(kms_home: Path) -> None:
     settings = settings_for(kms_home, KMS_STORE_HISTORY_LIMIT="2000")
     async with stack(settings, roles=("analysis", "gateway")) as s:

@@ -71,6 +71,7 @@ async def refused_within(client: httpx.AsyncClient, token: str, match: str,
 # -- roles ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_reader_token_is_refused_403_when_it_tracks_a_pair(
     kms_home: Path, sim: SimServer
 ) -> None:
@@ -160,6 +161,7 @@ async def test_a_full_hash_queue_is_503_with_retry_after(kms_home: Path) -> None
 # -- tokens that end when they should --------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_logout_revokes_the_token_on_every_route_at_once(kms_home: Path,
                                                                sim: SimServer) -> None:
     async with stack(settings_for(kms_home, sim.url)) as s:
@@ -180,6 +182,7 @@ async def test_logout_revokes_the_token_on_every_route_at_once(kms_home: Path,
         assert (await s.client.get("/api/pairs", headers=bearer(other))).status_code == 200
 
 
+@pytest.mark.slow
 async def test_disable_and_logout_reach_another_gateway_within_access_ttl(
     kms_home: Path,
 ) -> None:
@@ -214,6 +217,7 @@ async def test_disable_and_logout_reach_another_gateway_within_access_ttl(
         await refused_within(two.client, third, "no longer exists")
 
 
+@pytest.mark.slow
 async def test_a_live_stream_closes_when_its_token_is_revoked(kms_home: Path,
                                                               sim: SimServer) -> None:
     settings = settings_for(kms_home, sim.url, KMS_AUTH_ACCESS_TTL="0.5")
@@ -291,6 +295,7 @@ async def test_forwarded_for_in_process(kms_home: Path, trusted: str, peer: str,
     ("", [401, 401, 429, 429, 429]),  # a local process cannot escape the limit any more
     ("127.0.0.1", [401, 401, 401, 401, 401]),
 ])
+@pytest.mark.slow
 async def test_forwarded_for_through_uvicorn(kms_home: Path, trusted: str,
                                              expected: list[int]) -> None:
     settings = settings_for(kms_home, KMS_AUTH_LOGIN_MAX_FAILURES="2",

@@ -15,6 +15,7 @@ from krakenstream.daemon.gateway import bars as gateway_bars
 HOLE = 5_000  # a seq never published: the snapshot after it is marked
 
 
+@pytest.mark.slow
 async def test_bars_span_the_store_and_the_archive(kms_home: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_for(kms_home, KMS_STORE_HISTORY_LIMIT="2000")

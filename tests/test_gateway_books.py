@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway_support import (
     Stack,
     eventually,
@@ -17,6 +19,7 @@ from gateway_support import (
 )
 
 
+@pytest.mark.slow
 async def test_pair_spellings_and_live_orderbook(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)

@@ -3,10 +3,13 @@ framework's own answers (no route, wrong method, an unreadable body) in the same
 
 from __future__ import annotations
 
+import pytest
+
 from gateway_support import EMAIL, PASSWORD, Stack, login, wait_snapshots
 from krakenstream.wire import HINTS
 
 
+@pytest.mark.slow
 async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
     c = gw.client
     await login(c)
@@ -29,6 +32,7 @@ async def test_text_that_is_not_unicode_is_422_not_500(gw: Stack) -> None:
     assert r.status_code == 422 and r.json() == expected
 
 
+@pytest.mark.slow
 async def test_unknown_pairs_routes_and_methods(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)
@@ -45,6 +49,7 @@ async def test_unknown_pairs_routes_and_methods(gw: Stack) -> None:
     assert r.status_code == 405 and r.json()["code"] == "invalid"
 
 
+@pytest.mark.slow
 async def test_every_error_answer_carries_a_hint(gw: Stack) -> None:
     """troubleshooting.md: over HTTP every error is {"error", "code", "hint"}."""
     c = gw.client

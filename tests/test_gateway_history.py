@@ -8,6 +8,7 @@ import io
 import httpx
 import orjson
 import pyarrow.parquet as pq
+import pytest
 
 from gateway_support import Stack, eventually, login, sample_snapshot, served, wait_snapshots
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
@@ -15,6 +16,7 @@ from krakenstream.core.wide import wide_columns, wide_row
 from krakenstream.store.archive.columns import from_table
 
 
+@pytest.mark.slow
 async def test_history_formats_carry_the_same_snapshots(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)
@@ -83,6 +85,7 @@ async def test_history_formats_carry_the_same_snapshots(gw: Stack) -> None:
     assert r.status_code == 422
 
 
+@pytest.mark.slow
 async def test_summary_over_the_stored_window(gw: Stack) -> None:
     from krakenstream.core.analysis import SeriesSummary
 
@@ -113,6 +116,7 @@ async def test_summary_over_the_stored_window(gw: Stack) -> None:
     assert r.status_code == 200 and r.json()["snapshots"] == 0
 
 
+@pytest.mark.slow
 async def test_heavy_reads_past_their_slots_are_503_with_retry_after(gw: Stack) -> None:
     """gateway.max_summaries (4) summaries and gateway.max_exports (8) history answers at
     once; one more is refused at once, never queued (issue 14 item 8)."""
@@ -147,6 +151,7 @@ async def test_heavy_reads_past_their_slots_are_503_with_retry_after(gw: Stack) 
     assert 'kms_heavy_reads_refused_total{kind="summary"} 1.0' in (await c.get("/metrics")).text
 
 
+@pytest.mark.slow
 async def test_wide_csv_and_parquet_answers_hold_an_export_slot(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)
@@ -165,6 +170,7 @@ async def test_wide_csv_and_parquet_answers_hold_an_export_slot(gw: Stack) -> No
         assert r.status_code == 404 and state.exports.busy == 0  # and when it fails
 
 
+@pytest.mark.slow
 async def test_an_export_the_client_leaves_gives_its_slot_back(gw: Stack) -> None:
     gw.token = await login(gw.client)
     store = gw.services.store

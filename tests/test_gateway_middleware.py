@@ -12,6 +12,7 @@ from gateway_support import EMAIL, PASSWORD, Stack, login
 from krakenstream.wire import HINTS
 
 
+@pytest.mark.slow
 async def test_body_size_limit(gw: Stack) -> None:
     big = {"email": EMAIL, "password": "x" * 70_000}
     r = await gw.client.post("/api/users/register", json=big)
@@ -30,6 +31,7 @@ async def test_body_size_limit(gw: Stack) -> None:
     assert r.status_code == 413 and r.json()["code"] == "too_large"
 
 
+@pytest.mark.slow
 async def test_odd_methods_share_one_metric_label(gw: Stack) -> None:
     # a label value per method a client invents would grow the registry without bound
     for i in range(5):
@@ -40,6 +42,7 @@ async def test_odd_methods_share_one_metric_label(gw: Stack) -> None:
     assert 'kms_http_requests_total{method="OTHER",route="/health",status="405"} 5.0' in text
 
 
+@pytest.mark.slow
 async def test_logs_one_line_per_request_without_secrets(
     gw: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -59,6 +62,7 @@ async def test_logs_one_line_per_request_without_secrets(
     assert token.split(".")[2] not in server_text and PASSWORD not in server_text
 
 
+@pytest.mark.slow
 async def test_a_path_cannot_forge_a_log_line(gw: Stack, caplog: pytest.LogCaptureFixture
                                               ) -> None:
     caplog.set_level(logging.INFO)
@@ -69,6 +73,7 @@ async def test_a_path_cannot_forge_a_log_line(gw: Stack, caplog: pytest.LogCaptu
     assert "path=/nothing%0Ahttp%20method=GET%20path=/forged%20status=200 status=404" in lines[0]
 
 
+@pytest.mark.slow
 async def test_a_bug_is_a_logged_500(
     gw: Stack, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

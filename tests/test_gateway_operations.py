@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from gateway_support import Stack, eventually, login, sample_snapshot, wait_snapshots
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.config import KrakenSettings
@@ -38,6 +40,7 @@ async def test_store_closed_is_503_and_health_degraded(gw: Stack) -> None:
     assert any("store" in p for p in health["problems"])
 
 
+@pytest.mark.slow
 async def test_metrics(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)
@@ -100,6 +103,7 @@ async def _status(s: Stack) -> dict[str, Any]:
     return health
 
 
+@pytest.mark.slow
 async def test_history_that_cannot_be_written_is_degraded(gw: Stack) -> None:
     """A full disk (SQLite's own limit standing in for it): the store still answers its read
     probe, but history is not written, and /health must say so (issue 14 item 10)."""
@@ -134,6 +138,7 @@ async def test_history_that_cannot_be_written_is_degraded(gw: Stack) -> None:
     await eventually(ok, within=20)
 
 
+@pytest.mark.slow
 async def test_a_role_whose_task_died_is_degraded(gw: Stack) -> None:
     await wait_snapshots(gw)
     role = gw.services.orderbook
@@ -152,6 +157,7 @@ async def test_a_role_whose_task_died_is_degraded(gw: Stack) -> None:
     assert "kms_health_problems 1.0" in (await gw.client.get("/metrics")).text
 
 
+@pytest.mark.slow
 async def test_snapshots_lost_on_the_way_to_history_are_degraded(gw: Stack) -> None:
     """The history writer stalls (its store hangs); the bus's group queue fills and drops:
     /health says snapshots are being lost until the queue has caught up."""

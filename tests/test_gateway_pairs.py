@@ -12,6 +12,7 @@ from krakenstream.daemon.refused import REFUSED_LISTED
 from krakenstream.sim import SimServer
 
 
+@pytest.mark.slow
 async def test_track_and_untrack_pairs(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)
@@ -49,6 +50,7 @@ async def test_track_and_untrack_pairs(gw: Stack) -> None:
 BOGUS = [f"ZZ{i:03d}/USD" for i in range(200)]
 
 
+@pytest.mark.slow
 async def test_refused_pairs_are_dropped_once_and_listed_for_a_while(
         kms_home: Path, sim: SimServer, caplog: pytest.LogCaptureFixture) -> None:
     """Kraken refuses 200 pairs: each is refused once (one log line each), dropped from what
@@ -105,6 +107,7 @@ async def test_refused_pairs_are_dropped_once_and_listed_for_a_while(
         assert len(drops) < 20
 
 
+@pytest.mark.slow
 async def test_max_pairs_bounds_what_is_tracked(kms_home: Path, sim: SimServer) -> None:
     settings = settings_for(kms_home, sim.url, KMS_KRAKEN_MAX_PAIRS="2")
     async with stack(settings) as s:
@@ -119,6 +122,7 @@ async def test_max_pairs_bounds_what_is_tracked(kms_home: Path, sim: SimServer) 
         assert r.json()["hint"] == "untrack some pairs, or raise kraken.max_pairs"
 
 
+@pytest.mark.slow
 async def test_refused_pairs_are_listed_for_refused_keep_seconds(
         kms_home: Path, sim: SimServer) -> None:
     settings = settings_for(kms_home, sim.url, KMS_KRAKEN_PAIRS="ETH/USD,ZZ001/USD",
@@ -135,6 +139,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
+@pytest.mark.slow
 async def test_an_untracked_pair_leaves_no_metric_series(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)

@@ -21,6 +21,7 @@ from krakenstream.sim.server import SimServer
 from krakenstream.wire import HINTS
 
 
+@pytest.mark.slow
 async def test_bad_parameters(gw: Stack) -> None:
     c = gw.client
     gw.token = await login(c)
@@ -46,6 +47,7 @@ async def test_bad_parameters(gw: Stack) -> None:
         assert "\n" not in body["error"]
 
 
+@pytest.mark.slow
 async def test_bounds_are_this_apps_settings(kms_home: Path, sim: SimServer) -> None:
     settings = settings_for(kms_home, sim.url, KMS_STORE_HISTORY_LIMIT="5",
                             KMS_KRAKEN_DEPTH="25")

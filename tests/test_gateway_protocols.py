@@ -49,6 +49,7 @@ async def trickle(writer: asyncio.StreamWriter, stop: asyncio.Event) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_headers_sent_a_byte_at_a_time_are_cut_at_the_timeout(
         base: tuple[str, int]) -> None:
     reader, writer = await asyncio.open_connection(*base)
@@ -65,6 +66,7 @@ async def test_headers_sent_a_byte_at_a_time_are_cut_at_the_timeout(
     assert b'"code":"timeout"' in got
 
 
+@pytest.mark.slow
 async def test_a_connection_that_sends_nothing_is_closed(base: tuple[str, int]) -> None:
     reader, writer = await asyncio.open_connection(*base)
     try:
@@ -74,6 +76,7 @@ async def test_a_connection_that_sends_nothing_is_closed(base: tuple[str, int]) 
     assert got.startswith(b"HTTP/1.1 408 "), got
 
 
+@pytest.mark.slow
 async def test_the_next_request_on_a_kept_alive_connection_has_the_same_limit(
         base: tuple[str, int]) -> None:
     reader, writer = await asyncio.open_connection(*base)
@@ -91,6 +94,7 @@ async def test_the_next_request_on_a_kept_alive_connection_has_the_same_limit(
     assert got.startswith(b"HTTP/1.1 408 "), got
 
 
+@pytest.mark.slow
 async def test_a_slow_but_complete_request_is_answered(base: tuple[str, int]) -> None:
     reader, writer = await asyncio.open_connection(*base)
     try:
@@ -120,6 +124,7 @@ async def test_a_websocket_upgrade_with_a_9_kb_header_gets_431_and_is_closed(
     assert got.startswith(b"HTTP/1.1 431 "), got[:200]
 
 
+@pytest.mark.slow
 async def test_timeouts_are_counted(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, KMS_GATEWAY_HEADER_TIMEOUT=str(TIMEOUT))
     async with stack(settings, roles=("gateway",)) as s, served(s.services) as (url, _, _):

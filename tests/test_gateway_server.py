@@ -7,11 +7,13 @@ from __future__ import annotations
 import signal
 
 import httpx
+import pytest
 
 from gateway_support import Stack, served
 from krakenstream.daemon.gateway.server import make_server
 
 
+@pytest.mark.slow
 async def test_uvicorn_leaves_the_signals_to_the_daemon_and_names_no_server(gw: Stack) -> None:
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     async with served(gw.services) as (url, server, _app):
@@ -22,6 +24,7 @@ async def test_uvicorn_leaves_the_signals_to_the_daemon_and_names_no_server(gw: 
         assert r.status_code in (200, 503) and "server" not in r.headers
 
 
+@pytest.mark.slow
 async def test_host_port_and_limits_come_from_the_settings(gw: Stack) -> None:
     settings = gw.services.settings.gateway
     config = make_server(gw.services).config

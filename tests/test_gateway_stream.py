@@ -40,6 +40,7 @@ async def closed_with(ws: ClientConnection, within: float = 5.0) -> int | None:
         return exc.rcvd.code if exc.rcvd is not None else None
 
 
+@pytest.mark.slow
 async def test_stream_pushes_each_snapshot(kms_home: Path, sim: SimServer) -> None:
     async with stack(settings_for(kms_home, sim.url)) as gw:
         token = await login(gw.client)
@@ -75,6 +76,7 @@ async def first_snapshot(ws: ClientConnection, within: float = 5.0) -> dict[str,
                 return msg
 
 
+@pytest.mark.slow
 async def test_token_offered_as_a_subprotocol(
     kms_home: Path, sim: SimServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -112,6 +114,7 @@ async def test_token_offered_as_a_subprotocol(
     assert token.split(".")[2] not in server_text
 
 
+@pytest.mark.slow
 async def test_stream_refusals_and_status_messages(
     kms_home: Path, sim: SimServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -146,6 +149,7 @@ async def test_stream_refusals_and_status_messages(
     assert token.split(".")[2] not in server_text
 
 
+@pytest.mark.slow
 async def test_slow_client_is_cut_off_with_1013(kms_home: Path) -> None:
     """A client that stops reading fills its bounded backlog and is cut off; the others
     keep receiving; memory never grows past the backlog."""
@@ -191,6 +195,7 @@ async def test_slow_client_is_cut_off_with_1013(kms_home: Path) -> None:
                 await fast.close()
 
 
+@pytest.mark.slow
 async def test_shutdown_closes_streams_with_1001(kms_home: Path, sim: SimServer) -> None:
     async with stack(settings_for(kms_home, sim.url)) as gw:
         token = await login(gw.client)
@@ -221,6 +226,7 @@ def test_the_token_offered_as_a_subprotocol(offered: list[str], token: str | Non
     assert subprotocol_token(offered) == token
 
 
+@pytest.mark.slow
 async def test_streams_are_capped_in_all_and_per_account(kms_home: Path, sim: SimServer) -> None:
     """gateway.max_ws_per_user and gateway.max_ws_clients: one stream past either is accepted
     and closed at once with 4429 naming the limit, and counted; a stream that closes makes

@@ -8,11 +8,13 @@ import base64
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gateway_support import EMAIL, PASSWORD, Stack, login, settings_for, stack, wait_snapshots
 from krakenstream.sim.server import SimServer
 
 
+@pytest.mark.slow
 async def test_user_errors(gw: Stack) -> None:
     c = gw.client
     await login(c)
@@ -45,6 +47,7 @@ async def test_user_errors(gw: Stack) -> None:
     assert r.status_code == 401 and r.json()["error"].startswith("malformed token"), r.text
 
 
+@pytest.mark.slow
 async def test_login_throttled_with_retry_after(kms_home: Path, sim: SimServer) -> None:
     settings = settings_for(kms_home, sim.url, KMS_AUTH_LOGIN_MAX_FAILURES="2")
     async with stack(settings) as gw:
@@ -60,6 +63,7 @@ async def test_login_throttled_with_retry_after(kms_home: Path, sim: SimServer) 
         assert "kms_logins_failed 2.0" in metrics and "kms_logins_throttled 1.0" in metrics
 
 
+@pytest.mark.slow
 async def test_logins_do_not_stall_other_requests(kms_home: Path, sim: SimServer) -> None:
     """bcrypt runs off the event loop: requests keep flowing while logins hash. Proven by
     order, not by the clock: requests answered from start to end while one and the same

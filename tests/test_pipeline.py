@@ -21,6 +21,9 @@ from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.services import Services, build_services
 from krakenstream.sim.server import SimServer
 
+#: the whole pipeline over real seconds of ticks
+pytestmark = pytest.mark.slow
+
 PAIRS = ["ETH/USD", "BTC/USD", "SOL/USD"]
 INTERVAL = 0.5
 DEPTH = 25

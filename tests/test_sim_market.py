@@ -212,6 +212,7 @@ _OP = st.tuples(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.lists(_OP, min_size=1, max_size=8), min_size=1, max_size=25),
        seed=st.integers(0, 1000))
+@pytest.mark.slow
 def test_any_edits_around_the_view_edges_verify(
     steps: list[list[tuple[str, int, str]]], seed: int
 ) -> None:
@@ -284,6 +285,7 @@ def _trim_each_level(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.lists(_OP, min_size=1, max_size=8), min_size=1, max_size=25),
        seed=st.integers(0, 1000))
+@pytest.mark.slow
 def test_a_client_that_trims_after_every_level_stays_exact(
     steps: list[list[tuple[str, int, str]]], seed: int
 ) -> None:

@@ -277,6 +277,7 @@ def test_books_that_keep_only_what_the_view_needs_look_like_kraken_s_too(
     assert_like_kraken(sim, kraken, f"the simulator with shallow books (seed {seed})")
 
 
+@pytest.mark.slow
 async def test_over_the_socket_too(kraken: ShapeStats) -> None:
     """What a client receives from a running server: the same shapes."""
     lines: dict[str, list[bytes]] = {}

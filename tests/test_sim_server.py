@@ -131,6 +131,7 @@ async def test_instrument_snapshot_lists_every_pair_with_precisions(peer: Peer) 
     assert isinstance(snap["data"]["assets"], list)
 
 
+@pytest.mark.slow
 async def test_book_subscribe_acks_one_per_symbol_then_verified_frames(
     sim: SimServer, peer: Peer
 ) -> None:
@@ -150,6 +151,7 @@ async def test_book_subscribe_acks_one_per_symbol_then_verified_frames(
     assert sim.subscriptions() == {"ETH/USD": 1, "PEPE/USD": 1}
 
 
+@pytest.mark.slow
 async def test_kraken_error_frames(peer: Peer) -> None:
     (err,) = await peer.subscribe_book(["XBT/EUR"], 10)
     assert err["success"] is False and "result" not in err
@@ -196,6 +198,7 @@ async def test_ping_pong(peer: Peer) -> None:
     assert ISO.match(pong["time_in"]) and ISO.match(pong["time_out"])
 
 
+@pytest.mark.slow
 async def test_heartbeats_only_while_subscribed_and_idle(sim: SimServer, peer: Peer) -> None:
     with pytest.raises(TimeoutError):
         await peer.recv(0.6)  # not subscribed: silence
@@ -210,6 +213,7 @@ async def test_heartbeats_only_while_subscribed_and_idle(sim: SimServer, peer: P
     assert sim.stats.heartbeats >= 2
 
 
+@pytest.mark.slow
 async def test_client_books_equal_the_sim_books_after_pause(sim: SimServer, peer: Peer) -> None:
     wanted = {"BTC/USD": 10, "PEPE/USD": 1000, "DOGE/USD": 100, "ETH/BTC": 500, "ADA/USD": 25}
     for symbol, depth in wanted.items():
@@ -266,6 +270,7 @@ async def test_fault_drop_with_a_code_closes_cleanly_and_only_that_connection(
         await sim.fault("drop", connection=12345)
 
 
+@pytest.mark.slow
 async def test_fault_corrupt_breaks_one_frame_of_one_symbol(sim: SimServer, peer: Peer) -> None:
     await peer.subscribe_book(["ETH/USD", "BTC/USD"], 10)
     for _ in range(10):
@@ -287,6 +292,7 @@ async def test_fault_corrupt_breaks_one_frame_of_one_symbol(sim: SimServer, peer
     assert sim.stats.faults["corrupt"] == 1
 
 
+@pytest.mark.slow
 async def test_fault_stall_silences_everything_then_delivers(sim: SimServer, peer: Peer) -> None:
     await peer.subscribe_book(["SOL/USD"], 10)
     await peer.until(is_book)
@@ -305,6 +311,7 @@ async def test_fault_stall_silences_everything_then_delivers(sim: SimServer, pee
     assert {v for _, v in peer.verdicts} == {Verdict.VERIFIED}
 
 
+@pytest.mark.slow
 async def test_fault_maintenance_then_online(sim: SimServer, peer: Peer) -> None:
     await peer.subscribe_book(["XRP/USD"], 10)
     await peer.until(is_book)
@@ -319,6 +326,7 @@ async def test_fault_maintenance_then_online(sim: SimServer, peer: Peer) -> None
     assert {v for _, v in peer.verdicts} == {Verdict.VERIFIED}
 
 
+@pytest.mark.slow
 async def test_maintenance_may_close_and_new_connections_see_it(sim: SimServer, peer: Peer) -> None:
     await peer.subscribe_book(["XRP/USD"], 10)
     await sim.fault("maintenance", seconds=1.0, close=True)
@@ -333,6 +341,7 @@ async def test_maintenance_may_close_and_new_connections_see_it(sim: SimServer, 
         assert online["data"][0]["system"] == "online"
 
 
+@pytest.mark.slow
 async def test_control_methods_over_the_socket(sim: SimServer, peer: Peer) -> None:
     await peer.subscribe_book(["LTC/USD"], 25)
     await peer.until(is_book)
@@ -490,6 +499,7 @@ def _write_recording(path: Path, symbols: list[str], frames_each: int) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 
+@pytest.mark.slow
 async def test_replay_of_a_long_file_at_full_speed_keeps_pace_with_the_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 
 from archive_support import DAY0, sim_snapshots
 from krakenstream.core.numbers import to_decimal
@@ -41,6 +42,7 @@ def expected_row(s: Snapshot, depth: int) -> dict[str, object]:
     return row
 
 
+@pytest.mark.slow
 def test_round_trip_to_pandas_is_exact(tmp_path: Path) -> None:
     snaps = list(sim_snapshots("ETH/USD", 1200))
     thin = dataclasses.replace(snaps[5], bids=snaps[5].bids[:3], asks=(), gap_before=True)

@@ -32,6 +32,7 @@ def table_bars(snaps: list[Snapshot], every_ms: int, cut: list[int]) -> list[dic
 
 @pytest.mark.parametrize("every_ms", [1_000, 60_000, 300_000, 3_600_000])
 @pytest.mark.parametrize("cut", [[], [37, 59, 61, 1500], [900]])
+@pytest.mark.slow
 def test_tables_give_the_bars_of_the_builder(every_ms: int, cut: list[int]) -> None:
     snaps = series()
     want = [b.to_dict() for b in bars(((s, s.gap_before) for s in snaps), every_ms)]

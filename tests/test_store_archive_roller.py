@@ -71,6 +71,7 @@ async def test_a_simulated_day_gives_24_hourly_files(tmp_path: Path,
     assert roller.stats.lost_rolls == 0 and roller.stats.errors == 0
 
 
+@pytest.mark.slow
 async def test_a_restart_rebuilds_the_open_roll_from_the_store(
         tmp_path: Path, store: SQLiteHistoryStore) -> None:
     """A crash loses nothing: what was not cut is still in the store, and start() cuts it."""
@@ -127,6 +128,7 @@ async def test_rows_trimmed_before_archiving_are_marked(tmp_path: Path) -> None:
         await store.close()
 
 
+@pytest.mark.slow
 async def test_a_late_snapshot_is_archived_too(tmp_path: Path,
                                                store: SQLiteHistoryStore) -> None:
     archive = Archive(tmp_path / "archive", writer_id="w1")

@@ -24,7 +24,7 @@ from test_store_support import T0, recorded, series, synthetic
 MakeStore = Callable[..., Awaitable[HistoryStore]]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
     """Opens stores of one backend over the same data (same file / same key prefix)."""
     opened: list[HistoryStore] = []
@@ -125,6 +125,7 @@ async def test_out_of_order_adds_are_kept_and_ordered(make_store: MakeStore) -> 
     assert await store.latest("BTC/USD") == snaps[-1]
 
 
+@pytest.mark.slow
 async def test_cap_is_exact_with_a_small_cap(make_store: MakeStore) -> None:
     store = await make_store(cap=100)
     snaps = series("BTC/USD", 10_050)

@@ -29,6 +29,7 @@ from krakenstream.store import RedisHistoryStore
 from test_store_support import T0, series
 
 
+@pytest.mark.slow
 async def test_unreachable_redis_is_backend_unavailable_naming_the_url() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     store = RedisHistoryStore(url, prefix="kms-test:")
@@ -42,6 +43,7 @@ async def test_unreachable_redis_is_backend_unavailable_naming_the_url() -> None
         await store.count("BTC/USD")
 
 
+@pytest.mark.slow
 async def test_the_password_never_appears_in_errors() -> None:
     url = f"redis://kms:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(BackendUnavailable) as info:
@@ -123,6 +125,7 @@ def private_redis(tmp_path: Path) -> Iterator[tuple[str, RedisServer]]:
         server.stop()
 
 
+@pytest.mark.slow
 async def test_redis_going_away_and_back(private_redis: tuple[str, RedisServer]) -> None:
     url, server = private_redis
     store = RedisHistoryStore(url, prefix="kms:")
@@ -201,6 +204,7 @@ async def test_a_depth_10_snapshot_costs_at_most_400_bytes(
         client.close()
     assert used / 10_000 <= 400, f"{used / 10_000:.0f} bytes a snapshot"
 
+@pytest.mark.slow
 async def test_a_failed_write_of_several_pairs_leaves_no_pipeline_open(
     private_redis: tuple[str, RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:

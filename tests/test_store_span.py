@@ -47,6 +47,7 @@ def marks(snaps: list[Snapshot]) -> set[int]:
     return {s.seq for s in snaps if s.gap_before}
 
 
+@pytest.mark.slow
 async def test_the_store_holds_the_newest_and_the_archive_the_rest(
         span: tuple[SpanningHistory, list[Snapshot]]) -> None:
     history, snaps = span
@@ -56,6 +57,7 @@ async def test_the_store_holds_the_newest_and_the_archive_the_rest(
     assert history.archive.newest_ts("ETH/USD") is not None
 
 
+@pytest.mark.slow
 async def test_both_orders_are_continuous_and_marked_across_the_boundary(
         span: tuple[SpanningHistory, list[Snapshot]]) -> None:
     history, snaps = span
@@ -69,6 +71,7 @@ async def test_both_orders_are_continuous_and_marked_across_the_boundary(
     assert [dataclasses.replace(s, gap_before=False) for s in asc] == snaps
 
 
+@pytest.mark.slow
 async def test_ranges_and_limits(span: tuple[SpanningHistory, list[Snapshot]]) -> None:
     history, snaps = span
     lo, hi = DAY0 + 1490 * 1000, DAY0 + 2100 * 1000  # straddles a hole and the boundary
@@ -101,6 +104,7 @@ def wide_text(snaps: list[Snapshot]) -> bytes:
     {"order": "desc", "until": DAY0 + 2601_000, "limit": 1700},
     {"order": "asc", "limit": 2100}, {"order": "desc", "limit": 0},
 ])
+@pytest.mark.slow
 async def test_tables_hold_the_rows_and_marks_of_history(
         span: tuple[SpanningHistory, list[Snapshot]], query: dict[str, object]) -> None:
     """The column-at-a-time path (exports) gives the very text of the row-at-a-time one."""

@@ -78,6 +78,7 @@ async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
         await store.ping()
 
 
+@pytest.mark.slow
 async def test_the_event_loop_keeps_running_during_big_writes_and_reads(tmp_path: Path) -> None:
     """10,000 snapshots written and read back: the loop never waits behind SQLite or JSON.
     Proven by order, not by the clock: a ticker that only yields turns many times while the

@@ -27,6 +27,9 @@ from krakenstream.errors import Conflict
 from krakenstream.sim.market import Market
 from krakenstream.sim.specs import DEFAULT_PAIRS, synthetic_specs
 
+#: a daemon and a simulator as real processes
+pytestmark = pytest.mark.slow
+
 SYNTHETIC = 45
 SEED = 7
 PER_CONNECTION = 12

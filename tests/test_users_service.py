@@ -319,6 +319,7 @@ async def test_disabled_account_cannot_log_in_and_its_tokens_stop(auth: AuthServ
     assert (await auth.authorize(auth.verify(fresh.token))).user_id == user.id
 
 
+@pytest.mark.slow
 async def test_logout_revokes_on_every_service(tmp_path: Path,
                                                backend_env: dict[str, str]) -> None:
     """Two services over one store and one secret stand for two gateways."""
