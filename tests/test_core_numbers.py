@@ -52,14 +52,17 @@ def test_fixed_point_text_has_exactly_the_precision() -> None:
     assert parse_scaled("29430.3", 1) == 294303
     assert parse_scaled("1.5e-3", 4) == 15  # any exact decimal text
     assert to_decimal(294303, 1) == Decimal("29430.3")
+    assert str(to_decimal(10**30 + 7, 8)) == "10000000000000000000000.00000007"
     assert str(to_decimal(5, 8)) == "5E-8"
     for bad in ("abc", "0.05"):
         with pytest.raises(InexactValue):
             parse_scaled(bad, 1)
 
 
-@given(st.integers(-10**20, 10**20), st.integers(0, 12))
+@given(st.integers(-10**38, 10**38), st.integers(0, 12))
 def test_text_round_trips(n: int, precision: int) -> None:
+    """Up to 38 digits (a DECIMAL(38) column's): past 28 the default decimal context would
+    round silently."""
     text = format_scaled(n, precision)
     assert parse_scaled(text, precision) == n
     assert to_decimal(n, precision) == Decimal(text)

@@ -7,7 +7,7 @@ Keeping books in scaled integers makes the checksum token free and comparisons e
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 #: a float's scaled value is trusted below 10**15 only: any decimal of at most 15 significant
 #: digits comes back exactly from its nearest double (DBL_DIG), and then ``round(f * scale)``
@@ -15,6 +15,10 @@ from decimal import Decimal, InvalidOperation
 #: (829452312479088.3 and .2 at 0.1), so the check by dividing back passes on a wrong value;
 #: such values take the exact path.
 _FLOAT_EXACT_LIMIT = 10**15
+
+#: arithmetic wide enough for every value we keep exactly (DECIMAL(38) columns included): the
+#: default context's 28 digits would round a longer value, silently
+EXACT = Context(prec=80)
 
 _POW10: tuple[int, ...] = tuple(int(10**i) for i in range(0, 40))
 
@@ -46,7 +50,7 @@ def scale_decimal(value: Decimal, precision: int) -> int:
     try:
         if not value.is_finite():
             raise InexactValue(value)
-        scaled = value.scaleb(precision)
+        scaled = value.scaleb(precision, EXACT)
         n = int(scaled)
     except (InvalidOperation, OverflowError, ValueError):
         raise InexactValue(value) from None
@@ -68,7 +72,7 @@ def scale_any(value: object, precision: int) -> int:
 
 def to_decimal(n: int, precision: int) -> Decimal:
     """The exact Decimal of a scaled int, with exactly ``precision`` decimals."""
-    return Decimal(n).scaleb(-precision)
+    return Decimal(n).scaleb(-precision, EXACT)
 
 
 def format_scaled(n: int, precision: int) -> str:

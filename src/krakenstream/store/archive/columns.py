@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core.events import Level
+from ...core.numbers import EXACT
 from ...core.snapshot import METRIC_COLUMNS, Snapshot, metric_scales
 from ...core.wide import level_columns
 
@@ -57,7 +58,7 @@ def _decimal_array(values: Sequence[int | None], scale: int) -> pa.Array:
         fits = False
     if fits:
         return ints.view(pa.decimal64(18, scale))
-    return pa.array([None if v is None else Decimal(v).scaleb(-scale) for v in values],
+    return pa.array([None if v is None else Decimal(v).scaleb(-scale, EXACT) for v in values],
                     pa.decimal128(38, scale))
 
 
@@ -78,7 +79,7 @@ def unscaled(column: pa.Array | pa.ChunkedArray) -> list[int | None]:
         return out
     if pa.types.is_decimal128(t) or pa.types.is_decimal256(t):
         scale = t.scale
-        return [None if v is None else int(v.scaleb(scale)) for v in arr.to_pylist()]
+        return [None if v is None else int(v.scaleb(scale, EXACT)) for v in arr.to_pylist()]
     if pa.types.is_integer(t):
         out = arr.to_pylist()
         return out

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ...core.numbers import format_scaled
+from ...core.numbers import EXACT, format_scaled
 from ...core.snapshot import METRIC_COLUMNS
 from ...core.wide import level_columns, wide_columns
 
@@ -38,7 +38,7 @@ def decimal_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_decimal128(t) and t.precision <= 18:
         arr = arr.cast(pa.decimal64(t.precision, scale))
     if not pa.types.is_decimal64(arr.type):  # more than 18 digits: rare, done in Python
-        values = [None if v is None else format_scaled(int(v.scaleb(scale)), scale)
+        values = [None if v is None else format_scaled(int(v.scaleb(scale, EXACT)), scale)
                   for v in arr.to_pylist()]
         return pa.array(values, pa.string())
     ints = arr.view(pa.int64())
