@@ -33,19 +33,10 @@ GLUE: dict[str, str] = {
 #: modules with logic whose tests are not (yet) in a module of their own: where they are.
 #: Paying one off means moving or writing its tests into the mirror and deleting the line.
 NOT_MIRRORED_YET: dict[str, str] = {
-    "bus/base.py": "the Protocol and its shared helpers: test_bus_contract.py, run on every bus",
-    "store/base.py": "the Protocol, chunking and paging: test_store_contract.py on every store",
     "users/sqlite.py": "test_users_store.py, the users' contract suite on SQLite",
     "users/mysql.py": "test_users_store.py, the users' contract suite on MariaDB",
     "users/mysql_schema.py": "test_users_store.py (schema versions, upgrades) on MariaDB",
-    "core/events.py": "test_core_parser.py, test_core_book.py, test_core_snapshot.py",
-    "core/replay.py": "test_core_recording.py, test_cli_replay.py",
     "core/session.py": "test_core_checksum.py, test_core_parser.py, test_core_property.py",
-    "daemon/orderbook.py": "test_daemon_roles.py, test_gaps.py (the orderbook role)",
-    "daemon/history_writer.py": "test_daemon_roles.py, test_gaps.py (the history role)",
-    "daemon/wiring.py": "test_daemon_services.py and each backend's tests (open_store, ...)",
-    "store/archive/columns.py": "test_store_archive_export.py, test_store_archive_text.py",
-    "store/archive/files.py": "test_store_archive.py (the archive's files, read and written)",
 }
 
 #: a sleep outside a polling loop that is nevertheless no wait, by (file, function): each
