@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +15,15 @@ from ...wire import GOING_AWAY
 from ..services import Services
 from .app import create_app
 from .deps import Gateway
+from .middleware import log_path
 from .protocols import protocols
+
+log = logging.getLogger("krakenstream.gateway")
+
+#: seconds an answer still being sent at shutdown (an export) is given to finish; then its
+#: connection is closed by us, logged as one WARNING, before uvicorn's own timeout (which
+#: would cancel the task and log it as an ERROR with a traceback, the answer as a 200)
+SHUTDOWN_GRACE = 5.0
 
 
 class GatewayServer(uvicorn.Server):
@@ -29,7 +39,25 @@ class GatewayServer(uvicorn.Server):
         if isinstance(gateway, Gateway):
             gateway.hub.close_all(GOING_AWAY, "server shutting down")
             await gateway.hub.drain(within=1.0)
-        await super().shutdown(sockets=sockets)
+        cut = asyncio.get_running_loop().call_later(SHUTDOWN_GRACE, self.cut_answers)
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            cut.cancel()
+
+    def cut_answers(self) -> None:
+        """The grace is over: close the connections of answers still being sent. Aborted,
+        not closed: a client that stopped reading would hold a closing transport forever.
+        The client sees an answer cut short (``kms export`` then leaves no file)."""
+        for conn in list(self.server_state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is None or transport.is_closing():
+                continue
+            scope = getattr(conn, "scope", None) or {}
+            log.warning("request cut short: %s %s: the server is stopping and its %g s "
+                        "grace is over", scope.get("method", "-"),
+                        log_path(scope) if scope else "-", SHUTDOWN_GRACE)
+            transport.abort()
 
 
 def make_server(
@@ -51,7 +79,8 @@ def make_server(
         log_config=None,
         access_log=False,  # ObserveMiddleware writes the one line per request
         lifespan="on",
-        timeout_graceful_shutdown=5,
+        # a backstop: cut_answers closes what is left after SHUTDOWN_GRACE
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE) + 5,
         ws_ping_interval=20,
         ws_max_size=64 * 1024,  # clients only ever send their close frame
         server_header=False,
