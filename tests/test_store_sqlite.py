@@ -215,3 +215,31 @@ async def test_a_full_disk_says_so(tmp_path: Path) -> None:
         assert await store.count("BTC/USD") == 2
     finally:
         await store.close()
+
+
+async def test_a_batch_of_several_statements_is_stored_as_row_by_row(tmp_path: Path) -> None:
+    """A batch reaches SQL 2,000 rows a statement and is then deduplicated, inserted, counted
+    and trimmed in bulk: 3,500 rows over two pairs, with rows stored before and rows twice in
+    the batch, end as one row at a time (INSERT OR IGNORE, then the cap) would leave them."""
+    store = SQLiteHistoryStore(tmp_path / "h.sqlite3", history_limit=1_500)
+    await store.open()
+    try:
+        btc, eth = series("BTC/USD", 2_000), series("ETH/USD", 1_200)
+        assert await store.add(btc[:100]) == 100
+        # BTC: 1,900 new, 2,000 in all: the oldest 500 trimmed, 400 of them new in this batch
+        # ETH: 1,200 new, its first 300 sent twice (the first copy counts)
+        assert await store.add(btc + eth + eth[:300]) == 1_500 + 1_200
+        assert await store.count("BTC/USD") == 1_500 and await store.count("ETH/USD") == 1_200
+        assert [s async for s in store.history("BTC/USD", order="asc",
+                                               published_flags=True)] == btc[500:]
+        assert [s async for s in store.history("ETH/USD", order="asc",
+                                               published_flags=True)] == eth
+        # one more a pair at the cap: each trims its oldest, in the same few statements
+        later = series("BTC/USD", 2_001)[-1:] + series("ETH/USD", 1_501)[1_200:]
+        assert await store.add(later) == 1 + 301
+        assert await store.count("BTC/USD") == 1_500 and await store.count("ETH/USD") == 1_500
+        assert [s.ts async for s in store.history("ETH/USD", order="asc")] == \
+            [T0 + i * 1000 for i in range(1, 1_501)]
+        assert await store.add(later) == 0  # a redelivery
+    finally:
+        await store.close()

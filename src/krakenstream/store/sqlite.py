@@ -20,7 +20,10 @@ IMMEDIATE`` per ``add``, so a second process writing the same file waits on the 
 instead of failing mid-transaction); reads use a small pool of threads with a read-only
 connection each, which WAL lets run beside the writer. The event loop only awaits futures.
 A cancelled ``add`` still commits or rolls back whole in the writer thread; retrying it is
-harmless because ``add`` is idempotent.
+harmless because ``add`` is idempotent. An ``add`` is about ten statements whatever its size,
+each over the whole batch (staged in a TEMP table of the writer's connection): every
+statement lets go of the GIL and takes it back, so a statement per row made the writer
+thread queue for the GIL behind a busy event loop thousands of times a batch.
 
 Durability: WAL with ``synchronous=NORMAL``: a crash of the process loses nothing committed,
 a power cut may lose the last transactions; a second of market history is worth less than the
@@ -64,14 +67,45 @@ _SCHEMA = (
         n INTEGER NOT NULL
     ) WITHOUT ROWID""",
 )
-_INSERT = "INSERT OR IGNORE INTO snapshots (pair, ts, data) VALUES (?, ?, ?)"
-_BUMP = (
-    "INSERT INTO pair_counts (pair, n) VALUES (?, ?) "
-    "ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n RETURNING n"
+#: the writer connection's own scratch tables (TEMP: per connection, never in the file): a
+#: batch goes into ``kms_in`` in a few statements, and every step after works on all of it
+#: at once (see ``_add``)
+_SCRATCH = (
+    "PRAGMA temp_store = MEMORY",
+    "CREATE TEMP TABLE IF NOT EXISTS kms_in (pair TEXT NOT NULL, ts INTEGER NOT NULL, "
+    "data BLOB NOT NULL, PRIMARY KEY (pair, ts)) WITHOUT ROWID",
+    "CREATE TEMP TABLE IF NOT EXISTS kms_floor (pair TEXT PRIMARY KEY, floor INTEGER) "
+    "WITHOUT ROWID",
 )
-_NTH_OLDEST = "SELECT ts FROM snapshots WHERE pair = ? ORDER BY ts ASC LIMIT 1 OFFSET ?"
+#: rows per statement filling ``kms_in`` (three parameters each; SQLite allows 32,766)
+_ROWS_PER_STATEMENT = 2_000
+_CLEAR = ("DELETE FROM temp.kms_in", "DELETE FROM temp.kms_floor")
+# the first of a (pair, ts) wins within a batch, as row by row INSERT OR IGNORE did
+_FILL = "INSERT OR IGNORE INTO temp.kms_in (pair, ts, data) VALUES "
+#: what is stored already is no news: dropped from the batch (a redelivery)
+_OLD = ("DELETE FROM temp.kms_in WHERE EXISTS (SELECT 1 FROM main.snapshots s "
+        "WHERE s.pair = kms_in.pair AND s.ts = kms_in.ts)")
+_INSERT = "INSERT INTO main.snapshots (pair, ts, data) SELECT pair, ts, data FROM temp.kms_in"
+# ("WHERE true": SQLite's upsert after a SELECT needs it to tell ON CONFLICT from a join's ON)
+_BUMP = ("INSERT INTO main.pair_counts (pair, n) SELECT pair, count(*) FROM temp.kms_in "
+         "WHERE true GROUP BY pair ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n")
+#: each pair now one above the cap, with its floor (its oldest row: one to trim), in bulk;
+#: the steady state (a pair at the cap gets one more snapshot a batch)
+_FLOORS_ONE = ("INSERT INTO temp.kms_floor (pair, floor) SELECT c.pair, (SELECT min(s.ts) "
+               "FROM main.snapshots s WHERE s.pair = c.pair) FROM main.pair_counts c "
+               "WHERE c.n = ?1 + 1 AND c.pair IN (SELECT pair FROM temp.kms_in)")
+#: pairs further above the cap (a batch of many rows a pair): their floors one by one
+_OVER_MORE = ("SELECT c.pair, c.n FROM main.pair_counts c WHERE c.n > ?1 + 1 "
+              "AND c.pair IN (SELECT pair FROM temp.kms_in)")
+_NTH_OLDEST = "SELECT ts FROM main.snapshots WHERE pair = ? ORDER BY ts ASC LIMIT 1 OFFSET ?"
+_FLOOR = "INSERT INTO temp.kms_floor (pair, floor) VALUES (?, ?)"
 _NTH_NEWEST = "SELECT ts FROM snapshots WHERE pair = ? ORDER BY ts DESC LIMIT 1 OFFSET ?"
-_TRIM = "DELETE FROM snapshots WHERE pair = ? AND ts <= ?"
+#: rows of this batch that the cap trims at once (older than the kept window): not "kept"
+_TRIMMED_NEW = ("SELECT count(*) FROM temp.kms_in i JOIN temp.kms_floor f ON f.pair = i.pair "
+                "WHERE i.ts <= f.floor")
+_TRIM = ("DELETE FROM main.snapshots WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
+         "temp.kms_floor f JOIN main.snapshots s ON s.pair = f.pair AND s.ts <= f.floor)")
+_CAPPED = "UPDATE main.pair_counts SET n = ? WHERE pair IN (SELECT pair FROM temp.kms_floor)"
 _SET_COUNT = "UPDATE pair_counts SET n = ? WHERE pair = ?"
 _COUNT = "SELECT n FROM pair_counts WHERE pair = ?"
 _RANGE = {
@@ -153,6 +187,8 @@ class SQLiteHistoryStore(PagedHistory):
                 raise BackendUnavailable(f"history database {self.path}: WAL mode refused "
                                          f"(journal_mode={mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            for ddl in _SCRATCH:
+                conn.execute(ddl)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -216,40 +252,49 @@ class SQLiteHistoryStore(PagedHistory):
         return await self._write(self._add, snaps)
 
     def _add(self, snaps: Sequence[Snapshot]) -> int:
-        by_pair: dict[str, list[Snapshot]] = {}
-        for s in snaps:
-            by_pair.setdefault(s.pair, []).append(s)
+        """One transaction of about ten statements however large the batch, each working on
+        the whole batch: the batch into ``kms_in`` (a statement per 2,000 rows), what is
+        stored already dropped from it, the rest inserted, each pair's count bumped, and the
+        pairs now beyond the cap trimmed, all in SQL. Row by row (an insert per snapshot, a
+        count, a floor, a trim and a count per pair) this thread let go of the GIL and waited
+        for it again at every statement: with the event loop busy with the feed, 3,000
+        snapshots a tick took seconds to store."""
         # encode before the transaction: the write lock is held for SQL only
-        rows = {p: [(p, s.ts, encode(s)) for s in group] for p, group in by_pair.items()}
+        rows = [(s.pair, s.ts, encode(s)) for s in snaps]
         conn = self._wconn
         assert conn is not None  # _write refuses to run when the store is not open
-        kept = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for pair, prow in rows.items():
-                kept += self._add_pair(conn, pair, prow)
+            for sql in _CLEAR:
+                conn.execute(sql)
+            for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+                part = rows[i:i + _ROWS_PER_STATEMENT]
+                conn.execute(_FILL + ",".join(["(?,?,?)"] * len(part)),
+                             [v for row in part for v in row])
+            conn.execute(_OLD)
+            new = conn.execute(_INSERT).rowcount
+            kept = 0
+            if new:
+                conn.execute(_BUMP)
+                cap = self.history_limit
+                floors = conn.execute(_FLOORS_ONE, (cap,)).rowcount
+                for pair, n in conn.execute(_OVER_MORE, (cap,)).fetchall():
+                    (floor,) = conn.execute(_NTH_OLDEST, (pair, n - cap - 1)).fetchone()
+                    conn.execute(_FLOOR, (pair, floor))
+                    floors += 1
+                if floors:
+                    (trimmed,) = conn.execute(_TRIMMED_NEW).fetchone()
+                    conn.execute(_TRIM)
+                    conn.execute(_CAPPED, (cap,))
+                    new -= trimmed
+                kept = new
+            for sql in _CLEAR:
+                conn.execute(sql)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
             raise
         return kept
-
-    def _add_pair(self, conn: sqlite3.Connection, pair: str,
-                  prow: list[tuple[str, int, bytes]]) -> int:
-        inserted: list[int] = []
-        for row in prow:
-            if conn.execute(_INSERT, row).rowcount == 1:
-                inserted.append(row[1])
-        if not inserted:
-            return 0
-        (n,) = conn.execute(_BUMP, (pair, len(inserted))).fetchone()
-        excess = n - self.history_limit
-        if excess <= 0:
-            return len(inserted)
-        (floor,) = conn.execute(_NTH_OLDEST, (pair, excess - 1)).fetchone()
-        conn.execute(_TRIM, (pair, floor))
-        conn.execute(_SET_COUNT, (self.history_limit, pair))
-        return sum(1 for ts in inserted if ts > floor)
 
     # -- reads -----------------------------------------------------------------------------
 
