@@ -141,8 +141,8 @@ MEANINGS: dict[str, str] = {
     "before the users store is asked again: a change made through another gateway applies "
     "within this bound (at once on the gateway that made it).",
     "kafka.bootstrap": "Brokers, `host:port[,host:port...]`.",
-    "kafka.topic": "Topic of the snapshots (key = pair, value = snapshot JSON with a schema "
-    "version).",
+    "kafka.topic": "Topic of the snapshots (key = pair, value = the snapshot's compact form, "
+    "as history stores it; JSON values are still read).",
     "kafka.group": "Consumer group of the analysis role: processes in one group share the "
     "partitions.",
     "kafka.session_timeout_ms": "A consumer silent this long leaves the group and its "

@@ -14,11 +14,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from conftest import Broker
 from krakenstream.bus import MemoryBus, SnapshotBus
 from krakenstream.config import BusSettings, Settings
+from krakenstream.core import codec
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.wiring import make_bus
 from test_bus_support import PAIRS, collect, drain, interleaved, snap, wait_until
@@ -208,16 +209,47 @@ async def test_kafka_skips_and_counts_malformed_records(kafka_broker: Broker) ->
         raw = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
         await raw.start()
         try:
-            for value in (b"\x00not json", b"[1,2]", future_schema, b'{"schema":1}'):
+            for value in (b"\x00not json", b"[1,2]", future_schema, b'{"schema":1}',
+                          codec.MAGIC + b"\xc1", codec.encode(good)[:-3]):
                 await raw.send_and_wait(TOPIC, value, key=b"ETH/USD")
+            # a compact value names no pair: without its key it is no snapshot
+            await raw.send_and_wait(TOPIC, codec.encode(good), key=None)
         finally:
             await raw.stop()
         await bus.publish(good)
 
         assert await collect(sub, 1) == [good]
-        assert await wait_until(lambda: sub.stats().malformed == 4, 5)
-        assert bus.stats().malformed == 4
+        assert await wait_until(lambda: sub.stats().malformed == 7, 5)
+        assert bus.stats().malformed == 7
         assert sub.stats().delivered == 1
+
+
+async def test_kafka_values_are_compact_and_json_is_still_read(kafka_broker: Broker) -> None:
+    """The bus writes the stored compact form (the pair is the key); a JSON value, as an
+    older producer wrote it, is read as before, in the same stream."""
+    first, second = snap("ETH/USD", 1), snap("ETH/USD", 2)
+    async with kafka_bus(kafka_broker) as bus, bus.subscribe("analysis") as sub:
+        raw = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        await raw.start()
+        try:
+            await raw.send_and_wait(TOPIC, first.to_json(), key=b"ETH/USD")
+        finally:
+            await raw.stop()
+        await bus.publish(second)
+        assert await collect(sub, 2) == [first, second]
+        assert sub.stats().malformed == 0
+
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=kafka_broker.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        records = [r for batch in (await consumer.getmany(timeout_ms=5000)).values()
+                   for r in batch]
+    finally:
+        await consumer.stop()
+    written = records[-1]
+    assert written.key == b"ETH/USD" and written.value == codec.encode(second)
+    assert written.value[:1] == codec.MAGIC and len(written.value) < len(second.to_json()) / 3
 
 
 async def test_kafka_buffers_while_the_broker_is_down(kafka_broker: Broker) -> None:

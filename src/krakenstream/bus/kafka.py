@@ -1,4 +1,11 @@
-"""The Kafka snapshot bus (aiokafka): one topic, key = pair, value = the snapshot's JSON.
+"""The Kafka snapshot bus (aiokafka): one topic, key = pair, value = the snapshot's compact
+form (:mod:`krakenstream.core.codec`: a version byte, then msgpack of scaled integers, the
+pair being the key), the form history stores. JSON values (``Snapshot.to_json()``: what this
+bus wrote before, and the codec's own fallback for a number beyond 64 bits) are still read,
+told apart by their first byte. At depth 10 the compact form is 160 bytes against 882, and
+costs 3.7 µs to write against 17.7 µs and 9.4 µs to read back into a Snapshot against 33 µs:
+at 3,000 pairs, JSON took about a sixth of a core between the orderbook role, the history
+writer and the gateway's tap, each of which read every snapshot.
 
 Delivery is **at-least-once**. ``publish`` only appends to a bounded buffer; a background task
 drains it into an ``acks="all"`` producer (idempotent when the broker allows it) and counts a
@@ -50,6 +57,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from ..core import codec
 from ..core.backoff import backoff
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
@@ -385,7 +393,8 @@ class KafkaBus(StartsAndCloses):
         futures: list[asyncio.Future[Any]] = []
         try:
             for snap in batch:
-                futures.append(await producer.send(topic, snap.to_json(), key=snap.pair.encode()))
+                futures.append(await producer.send(topic, codec.encode(snap),
+                                                   key=snap.pair.encode()))
         except (KafkaError, *_UNREACHABLE) as exc:
             self.link.failed(f"send failed after {len(futures)} of {len(batch)}: {exc!r}")
         results = await asyncio.gather(*futures, return_exceptions=True)
@@ -552,7 +561,7 @@ class KafkaSubscription(StartsAndCloses):
         for tp, messages in records.items():
             for message in messages:
                 self._positions[tp] = message.offset + 1
-                snap = self._decode(message.value, tp, message.offset)
+                snap = self._decode(message.value, message.key, tp, message.offset)
                 if snap is not None:
                     out.append(snap)
         self._delivered += len(out)
@@ -594,11 +603,17 @@ class KafkaSubscription(StartsAndCloses):
     def _new_delays(self) -> Iterator[float]:
         return backoff(*self._backoff_limits, rng=self._rng)
 
-    def _decode(self, value: bytes | None, tp: TopicPartition, offset: int) -> Snapshot | None:
+    def _decode(self, value: bytes | None, key: bytes | None, tp: TopicPartition,
+                offset: int) -> Snapshot | None:
         try:
             if value is None:
                 raise ValueError("record has no value")
-            return Snapshot.from_json(value)
+            if value[:1] != codec.MAGIC:
+                return Snapshot.from_json(value)
+            if not key:
+                raise ValueError("compact record without its key (the pair)")
+            rec = codec.decode(value)
+            return rec.snapshot(key.decode("utf-8", "replace"), rec.gap_before)
         except ValueError as exc:
             self._malformed += 1
             self._counters.malformed += 1
