@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ..client import KmsClient
 from ..errors import AuthError, BackendUnavailable, InputError, Throttled
 from .common import err_console, errors_handled, out_console
 from .credentials import Credential
@@ -62,6 +61,8 @@ def register(
     server: ServerOption = None,
 ) -> None:
     """Create an account on the daemon (the password is asked twice, hidden)."""
+    from ..client import KmsClient
+
     with errors_handled():
         url = resolve_server(server)
         email = _email(email, password_stdin=password_stdin, command="register")
@@ -78,6 +79,8 @@ def login(
     server: ServerOption = None,
 ) -> None:
     """Log in and keep the token in the credentials file (mode 0600), filed by server."""
+    from ..client import KmsClient
+
     with errors_handled():
         url = resolve_server(server)
         email = _email(email, password_stdin=password_stdin, command="login")
@@ -102,6 +105,8 @@ def login(
 
 def logout(server: ServerOption = None) -> None:
     """Revoke the token on the daemon (every gateway refuses it from then on) and forget it."""
+    from ..client import KmsClient
+
     with errors_handled():
         url = resolve_server(server)
         store = credentials()
@@ -127,6 +132,8 @@ def logout(server: ServerOption = None) -> None:
 
 def whoami(server: ServerOption = None) -> None:
     """Show who the stored token belongs to, as the daemon sees it."""
+    from ..client import KmsClient
+
     with errors_handled():
         url = resolve_server(server)
         cred = require_credential(url)

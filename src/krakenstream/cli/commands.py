@@ -4,7 +4,8 @@
 in the order they are registered: the everyday ones first. To add a command, write it as a
 function in a module of its own in this package and register it here in one line, under the
 panel where a newcomer would look for it (``tests/test_cli_commands.py`` holds every command
-to having one).
+to having one). Importing the module must stay cheap: what only its body needs is imported
+there (see the package's docstring).
 """
 
 from __future__ import annotations

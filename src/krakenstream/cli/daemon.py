@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -11,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from ..config import server_url
@@ -53,6 +51,8 @@ def normalize_pairs(text: str | None) -> list[str] | None:
 def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
         pairs: PairsOpt = None, url: UrlOpt = None) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT (then drain and exit 0)."""
+    import asyncio
+
     from ..daemon.process import Daemon, setup_logging
 
     with errors_handled():
@@ -187,6 +187,8 @@ def _exited(pid: int) -> bool:
 
 
 def _health(url: str) -> dict[str, Any] | None:
+    import httpx
+
     try:
         r = httpx.get(url + "/health", timeout=2.0)
     except httpx.HTTPError:

@@ -9,7 +9,6 @@ temporary folder is removed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -24,18 +23,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from ..client import KmsClient
 from ..config import Paths
 from ..core.pairs import spell_pair
 from ..errors import BackendUnavailable, Conflict, InputError, KmsError
 from .common import child_error, err_console, errors_handled
 from .credentials import Credential, CredentialsFile
 from .stream import run_stream
+
+if TYPE_CHECKING:
+    from ..client import KmsClient
 
 DEMO_EMAIL = "demo@example.com"
 #: seconds for the simulator to listen and for the daemon to answer /health
@@ -201,6 +202,10 @@ def demo(
 
 def _run(root: Path, pairs: list[str], depth: int, duration: float | None,
          children: list[Child]) -> None:
+    import asyncio
+
+    from ..client import KmsClient
+
     sim = Child("simulator", [*_KMS, "sim", "--port", "0", "--pairs", ",".join(pairs)],
                 child_env(root), root / "demo-sim.log", stdout_pipe=True)
     children.append(sim)

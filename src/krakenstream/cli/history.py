@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import typer
 
-from ..client import KmsClient
 from ..core.pairs import spell_pair
 from ..errors import InputError, NotFound
 from .common import err_console, errors_handled, out_console
@@ -32,6 +31,9 @@ from .options import (
 from .output import count_rows, file_for, into_file, progress, to_stdout
 from .render import format_history_table, format_latest
 from .server import ServerOption, open_client
+
+if TYPE_CHECKING:
+    from ..client import KmsClient
 
 #: rows shown by the table view when no ``--limit`` is given (exports have no such default)
 TABLE_ROWS = 50

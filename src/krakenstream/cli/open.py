@@ -18,7 +18,6 @@ from typing import Annotated
 
 import typer
 
-from ..client import KmsClient
 from .common import errors_handled, out_console
 from .server import ServerOption, resolve_server
 
@@ -48,6 +47,8 @@ def open_dashboard(
     ] = False,
 ) -> None:
     """Open the daemon's web dashboard in your browser (or print its address)."""
+    from ..client import KmsClient
+
     with errors_handled():
         url = resolve_server(server)
         with KmsClient(url, timeout=HEALTH_TIMEOUT) as client:

@@ -15,14 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from ..errors import InputError
 from .common import err_console
@@ -70,6 +62,15 @@ def progress(total: int | None, what: str = "exporting") -> Iterator[Callable[[i
     if total is not None and total < PROGRESS_MIN_ROWS:
         yield lambda n: None
         return
+    from rich.progress import (  # rich's live display only when a bar is shown
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = [SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=err_console, transient=True) as bar:

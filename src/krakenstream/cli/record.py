@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +9,6 @@ from typing import Annotated
 import typer
 
 from ..config import as_options
-from ..feed.options import FeedOptions
-from ..feed.recorder import record as record_feed
 from .common import errors_handled, fail, settings, verbose
 
 
@@ -33,6 +30,11 @@ def record(
     ] = None,
 ) -> None:
     """Record raw Kraken v2 frames, one per line (instrument frame and acks included)."""
+    import asyncio
+
+    from ..feed.options import FeedOptions
+    from ..feed.recorder import record as record_feed
+
     with errors_handled():
         if not verbose():
             # reconnect chatter would bury the one-line result; the summary counts them

@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..core.replay import ReplayResult
 from .tables import Cell, Column, FitTable
+
+if TYPE_CHECKING:
+    from ..core.replay import ReplayResult
 
 #: how each feed state is shown
 STATE_STYLES = {

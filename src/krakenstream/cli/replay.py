@@ -9,7 +9,6 @@ import orjson
 import typer
 
 from ..core.pairs import VALID_DEPTHS
-from ..core.replay import replay_lines
 from .common import err_console, errors_handled, fail, out_console
 from .render import format_replay
 
@@ -28,6 +27,8 @@ def replay(
     ] = None,
 ) -> None:
     """Replay a recording through the exact books and verify every checksum."""
+    from ..core.replay import replay_lines  # the books and the parser only when replaying
+
     with errors_handled():
         if depth is not None and depth not in VALID_DEPTHS:
             raise fail(f"--depth {depth} is not one of {', '.join(map(str, VALID_DEPTHS))}")

@@ -7,16 +7,17 @@ that server in the credentials file when the call needs one.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 
-from ..client import KmsClient, check_base_url
 from ..config import server_url
 from ..errors import AuthError, BackendUnavailable, KmsError
 from .common import global_server, settings
 from .credentials import Credential, CredentialsFile, server_key
+
+if TYPE_CHECKING:
+    from ..client import KmsClient
 
 ServerOption = Annotated[
     str | None,
@@ -32,6 +33,8 @@ ServerOption = Annotated[
 def resolve_server(server: str | None) -> str:
     """The command's ``--server``, else the global one, else ``KMS_SERVER``, else the local
     daemon's gateway address."""
+    from ..client import check_base_url  # the client (httpx, websockets) only when used
+
     chosen = server if server is not None else global_server()
     return server_key(check_base_url(chosen if chosen is not None else server_url(settings())))
 
@@ -47,6 +50,10 @@ def require_credential(url: str) -> Credential:
     try:
         return credentials().require(url)
     except AuthError:
+        import httpx
+
+        from ..client import KmsClient
+
         with KmsClient(url) as probe:
             try:
                 probe.health()
@@ -61,6 +68,8 @@ def require_credential(url: str) -> Credential:
 def open_client(server: str | None, *, auth: bool = True) -> KmsClient:
     """A client for the chosen daemon; with ``auth``, carrying the stored token (see
     :func:`require_credential`)."""
+    from ..client import KmsClient
+
     url = resolve_server(server)
     token = require_credential(url).token if auth else None
     return KmsClient(url, token)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..sim.server import SimServer
-from ..sim.stats import FAULT_KINDS, FaultKind
 from .common import errors_handled, fail, verbose
+
+if TYPE_CHECKING:
+    from ..sim.server import SimServer
+    from ..sim.stats import FaultKind
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ def sim(
 
     Prints the URL on one line once listening; exits 0 on SIGTERM or SIGINT.
     """
+    import asyncio
+
+    from ..sim.server import SimServer
+
     with errors_handled():
         if not 0 <= port <= 65535:
             raise fail(f"--port {port} is not a port number")
@@ -77,6 +82,8 @@ def sim(
 
 
 def _fault_kinds(text: str | None) -> tuple[FaultKind, ...]:
+    from ..sim.stats import FAULT_KINDS
+
     if text is None:
         return FAULT_KINDS
     kinds: list[FaultKind] = []
@@ -89,6 +96,8 @@ def _fault_kinds(text: str | None) -> tuple[FaultKind, ...]:
 
 
 async def _serve(server: SimServer) -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,21 +7,22 @@ event loop's thread, so nothing reads the state while it changes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
 
-from ..client import KmsClient
 from ..core.pairs import spell_pair
 from ..errors import KmsError, NotFound
 from .common import err_console, errors_handled, out_console
-from .live import StreamState, format_frame
 from .server import ServerOption, open_client
+
+if TYPE_CHECKING:
+    from ..client import KmsClient
+    from .live import StreamState
 
 #: seconds between two polls of ``/api/pairs`` for feed states, and between two redraws
 POLL_EVERY = 2.0
@@ -60,6 +61,10 @@ async def run_stream(
     Asks ``/api/pairs`` first, so a daemon that is down, a rejected token or an untracked
     pair fails at once with the daemon's message instead of an empty screen.
     """
+    import asyncio
+
+    from .live import StreamState, format_frame  # the client's event types, with it
+
     console = console or out_console
     # one connection per pair however often it is named: two would count each snapshot twice
     pairs = list(dict.fromkeys(spell_pair(p) for p in pairs))
@@ -139,6 +144,8 @@ def stream(
     server: ServerOption = None,
 ) -> None:
     """Live order books of PAIR... from the daemon, updated on every snapshot (Ctrl-C quits)."""
+    import asyncio
+
     with errors_handled(), open_client(server) as client:
         try:
             state = asyncio.run(run_stream(

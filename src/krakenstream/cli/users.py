@@ -10,14 +10,12 @@ The table is built by :func:`.render.format_users`.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import orjson
 import typer
 
 from ..errors import InputError, NotFound
-from ..users.base import email_key
 from .accounts import EmailOption, PasswordStdinOption, _email, _read_password
 from .common import errors_handled, out_console, settings
 from .render import format_users
@@ -34,6 +32,8 @@ WhoArg = Annotated[str, typer.Argument(metavar="EMAIL|ID", help="The account's e
 
 def find_user(users: list[dict[str, Any]], who: str) -> dict[str, Any]:
     """The account ``who`` names: an id, or an email compared as the server compares them."""
+    from ..users.base import email_key  # the users package (bcrypt, jwt) only when used
+
     text = who.strip()
     if text.isdecimal():
         matches = [u for u in users if str(u.get("id")) == text]
@@ -79,6 +79,8 @@ def add(
             if server is not None:
                 raise InputError("--local writes to this machine's users store; it takes no "
                                  "--server")
+            import asyncio
+
             user = asyncio.run(_add_local(email, password, role))
         else:
             with open_client(server) as client:
