@@ -58,19 +58,22 @@ def heavy(modules: set[str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("code", [
-    "import krakenstream.cli",
-    # --help and --version build every command's parameters from its signature
-    "from typer.testing import CliRunner\n"
-    "from krakenstream.cli import app\n"
-    "for args in (['--help'], ['--version'], ['daemon', '--help'], ['user', '--help']):\n"
-    "    assert CliRunner().invoke(app, args).exit_code == 0, args",
-], ids=["import", "help-and-version"])
+    pytest.param("import krakenstream.cli", id="import"),  # ~0.2 s: in the quick loop
+    # --help and --version build every command's parameters from its signature (~0.4 s)
+    pytest.param("from typer.testing import CliRunner\n"
+                 "from krakenstream.cli import app\n"
+                 "for args in (['--help'], ['--version'], ['daemon', '--help'],\n"
+                 "             ['user', '--help']):\n"
+                 "    assert CliRunner().invoke(app, args).exit_code == 0, args",
+                 id="help-and-version", marks=pytest.mark.slow),
+])
 def test_the_command_tree_imports_nothing_heavy(code: str) -> None:
     modules = loaded_after(code)
     assert "krakenstream.cli.commands" in modules  # the probe ran what it should
     assert heavy(modules) == {}
 
 
+@pytest.mark.slow
 def test_the_probe_sees_a_heavy_import(tmp_path: Path) -> None:
     """The check above can fail: a command that runs imports what it needs (here the
     client, asking a loopback port where nothing listens)."""
