@@ -14,6 +14,9 @@
   machine's load. On top of that, no non-zero sleep is ever directly followed by an ``assert``
   in the same block, loop or not. A "sleep" is any call named ``sleep``
   (``time.sleep``, ``asyncio.sleep``, an imported ``sleep``).
+- **Rooms of a readable size** (issue 11's done-when). A source module over
+  :data:`MODULE_LINES` lines says why at its top (its docstring holds "on purpose"); a function
+  over :data:`FUNCTION_LINES` lines is in :data:`LONG_FUNCTIONS` with its reason.
 """
 
 from __future__ import annotations
@@ -173,3 +176,48 @@ def test_the_rule_catches_what_it_says(tmp_path: Path) -> None:
     )
     assert sorted({int(line.split(":")[1].split()[0]) for line in fixed_waits(sample)}) == [
         3, 12, 16]
+
+
+#: issue 11: "no module over ~500 lines without a reason stated at its top"
+MODULE_LINES = 500
+#: issue 11: "no function over ~80 lines"
+FUNCTION_LINES = 80
+#: functions allowed past FUNCTION_LINES, with the reason
+LONG_FUNCTIONS: dict[str, str] = {
+    "daemon/metrics.py:Metrics.__init__": "the metrics declared, one statement each: a list, "
+                                          "no branch",
+}
+
+
+def _long_functions() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        tree = ast.parse(path.read_text())
+        for cls in [tree, *[n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]]:
+            prefix = "" if cls is tree else f"{cls.name}."  # type: ignore[attr-defined]
+            for node in cls.body:  # type: ignore[attr-defined]
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if lines > FUNCTION_LINES:
+                        found[f"{rel}:{prefix}{node.name}"] = lines
+    return found
+
+
+def test_a_long_module_says_why_at_its_top() -> None:
+    silent = []
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > MODULE_LINES:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if "on purpose" not in doc:
+                silent.append(f"{path.relative_to(SRC)} ({text.count(chr(10))} lines)")
+    assert silent == [], f"modules over {MODULE_LINES} lines that do not say why: {silent}"
+
+
+def test_no_function_is_long_without_its_reason() -> None:
+    found = _long_functions()
+    unexplained = {name: n for name, n in found.items() if name not in LONG_FUNCTIONS}
+    assert unexplained == {}, f"functions over {FUNCTION_LINES} lines: {unexplained}"
+    stale = sorted(set(LONG_FUNCTIONS) - set(found))
+    assert stale == [], f"LONG_FUNCTIONS lists functions no longer long: {stale}"

@@ -1,4 +1,6 @@
 """The HTTP client of a krakenstream daemon's gateway, local or remote; the CLI speaks only this.
+(Long on purpose: one method per endpoint and the one boundary where failures become our
+errors; split by endpoint, that boundary would be in several places.)
 
 One method per endpoint of the gateway (the README's "HTTP gateway" lists them). This module
 is the boundary where transport failures and HTTP error answers become our own errors, so

@@ -1,4 +1,6 @@
 """Settings: defaults < TOML file < ``KMS_*`` environment < CLI flags.
+(Long on purpose: every section's settings in one schema, in the one module that reads the
+environment; ``tests/test_layers.py`` holds it to that.)
 
 This is the only module that reads the environment. Every key is ``section.key``; the
 environment spells it ``KMS_<SECTION>_<KEY>`` (lists comma-separated). A key that is not known,

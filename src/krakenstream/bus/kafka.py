@@ -1,11 +1,15 @@
-"""The Kafka snapshot bus (aiokafka): one topic, key = pair, value = the snapshot's compact
-form (:mod:`krakenstream.core.codec`: a version byte, then msgpack of scaled integers, the
-pair being the key), the form history stores. JSON values (``Snapshot.to_json()``: what this
-bus wrote before, and the codec's own fallback for a number beyond 64 bits) are still read,
-told apart by their first byte. At depth 10 the compact form is 160 bytes against 882, and
-costs 3.7 µs to write against 17.7 µs and 9.4 µs to read back into a Snapshot against 33 µs:
-at 3,000 pairs, JSON took about a sixth of a core between the orderbook role, the history
-writer and the gateway's tap, each of which read every snapshot.
+"""The Kafka snapshot bus (aiokafka). (Long on purpose: the producer side, the consumer side and
+their sizing keep one delivery contract, written once below; aiokafka's log records are
+handled apart, in :mod:`.kafka_log`.)
+
+One topic, key = pair, value = the snapshot's compact form (:mod:`krakenstream.core.codec`: a
+version byte, then msgpack of scaled integers, the pair being the key), the form history
+stores. JSON values (``Snapshot.to_json()``: what this bus wrote before, and the codec's own
+fallback for a number beyond 64 bits) are still read, told apart by their first byte. At depth
+10 the compact form is 160 bytes against 882, and costs 3.7 µs to write against 17.7 µs and
+9.4 µs to read back into a Snapshot against 33 µs: at 3,000 pairs, JSON took about a sixth of a
+core between the orderbook role, the history writer and the gateway's tap, each of which read
+every snapshot.
 
 Delivery is **at-least-once**. ``publish`` only appends to a bounded buffer; a background task
 drains it into an ``acks="all"`` producer (idempotent when the broker allows it) and counts a

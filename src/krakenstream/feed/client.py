@@ -1,4 +1,6 @@
 """The Kraken WebSocket v2 book feed: one connection, many pairs, always exact or silent.
+(A little over 500 lines on purpose: the connection's reader, processor, writer and guard
+tasks share its state; every decision is in :mod:`.subscriptions`.)
 
 :class:`FeedClient` is the asyncio shell around the pure
 :class:`~krakenstream.feed.subscriptions.Subscriptions` (which decides what to subscribe, how
