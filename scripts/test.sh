@@ -5,6 +5,11 @@
 #   scripts/test.sh            everything (what landing and CI run)
 #   scripts/test.sh --quick    the fast loop while working: ruff, then the unit tests only
 #                              (no test marked integration, slow or reliability), under a minute
+#
+# The full run spreads the test files over TEST_WORKERS processes (pytest-xdist, default
+# 2: most of the suite waits on real processes, sockets and ticks, not on a core); a file's
+# tests stay together in one worker (--dist loadfile), so module fixtures start once.
+# TEST_WORKERS=0 runs everything in this one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -19,4 +24,5 @@ if [ "$quick" = 1 ]; then
   exec .venv/bin/python -m pytest -q -m "not integration and not slow and not reliability" "$@"
 fi
 echo "== mypy"; .venv/bin/mypy --strict src
-echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+echo "== pytest"
+.venv/bin/python -m pytest -q -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

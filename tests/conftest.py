@@ -15,8 +15,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from reliability import figures as reliability_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -211,3 +214,17 @@ def kafka_broker(tmp_path: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+# -- the reliability scenarios' figures (tests/reliability/figures.py) ----------------------
+# here, not in tests/reliability/conftest.py: under pytest-xdist the controller prints the
+# summary and never loads a directory's conftest
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    reliability_figures.gather(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    reliability_figures.summary(terminalreporter, config)
