@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from conftest import Broker, free_port, port_open
+from reliability.support import history, wait_for
 
 KMS = [sys.executable, "-m", "krakenstream"]
 PAIRS = ["ETH/USD", "BTC/USD", "SOL/USD", "XRP/USD", "ADA/USD", "LTC/USD"]
@@ -73,27 +73,6 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         p.stop_all()
 
 
-def history(client: httpx.Client, pair: str, token: str) -> list[dict]:  # type: ignore[type-arg]
-    import json
-
-    r = client.get(f"/api/analysis/history/{pair.replace('/', '%2F')}",
-                   params={"format": "ndjson", "order": "asc"},
-                   headers={"Authorization": f"Bearer {token}"})
-    if r.status_code == 404:
-        return []
-    assert r.status_code == 200, r.text
-    return [json.loads(line) for line in r.text.splitlines() if line.strip()]
-
-
-def wait(predicate, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {within} s waiting for {what}")
-
-
 def check_complete(rows: list[dict]) -> None:  # type: ignore[type-arg]
     ts = [r["ts"] for r in rows]
     assert len(ts) == len(set(ts)), "a snapshot stored twice"
@@ -128,7 +107,7 @@ def test_split_roles(kafka_broker: Broker, redis_prefix: str, redis_server_url: 
     }
     procs.start("sim", ["sim", "--port", str(sim_port), "--pairs", ",".join(PAIRS),
                         "--seed", "21"], base)
-    wait(lambda: port_open("127.0.0.1", sim_port, 0.2), 15, "the simulator")
+    wait_for(lambda: port_open("127.0.0.1", sim_port, 0.2), 15, "the simulator")
     procs.start("orderbook", ["daemon", "run", "--roles", "orderbook"], env)
     procs.start("analysis-1", ["daemon", "run", "--roles", "analysis"], env)
     procs.start("gateway", ["daemon", "run", "--roles", "gateway"], env)
@@ -141,7 +120,7 @@ def test_split_roles(kafka_broker: Broker, redis_prefix: str, redis_server_url: 
         except httpx.HTTPError:
             return False
 
-    wait(up, 30, "the gateway's /health")
+    wait_for(up, 30, "the gateway's /health")
 
     # -- the walk-through --------------------------------------------------------------
     r = client.post("/api/users/register", json={"email": "split@example.com",
@@ -153,7 +132,7 @@ def test_split_roles(kafka_broker: Broker, redis_prefix: str, redis_server_url: 
     token = r.json()["token"]
     r = client.get("/api/analysis/history/ETH%2FUSD")
     assert r.status_code == 401 and r.json()["error"]
-    wait(lambda: all(len(history(client, p, token)) >= 3 for p in PAIRS), 60,
+    wait_for(lambda: all(len(history(client, p, token)) >= 3 for p in PAIRS), 60,
          "history for every pair through Kafka and Redis")
     r = client.get("/api/analysis/latest/ETH-USD", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.json()["pair"] == "ETH/USD"
@@ -166,14 +145,14 @@ def test_split_roles(kafka_broker: Broker, redis_prefix: str, redis_server_url: 
                 {**env, "KMS_KRAKEN_SHARD": "1/2"})
     procs.start("analysis-2", ["daemon", "run", "--roles", "analysis"], env)
     mark = {p: max(r["ts"] for r in history(client, p, token)) for p in PAIRS}
-    wait(lambda: all(len([r for r in history(client, p, token) if r["ts"] > mark[p]]) >= 6
+    wait_for(lambda: all(len([r for r in history(client, p, token) if r["ts"] > mark[p]]) >= 6
                      for p in PAIRS), 60, "every pair to flow again from the sharded orderbooks")
 
     # -- kill one analysis process: the other takes its partitions ------------------------
     procs.procs["analysis-1"].kill()
     procs.procs.pop("analysis-1").wait(timeout=10)
     mark = {p: max(r["ts"] for r in history(client, p, token)) for p in PAIRS}
-    wait(lambda: all(len([r for r in history(client, p, token) if r["ts"] > mark[p]]) >= 6
+    wait_for(lambda: all(len([r for r in history(client, p, token) if r["ts"] > mark[p]]) >= 6
                      for p in PAIRS), 60, "history to keep growing after an analysis died")
 
     for p in PAIRS:
