@@ -28,15 +28,13 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import IO
 
 from krakenstream.feed.options import FeedOptions
 from krakenstream.feed.pool import FeedPool
+from procs import start_sim
 
 
 @dataclass(frozen=True)
@@ -61,21 +59,6 @@ class Result:
 def cpu() -> float:
     t = os.times()
     return t.user + t.system
-
-
-def start_sim(pairs: int, rate: float, log: IO[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "krakenstream", "sim", "--port", "0", "--seed", "1",
-         "--synthetic", str(pairs), "--rate", str(rate)],
-        stdout=subprocess.PIPE, stderr=log, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("KMS_")},
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("ws://127.0.0.1:"):
-        proc.terminate()
-        raise SystemExit(f"the simulator did not start (said {url!r})")
-    return proc, url
 
 
 async def measure(url: str, args: argparse.Namespace) -> Result:

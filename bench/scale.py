@@ -66,12 +66,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from krakenstream.store import RedisHistoryStore, SQLiteHistoryStore
 from krakenstream.store.base import HistoryStore
+from procs import proc_cpu, proc_rss_mb
 
 KMS = [sys.executable, "-m", "krakenstream"]
 #: the least share of N × rate frames a second the daemon must receive for a figure
 DELIVERED = 0.97
-_TICKS = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
@@ -116,18 +115,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system seconds of process ``pid`` (every thread of it)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def proc_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * _PAGE / 2**20
 
 
 class Procs:

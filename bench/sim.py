@@ -36,22 +36,20 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import IO
 
 import orjson
+
+from procs import proc_cpu, proc_rss_mb, start_sim
 
 #: the client's CPU, in cores, above which it may be what limits frames/s
 CLIENT_LIMIT = 0.8
 #: one update frame in this many has its timestamp read
 SAMPLE = 97
 _UPDATE = b'{"channel":"book","type":"update"'
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -74,21 +72,6 @@ class Result:
     load_1min: float
     #: None when the simulator was already running (its log is not ours to read)
     sim_behind_warnings: int | None
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system seconds of process ``pid``."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def proc_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def self_cpu() -> float:
@@ -264,21 +247,6 @@ async def measure(host: str, port: int, pid: int, args: argparse.Namespace) -> R
         load_1min=round(os.getloadavg()[0], 1),
         sim_behind_warnings=None,
     )
-
-
-def start_sim(pairs: int, rate: float, log: IO[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "krakenstream", "sim", "--port", "0", "--seed", "1",
-         "--synthetic", str(pairs), "--rate", str(rate)],
-        stdout=subprocess.PIPE, stderr=log, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("KMS_")},
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("ws://127.0.0.1:"):
-        proc.terminate()
-        raise SystemExit(f"the simulator did not start (said {url!r})")
-    return proc, url
 
 
 def main() -> None:
