@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import selectors
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -168,6 +170,17 @@ class LiveDaemon:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
+
+
+def first_line(proc: subprocess.Popen[str], within: float = 10.0) -> str:
+    """The first line ``kms sim`` prints (its address), read once it is there; an
+    AssertionError if nothing came within ``within`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(within):
+            raise AssertionError("kms sim printed nothing")
+    return proc.stdout.readline().strip()
 
 
 # -- invoking kms -------------------------------------------------------------------------------

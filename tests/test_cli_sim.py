@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import selectors
 import signal
 import socket
 import subprocess
@@ -14,6 +13,7 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
+from cli_support import first_line
 from conftest import free_port
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
@@ -22,15 +22,6 @@ from krakenstream.core.session import BookSession
 pytestmark = pytest.mark.slow
 
 KMS = str(Path(sys.executable).parent / "kms")
-
-
-def _first_line(proc: subprocess.Popen[str], within: float = 10.0) -> str:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(within):
-            raise AssertionError("kms sim printed nothing")
-    return proc.stdout.readline().strip()
 
 
 @pytest.fixture
@@ -53,7 +44,7 @@ def test_kms_sim_serves_then_exits_cleanly_on_sigterm(
     sim_process: tuple[subprocess.Popen[str], int],
 ) -> None:
     proc, port = sim_process
-    url = _first_line(proc)
+    url = first_line(proc)
     assert url == f"ws://127.0.0.1:{port}/v2"
     with connect(url, open_timeout=5) as ws:
         status = orjson.loads(ws.recv(timeout=5))
@@ -100,7 +91,7 @@ def test_kms_sim_replays_a_recording(shared_recording: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        url = _first_line(proc)
+        url = first_line(proc)
         session = BookSession()
         verdicts: list[Verdict] = []
         with connect(url, open_timeout=5) as ws:
@@ -127,7 +118,7 @@ def test_kms_sim_injects_the_fault_kinds_asked_for() -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        url = _first_line(proc)
+        url = first_line(proc)
         session = BookSession()
         verdicts: list[Verdict] = []
         with connect(url, open_timeout=5) as ws:  # a drop or a stall would end this early

@@ -11,7 +11,6 @@ no checksum failure, and once the simulator is paused its books must equal the s
 from __future__ import annotations
 
 import asyncio
-import selectors
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from kraken.spot import SpotOrderBookClient
 from kraken.spot import orderbook as sdk_orderbook
 from websockets.asyncio.client import connect
 
+from cli_support import first_line
 from conftest import free_port
 from krakenstream.core.session import BookSession
 from krakenstream.feed.recorder import record
@@ -181,15 +181,6 @@ async def test_the_sdk_keeps_exact_books_on_the_simulator() -> None:
 # -- kms sim --replay of Kraken's own recording -----------------------------------------------
 
 
-def _first_line(proc: subprocess.Popen[str], within: float = 10.0) -> str:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(within):
-            raise AssertionError("kms sim printed nothing")
-    return proc.stdout.readline().strip()
-
-
 @pytest.fixture
 def replay_process(shared_recording: Path) -> Iterator[str]:
     """``kms sim --replay`` of the real recording, as fast as the client reads."""
@@ -199,7 +190,7 @@ def replay_process(shared_recording: Path) -> Iterator[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        yield _first_line(proc)
+        yield first_line(proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
