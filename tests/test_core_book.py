@@ -39,6 +39,12 @@ def test_update_applies_in_order_and_deletes() -> None:
         is Verdict.VERIFIED
     assert book.bids() == [(100, 1), (99, 2), (98, 6)]
     assert book.asks() == [(102, 4)]
+    assert book.sides() == (((100, 1), (99, 2), (98, 6)), ((102, 4),))
+    assert book.best_bid == (100, 1) and book.best_ask == (102, 4)
+    assert book.bids(2) == [(100, 1), (99, 2)] and book.asks(0) == []
+    book.bids().clear()  # a copy: the book is untouched
+    book.asks().append((1, 1))
+    assert book.bid_levels == 3 and book.asks() == [(102, 4)]
 
 
 def test_truncates_to_depth_after_each_frame() -> None:

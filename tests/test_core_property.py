@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from krakenstream.core.book import Verdict
 from krakenstream.core.session import BookSession
+from krakenstream.core.snapshot import Snapshot
 from reference_book import RefBook
 
 #: hypothesis over books up to 1000 levels deep: ~10 s a test
@@ -109,6 +110,11 @@ def as_decimal(levels: list[tuple[int, int]], pp: int, qp: int) -> list[tuple[De
     return [(Decimal(p).scaleb(-pp), Decimal(q).scaleb(-qp)) for p, q in levels]
 
 
+def scaled(levels: list[tuple[Decimal, Decimal]], pp: int, qp: int) -> tuple[
+        tuple[int, int], ...]:
+    return tuple((int(p.scaleb(pp)), int(q.scaleb(qp))) for p, q in levels)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(scenario())
@@ -120,7 +126,8 @@ def test_fast_book_matches_reference(case: tuple) -> None:  # type: ignore[type-
     session.receive(instrument(pp, qp))
     session.receive(ack(depth))
     ref = RefBook(depth, pp, qp)
-    for full_book, bids, asks in frames:
+    taken: list[tuple[Snapshot, Snapshot]] = []
+    for k, (full_book, bids, asks) in enumerate(frames):
         ref.apply(as_decimal(bids, pp, qp), as_decimal(asks, pp, qp), full_book=full_book)
         text = frame_text(full_book, bids, asks, pp, qp, ref.checksum(), styles)
         event, results = session.receive(text)
@@ -131,6 +138,15 @@ def test_fast_book_matches_reference(case: tuple) -> None:  # type: ignore[type-
         assert book.depth == depth
         assert as_decimal(book.bids(), pp, qp) == ref.sorted_bids()
         assert as_decimal(book.asks(), pp, qp) == ref.sorted_asks()
+        # the snapshot of the book (from_book's fast path) holds the reference's levels
+        snap = Snapshot.from_book(book, ts=k, seq=k + 1, gap_before=full_book, origin="o")
+        want = Snapshot(SYMBOL, k, book.timestamp, k + 1, pp, qp,
+                        scaled(ref.sorted_bids(), pp, qp), scaled(ref.sorted_asks(), pp, qp),
+                        ref.checksum(), full_book, "o")
+        assert snap == want and type(snap) is Snapshot
+        taken.append((snap, want))
+    # the book moved on frame after frame: each snapshot still holds what it was given
+    assert all(snap == want for snap, want in taken)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import FrozenInstanceError, fields
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from krakenstream.core.book import OrderBook
+from krakenstream.core.book import OrderBook, Verdict
 from krakenstream.core.events import Precision
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 from test_core_checksum import GUIDE_ASKS, GUIDE_BIDS, GUIDE_CHECKSUM
@@ -40,6 +42,31 @@ def test_metrics() -> None:
     assert d["exchange_ts"] == "2023-07-30T15:29:58.343415Z"
     row = s.csv_row()
     assert len(row) == len(CSV_COLUMNS) and row[3] == "45283.5"
+
+
+def test_from_book_builds_what_the_constructor_builds() -> None:
+    """from_book's fast path (no __init__, see _Unfrozen) against Snapshot(...) itself."""
+    from krakenstream.core.snapshot import _Unfrozen
+
+    book = guide_book()
+    s = Snapshot.from_book(book, ts=1_690_730_999_000, seq=7, gap_before=True, origin="ab12")
+    want = Snapshot("BTC/USD", 1_690_730_999_000, "2023-07-30T15:29:58.343415Z", 7, 1, 8,
+                    tuple(book.bids()), tuple(book.asks()), GUIDE_CHECKSUM, True, "ab12")
+    assert type(s) is Snapshot and _Unfrozen.__slots__ == Snapshot.__slots__
+    assert [getattr(s, f.name) for f in fields(Snapshot)] == \
+        [getattr(want, f.name) for f in fields(Snapshot)]
+    assert s == want and hash(s) == hash(want) and repr(s) == repr(want)
+    assert type(s.bids) is tuple and type(s.asks) is tuple and len(s.bids) == 10
+    assert pickle.loads(pickle.dumps(s)) == s
+    with pytest.raises(FrozenInstanceError):
+        s.seq = 8  # type: ignore[misc]
+    # the defaults, as the constructor's
+    plain = Snapshot.from_book(book, ts=1, seq=1)
+    assert plain.gap_before is False and plain.origin == ""
+    # the book moves on; the snapshot keeps what it was given
+    top = book.bids(1)[0]
+    assert book.apply_update([(top[0], top[1] + 1)], [], 0) is Verdict.MISMATCH
+    assert s == want and s.bids[0] == top
 
 
 def test_void_book_cannot_be_snapshotted() -> None:

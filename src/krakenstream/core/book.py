@@ -1,9 +1,12 @@
 """An exact, checksum-verified order book for one pair.
 
 Levels are scaled integers keyed by exact price. Each side is three parallel lists kept sorted
-by bisect: keys, quantities and each level's checksum token; bids are keyed by the negated
+by bisect: keys, levels and each level's checksum token; bids are keyed by the negated
 price so both sides run best-first in ascending order. (Parallel lists beat a dict plus a
 sorted key list here: the checksum needs the top 10 tokens in order, which is then one slice.)
+A level is kept as the very ``(price, qty)`` tuple its frame brought (immutable): reading a
+side, or a snapshot of it (3,000 a second on a busy daemon), copies one list of them instead
+of building a tuple per level.
 
 A frame is applied level by level in the order sent (so the same price twice: the later one
 stands), ``qty == 0`` deletes (absent price: no-op), then each side is cut to the
@@ -50,10 +53,10 @@ class OrderBook:
         "pscale",
         "qscale",
         "_bid_keys",
-        "_bid_qty",
+        "_bid_lv",
         "_bid_tt",
         "_ask_keys",
-        "_ask_qty",
+        "_ask_lv",
         "_ask_tt",
         "_bid_tok",
         "_ask_crc",
@@ -79,9 +82,9 @@ class OrderBook:
         self.pscale = pow10(precision.price)
         self.qscale = pow10(precision.qty)
         self._bid_keys: list[int] = []  # -price ascending = best bid first
-        self._bid_qty: list[int] = []
+        self._bid_lv: list[Level] = []  # (price, qty), price not negated
         self._ask_keys: list[int] = []  # price ascending = best ask first
-        self._ask_qty: list[int] = []
+        self._ask_lv: list[Level] = []
         # each level's checksum token (price digits + qty digits), kept beside its qty so a
         # changed top 10 costs one join, not ten formats
         self._bid_tt: list[bytes] = []
@@ -110,8 +113,8 @@ class OrderBook:
     def apply_full_book(
         self, bids: list[Level], asks: list[Level], checksum: int, timestamp: str | None = None
     ) -> Verdict:
-        for side in (self._bid_keys, self._bid_qty, self._bid_tt,
-                     self._ask_keys, self._ask_qty, self._ask_tt):
+        for side in (self._bid_keys, self._bid_lv, self._bid_tt,
+                     self._ask_keys, self._ask_lv, self._ask_tt):
             side.clear()
         self._bid_tok = b""
         self._ask_crc = 0
@@ -138,12 +141,12 @@ class OrderBook:
             self.timestamp = timestamp
         if asks:
             tt = self._ask_tt
-            if _apply_asks(self._ask_keys, self._ask_qty, tt, asks, self.depth):
+            if _apply_asks(self._ask_keys, self._ask_lv, tt, asks, self.depth):
                 self._ask_crc = zlib.crc32(b"".join(tt[:10]))
                 self._crc = None
         if bids:
             tt = self._bid_tt
-            if _apply_bids(self._bid_keys, self._bid_qty, tt, bids, self.depth):
+            if _apply_bids(self._bid_keys, self._bid_lv, tt, bids, self.depth):
                 self._bid_tok = b"".join(tt[:10])
                 self._crc = None
         computed = self._crc
@@ -178,19 +181,23 @@ class OrderBook:
 
     def bids(self, n: int | None = None) -> list[Level]:
         """Best-first bids as (scaled price, scaled qty)."""
-        return [(-k, q) for k, q in zip(self._bid_keys[:n], self._bid_qty[:n], strict=True)]
+        return self._bid_lv[:n]
 
     def asks(self, n: int | None = None) -> list[Level]:
         """Best-first asks as (scaled price, scaled qty)."""
-        return list(zip(self._ask_keys[:n], self._ask_qty[:n], strict=True))
+        return self._ask_lv[:n]
+
+    def sides(self) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
+        """Every bid and every ask, best first, as tuples (what a snapshot keeps)."""
+        return tuple(self._bid_lv), tuple(self._ask_lv)
 
     @property
     def best_bid(self) -> Level | None:
-        return (-self._bid_keys[0], self._bid_qty[0]) if self._bid_keys else None
+        return self._bid_lv[0] if self._bid_lv else None
 
     @property
     def best_ask(self) -> Level | None:
-        return (self._ask_keys[0], self._ask_qty[0]) if self._ask_keys else None
+        return self._ask_lv[0] if self._ask_lv else None
 
     @property
     def bid_levels(self) -> int:
@@ -211,7 +218,7 @@ class OrderBook:
 
 
 def _apply_asks(
-    keys: list[int], qtys: list[int], toks: list[bytes], levels: list[Level], depth: int
+    keys: list[int], lvs: list[Level], toks: list[bytes], levels: list[Level], depth: int
 ) -> bool:
     """Apply ask levels in order, cut to depth; True if the top 10 may have changed.
 
@@ -220,27 +227,28 @@ def _apply_asks(
     """
     tenth = keys[9] if len(keys) >= 10 else _INF
     top_changed = False
-    for price, qty in levels:
+    for lv in levels:
+        price, qty = lv
         if price <= tenth:
             top_changed = True
         i = bisect_left(keys, price)
         if i < len(keys) and keys[i] == price:
             if qty:
-                qtys[i] = qty
-                toks[i] = b"%d%d" % (price, qty)
+                lvs[i] = lv
+                toks[i] = b"%d%d" % lv
             else:
-                del keys[i], qtys[i], toks[i]
+                del keys[i], lvs[i], toks[i]
         elif qty:
             keys.insert(i, price)
-            qtys.insert(i, qty)
-            toks.insert(i, b"%d%d" % (price, qty))
+            lvs.insert(i, lv)
+            toks.insert(i, b"%d%d" % lv)
     if len(keys) > depth:
-        del keys[depth:], qtys[depth:], toks[depth:]
+        del keys[depth:], lvs[depth:], toks[depth:]
     return top_changed
 
 
 def _apply_bids(
-    keys: list[int], qtys: list[int], toks: list[bytes], levels: list[Level], depth: int
+    keys: list[int], lvs: list[Level], toks: list[bytes], levels: list[Level], depth: int
 ) -> bool:
     """The bid twin of :func:`_apply_asks`: keys are negated prices, so ascending is best-first.
 
@@ -248,23 +256,24 @@ def _apply_bids(
     """
     tenth = keys[9] if len(keys) >= 10 else _INF
     top_changed = False
-    for price, qty in levels:
+    for lv in levels:
+        price, qty = lv
         k = -price
         if k <= tenth:
             top_changed = True
         i = bisect_left(keys, k)
         if i < len(keys) and keys[i] == k:
             if qty:
-                qtys[i] = qty
-                toks[i] = b"%d%d" % (price, qty)
+                lvs[i] = lv
+                toks[i] = b"%d%d" % lv
             else:
-                del keys[i], qtys[i], toks[i]
+                del keys[i], lvs[i], toks[i]
         elif qty:
             keys.insert(i, k)
-            qtys.insert(i, qty)
-            toks.insert(i, b"%d%d" % (price, qty))
+            lvs.insert(i, lv)
+            toks.insert(i, b"%d%d" % lv)
     if len(keys) > depth:
-        del keys[depth:], qtys[depth:], toks[depth:]
+        del keys[depth:], lvs[depth:], toks[depth:]
     return top_changed
 
 

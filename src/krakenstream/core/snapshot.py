@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, final
 
 import orjson
 
@@ -28,6 +28,7 @@ IMBALANCE_LEVELS = 10
 _BPS = Decimal(10_000)
 
 
+@final  # from_book builds its instances without __init__ (see _Unfrozen)
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     pair: str
@@ -53,21 +54,26 @@ class Snapshot:
     def from_book(
         cls, book: OrderBook, *, ts: int, seq: int, gap_before: bool = False, origin: str = ""
     ) -> Snapshot:
-        if not book.valid or book.checksum is None:
+        """The book now, as a snapshot stamped ``ts``: the orderbook role's every tick, once
+        per pair (3,000 a second on a busy daemon), so built without ``__init__`` (see
+        :class:`_Unfrozen`); the very values ``Snapshot(...)`` with the same fields holds."""
+        checksum = book.checksum
+        if book.void or checksum is None:
             raise ValueError(f"{book.symbol}: a void or crossed book cannot be snapshotted")
-        return cls(
-            pair=book.symbol,
-            ts=ts,
-            exchange_ts=book.timestamp,
-            seq=seq,
-            price_precision=book.precision.price,
-            qty_precision=book.precision.qty,
-            bids=tuple(book.bids()),
-            asks=tuple(book.asks()),
-            checksum=book.checksum,
-            gap_before=gap_before,
-            origin=origin,
-        )
+        s = _Unfrozen()
+        s.pair = book.symbol
+        s.ts = ts
+        s.exchange_ts = book.timestamp
+        s.seq = seq
+        precision = book.precision
+        s.price_precision = precision.price
+        s.qty_precision = precision.qty
+        s.bids, s.asks = book.sides()
+        s.checksum = checksum
+        s.gap_before = gap_before
+        s.origin = origin
+        s.__class__ = Snapshot  # type: ignore[assignment]
+        return s  # type: ignore[return-value]
 
     # -- metrics ---------------------------------------------------------------------------
     # Each metric is computed exactly in integers at a fixed scale (``*_scaled``) and shown
@@ -203,6 +209,29 @@ class Snapshot:
         return csv_fields(
             self.pair, self.ts, self.exchange_ts, self.seq, self.gap_before, self.checksum,
             self.price_precision, self.qty_precision, self.bids, self.asks)
+
+
+class _Unfrozen:
+    """A :class:`Snapshot`'s very slots, without the freeze: :meth:`Snapshot.from_book` fills
+    one with plain attribute stores and then makes it a ``Snapshot`` (Python lets an object
+    change ``__class__`` between two classes of the same ``__slots__``; from then on it is
+    frozen like any other). A frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` by name for each of the eleven fields, which cost more than the
+    rest of ``from_book`` (``bench/tick.py``). ``tests/test_core_snapshot.py`` holds the two
+    ways to the same snapshot, field by field."""
+
+    __slots__ = Snapshot.__slots__
+    pair: str
+    ts: int
+    exchange_ts: str | None
+    seq: int
+    price_precision: int
+    qty_precision: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    checksum: int
+    gap_before: bool
+    origin: str
 
 
 # -- the renderings, as functions of the stored fields --------------------------------------
