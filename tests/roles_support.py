@@ -23,7 +23,9 @@ def guide_book(pair: str) -> OrderBook:
 
 class StaticFeed:
     """What the orderbook role reads of a feed: its pairs and their live books. A pair whose
-    book is None is not live (stale, resyncing...)."""
+    book is None is not live (stale, resyncing...). Pairs (no patterns) are tracked and
+    untracked at once, as the feed pool answers ``track``/``untrack`` (the pairs added or
+    removed), with a live book from the start."""
 
     def __init__(self, pairs: list[str]) -> None:
         self.books: dict[str, OrderBook | None] = {p: guide_book(p) for p in pairs}
@@ -32,5 +34,24 @@ class StaticFeed:
     def pairs(self) -> tuple[str, ...]:
         return tuple(self.books)
 
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return ()
+
     def book(self, pair: str) -> OrderBook | None:
         return self.books.get(pair)
+
+    def would_track(self, selector: str) -> int:
+        return len(self.books | {selector: None})
+
+    async def track(self, pair: str) -> list[str]:
+        if pair in self.books:
+            return []
+        self.books[pair] = guide_book(pair)
+        return [pair]
+
+    async def untrack(self, pair: str) -> list[str]:
+        if pair not in self.books:
+            return []
+        del self.books[pair]
+        return [pair]

@@ -13,7 +13,7 @@ import pytest
 from krakenstream.bus.memory import MemoryBus
 from krakenstream.config import as_options, load_settings
 from krakenstream.core.snapshot import Snapshot
-from krakenstream.daemon.orderbook import OrderbookRole, owns_pair
+from krakenstream.daemon.orderbook import YIELD_EVERY, OrderbookRole, owns_pair
 from krakenstream.daemon.services import Services
 from krakenstream.errors import BackendUnavailable, Conflict, NotFound
 from krakenstream.feed.options import FeedOptions
@@ -126,8 +126,13 @@ async def test_track_and_untrack_while_running() -> None:
                 except exc:
                     continue
                 raise AssertionError(exc)
+            assert await wait_until(lambda: series(role, "SOL/USD") is not None, within=5)
             await role.untrack("SOL/USD")
             assert "SOL/USD" not in role.pairs
+            ticks = role.stats.ticks
+            assert await wait_until(lambda: role.stats.ticks >= ticks + 2, within=5)
+            assert 'pair="SOL/USD"' not in role.metrics.render().decode(), \
+                "an untracked pair's series are gone, and the ticks make none anew"
         finally:
             await role.stop()
             await bus.close()
@@ -218,3 +223,71 @@ async def test_every_pair_of_a_tick_reaches_the_analysis_group() -> None:
         got = await drain(sub, 3 * len(pairs), within=5)
     assert len(got) == 3 * len(pairs)
     assert bus.stats().dropped == 0
+
+
+def series(role: OrderbookRole, pair: str, kind: str = "published") -> float | None:
+    """``kms_snapshots_<kind>{pair=...}`` as /metrics would show it (None: no series)."""
+    return role.metrics.registry.get_sample_value(f"kms_snapshots_{kind}_total",
+                                                  {"pair": pair})
+
+
+async def test_a_tick_yields_and_a_pair_untracked_meanwhile_gets_nothing_more() -> None:
+    """The tick hands the loop over after each YIELD_EVERY pairs: the history writer (here a
+    group member) takes the first slice while the rest is built, and what it does meanwhile
+    (untrack the tick's last pair) holds for the rest of the tick: no snapshot, no series."""
+    assert YIELD_EVERY == 500
+    pairs = [f"SYN{i:04d}/USD" for i in range(1, 1201)]  # yields after 500 and 1,000
+    gone = pairs[-1]
+    t1 = 1_764_000_000_000
+    bus = MemoryBus()
+    async with bus, bus.subscribe("analysis") as sub:
+        role = OrderbookRole(kraken("ws://127.0.0.1:1/v2"), bus,
+                             feed=StaticFeed(pairs))  # type: ignore[arg-type]
+        assert await role.publish_tick(t1) == 1200
+        assert len(await drain(sub, 1200, within=5)) == 1200
+        assert series(role, gone) == 1
+        first_slice: list[Snapshot] = []
+
+        async def writer() -> None:  # waiting on the bus when the tick begins
+            first_slice.extend(await sub.get_batch(5000, timeout=5))
+            assert await role.untrack(gone) == [gone]
+
+        writing = asyncio.create_task(writer())
+        await asyncio.sleep(0)
+        assert await role.publish_tick(t1 + 1000) == 1199
+        await writing
+        rest = await drain(sub, 1199 - 500, within=5)
+    assert [s.pair for s in first_slice] == pairs[:500], "the first slice, mid-tick"
+    tick = first_slice + rest
+    assert [s.pair for s in tick] == pairs[:-1]
+    assert {s.ts for s in tick} == {t1 + 1000}, "one tick, one stamp"
+    assert series(role, gone) is None and series(role, pairs[0]) == 2
+    assert f'pair="{gone}"' not in role.metrics.render().decode()
+    assert (role.stats.ticks, role.stats.published, role.stats.skipped) == (2, 2399, 0)
+
+
+async def test_the_series_a_tick_counts_in_follow_untrack_and_track_again() -> None:
+    """The tick keeps each pair's series (labels() once): untracked, the series is gone and
+    stays gone; tracked again, it starts anew, the old one never counted again."""
+    feed = StaticFeed(["A/USD", "B/USD", "C/USD"])
+    feed.books["C/USD"] = None  # not live: skipped, its own series
+    role = OrderbookRole(kraken("ws://127.0.0.1:1/v2"), MemoryBus(),
+                         feed=feed)  # type: ignore[arg-type]
+    t1 = 1_764_000_000_000
+    for k in range(2):
+        assert await role.publish_tick(t1 + 1000 * k) == 2
+    assert [series(role, p) for p in ("A/USD", "B/USD")] == [2, 2]
+    assert series(role, "C/USD", "skipped") == 2
+    assert await role.untrack("A/USD") == ["A/USD"]
+    assert await role.untrack("C/USD") == ["C/USD"]
+    await role.publish_tick(t1 + 2000)
+    assert series(role, "A/USD") is None
+    assert series(role, "C/USD", "skipped") is None
+    assert series(role, "B/USD") == 3
+    assert await role.track("A/USD") == ["A/USD"]
+    snap_count = await role.publish_tick(t1 + 3000)
+    assert snap_count == 2 and series(role, "A/USD") == 1, "a new series, from 0"
+    assert series(role, "B/USD") == 4
+    last = role.last_snapshot("A/USD")
+    assert last is not None and last.seq == 3 and last.gap_before, "seq goes on, after a gap"
+    assert (role.stats.published, role.stats.skipped) == (2 + 2 + 1 + 2, 2)
