@@ -216,9 +216,9 @@ class _Unfrozen:
     one with plain attribute stores and then makes it a ``Snapshot`` (Python lets an object
     change ``__class__`` between two classes of the same ``__slots__``; from then on it is
     frozen like any other). A frozen dataclass's ``__init__`` goes through
-    ``object.__setattr__`` by name for each of the eleven fields, which cost more than the
-    rest of ``from_book`` (``bench/tick.py``). ``tests/test_core_snapshot.py`` holds the two
-    ways to the same snapshot, field by field."""
+    ``object.__setattr__`` by name for each of the eleven fields: 2-3 µs a snapshot measured
+    alone, more than all the rest ``from_book`` does (``bench/tick.py`` has the whole).
+    ``tests/test_core_snapshot.py`` holds the two ways to the same snapshot, field by field."""
 
     __slots__ = Snapshot.__slots__
     pair: str

@@ -87,8 +87,9 @@ class _PairTicks:
     #: leaves it out from then on
     tracked: bool = True
     #: the pair's kms_snapshots_published and kms_snapshots_skipped series, looked up once
-    #: (``labels()`` costs more than building the snapshot); dropped, with the series, when
-    #: the pair stops being tracked, so an old one is never counted, nor one made anew then
+    #: (``labels()``: 3 µs, about what building the snapshot costs); dropped, with the
+    #: series, when the pair stops being tracked, so an old one is never counted, nor one
+    #: made anew then
     published_series: Counter | None = None
     skipped_series: Counter | None = None
 
