@@ -252,6 +252,43 @@ async def test_kafka_values_are_compact_and_json_is_still_read(kafka_broker: Bro
     assert written.value[:1] == codec.MAGIC and len(written.value) < len(second.to_json()) / 3
 
 
+async def test_kafka_puts_a_pair_where_a_keyed_send_puts_it(kafka_broker: Broker) -> None:
+    """The bus builds its record batches itself: each pair still goes to the partition
+    Kafka's default partitioner gives its key (an older producer, or any other client,
+    writing the same pair keeps one partition, so one order, per pair)."""
+    pairs = [f"P{i:02d}/USD" for i in range(40)]
+    async with kafka_bus(kafka_broker) as bus:
+        for i, pair in enumerate(pairs):
+            await bus.publish(snap(pair, i))
+        await bus.flush()
+        assert bus.stats().published == len(pairs)
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    await raw.start()
+    try:
+        for pair in pairs:
+            await raw.send_and_wait(TOPIC, b"keyed send", key=pair.encode())
+    finally:
+        await raw.stop()
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=kafka_broker.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found: dict[bytes | None, set[tuple[int, bool]]] = {}
+        while sum(len(v) for v in found.values()) < 2 * len(pairs):
+            got = await consumer.getmany(timeout_ms=5000)
+            assert got, "records missing"
+            for tp, records in got.items():
+                for r in records:
+                    found.setdefault(r.key, set()).add((tp.partition, r.value == b"keyed send"))
+    finally:
+        await consumer.stop()
+    assert len(found) == len(pairs)
+    for key, where in found.items():
+        assert len({partition for partition, _ in where}) == 1, (key, where)
+        assert {keyed for _, keyed in where} == {True, False}
+    assert len({next(iter(w))[0] for w in found.values()}) > 1  # the pairs are spread
+
+
 async def test_kafka_buffers_while_the_broker_is_down(kafka_broker: Broker) -> None:
     """Stopped mid-run: publishing goes on without blocking or raising, and what was buffered
     reaches the group after the restart; the consumer reconnects by itself."""

@@ -84,6 +84,38 @@ async def test_keys_live_under_the_configured_prefix(
         client.close()
 
 
+async def test_many_pairs_in_several_script_calls_store_as_one(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """A batch is stored by one script call per ``pairs_per_call`` pairs: the answer (newly
+    stored and kept), the dedupe and the cap are the same whichever way it is cut."""
+    batch = [s for i in range(7) for s in series(f"P{i}/USD", 4 + i)]
+    # P0's two are stored already; P5's twelve are new, the newest 8 kept
+    again = series("P0/USD", 2) + series("P5/USD", 12, start=T0 + 9_000)
+    answers = []
+    for per_call in (1, 3, 500):
+        prefix = f"{redis_prefix}{per_call}:"
+        store = RedisHistoryStore(redis_server_url, prefix=prefix, history_limit=8,
+                                  pairs_per_call=per_call)
+        await store.open()
+        try:
+            first, second = await store.add(batch), await store.add(again)
+            counts = [await store.count(f"P{i}/USD") for i in range(7)]
+            kept = [s.ts async for s in store.history("P5/USD", order="asc")]
+        finally:
+            await store.close()
+        answers.append((first, second, counts, kept))
+    # 4+5+...+10 = 49 written, the cap (8) keeps 4+5+6+7+8+8+8 = 46
+    assert answers[0] == (46, 8, [4, 5, 6, 7, 8, 8, 8], [T0 + i * 1000 for i in range(13, 21)])
+    assert answers[1] == answers[0]
+    assert answers[2] == answers[0]
+
+
+def test_pairs_per_call_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="pairs_per_call"):
+        RedisHistoryStore("redis://127.0.0.1:6379/0", pairs_per_call=0)
+
+
 class RedisServer:
     """A throwaway redis-server (no persistence) that a test may stop and start."""
 
@@ -208,11 +240,12 @@ async def test_a_depth_10_snapshot_costs_at_most_400_bytes(
 async def test_a_failed_write_of_several_pairs_leaves_no_pipeline_open(
     private_redis: tuple[str, RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Several pairs go through one pipeline; when Redis is gone the pipeline fails before it
-    runs (loading the script), and must still give its connection back: else asyncio logs
-    "Unclosed Pipeline client" when it is collected, an ERROR that hides the real cause."""
+    """Pairs beyond one script call go through one pipeline; when Redis is gone the pipeline
+    fails before it runs (loading the script), and must still give its connection back: else
+    asyncio logs "Unclosed Pipeline client" when it is collected, an ERROR that hides the real
+    cause."""
     url, server = private_redis
-    store = RedisHistoryStore(url, prefix="kms:")
+    store = RedisHistoryStore(url, prefix="kms:", pairs_per_call=1)
     await store.open()
     try:
         assert await store.add(series("BTC/USD", 2) + series("ETH/USD", 2)) == 4

@@ -44,7 +44,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,8 @@ from aiokafka.errors import (
     RequestTimedOutError,
     TopicAlreadyExistsError,
 )
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from ..core import codec
 from ..core.backoff import backoff
@@ -83,6 +85,9 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 #: a record the broker will never take: retrying it would stall every snapshot behind it
 _NEVER_ACCEPTED: tuple[type[BaseException], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
+#: a record batch's bytes at most (aiokafka's default is 16 KB: a 3,000-pair tick took ten
+#: produce round trips one after the other, one in flight per broker)
+MAX_BATCH_BYTES = 256 * 1024
 #: malformed records logged at WARNING: the first, then one in this many
 _MALFORMED_LOG_EVERY = 100
 
@@ -152,6 +157,29 @@ async def ensure_topic(options: KafkaOptions, *, within: float = 5.0) -> bool:
     return False
 
 
+class _Partitions:
+    """Which partition a pair's records go to: Kafka's default partitioner (murmur2 of the
+    key over the partitions sorted by id, what ``producer.send`` and the Java client pick),
+    remembered per key until the topic's partitions change."""
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._by_key: dict[bytes, int] = {}
+        self._choose = DefaultPartitioner()
+
+    def of(self, partitions: set[int]) -> Callable[[bytes], int]:
+        ids = sorted(partitions)
+        if ids != self._ids:
+            self._ids, self._by_key = ids, {}
+        return self._lookup
+
+    def _lookup(self, key: bytes) -> int:
+        found = self._by_key.get(key)
+        if found is None:
+            found = self._by_key[key] = self._choose(key, self._ids, self._ids)
+        return found
+
+
 class KafkaBus(StartsAndCloses):
     """Snapshots to a Kafka topic through a bounded, retrying buffer (at-least-once)."""
 
@@ -160,7 +188,8 @@ class KafkaBus(StartsAndCloses):
         options: KafkaOptions,
         *,
         linger_ms: int = 5,
-        batch_size: int = 500,
+        #: snapshots handed to the producer at once: a whole tick of thousands of pairs
+        batch_size: int = 5000,
         request_timeout: float = 5.0,
         close_timeout: float = 5.0,
         backoff_initial: float = 0.2,
@@ -192,6 +221,7 @@ class KafkaBus(StartsAndCloses):
         self._inflight: list[Snapshot] = []
         self._counters = _Counters()
         self._producer: AIOKafkaProducer | None = None
+        self._partitions = _Partitions()
         self._idempotence = True
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -392,7 +422,75 @@ class KafkaBus(StartsAndCloses):
                 await self._sleep(next(delays))
 
     async def _send(self, producer: AIOKafkaProducer, batch: list[Snapshot]) -> list[Snapshot]:
-        """Send a batch and wait for every acknowledgement; answer the ones to send again."""
+        """Send a batch and wait for every acknowledgement; answer the ones to send again.
+
+        The snapshots go in record batches built here, one per partition (more when one
+        fills ``max_batch_size``), each with one future: ``producer.send`` per snapshot cost
+        ~20 µs of the event loop's time (its future, the accumulator, the key's murmur2 in
+        pure Python) against ~3 µs to append to a batch, and a tick of 3,000 pairs is sent
+        at once. A pair's partition is the one ``send`` would pick (Kafka's default
+        partitioner), remembered per pair."""
+        topic = self.options.topic
+        #: per record batch handed over: its partition and its snapshots' places in ``batch``
+        handed: list[tuple[int, list[int], asyncio.Future[Any]]] = []
+        try:
+            partition_of = self._partitions.of(await producer.partitions_for(topic))
+            building: dict[int, tuple[BatchBuilder, list[int]]] = {}
+            for i, snap in enumerate(batch):
+                key = snap.pair.encode()
+                partition = partition_of(key)
+                value = codec.encode(snap)
+                entry = building.get(partition)
+                if entry is None or entry[0].append(key=key, value=value, timestamp=None) is None:
+                    if entry is not None:  # full: hand it over, start the next one
+                        future = await producer.send_batch(entry[0], topic, partition=partition)
+                        handed.append((partition, entry[1], future))
+                    entry = building[partition] = (producer.create_batch(), [])
+                    # a batch takes its first record whatever its size
+                    entry[0].append(key=key, value=value, timestamp=None)
+                entry[1].append(i)
+            for partition, (builder, places) in building.items():
+                future = await producer.send_batch(builder, topic, partition=partition)
+                handed.append((partition, places, future))
+        except (KafkaError, *_UNREACHABLE) as exc:
+            sent = sum(len(places) for _, places, _ in handed)
+            self.link.failed(f"send failed after {sent} of {len(batch)}: {exc!r}")
+        results = await asyncio.gather(*(f for _, _, f in handed), return_exceptions=True)
+        done = [False] * len(batch)
+        refused: list[int] = []
+        first: BaseException | None = None
+        for (_, places, _), result in zip(handed, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._counters.published += len(places)
+            elif isinstance(result, _NEVER_ACCEPTED) and len(places) > 1:
+                refused += places  # which one is too large: each is sent alone below
+                continue
+            elif isinstance(result, _NEVER_ACCEPTED):
+                self._counters.dropped += 1
+                snap = batch[places[0]]
+                log.error("Kafka refused %s ts=%d for good: %r", snap.pair, snap.ts, result)
+            else:
+                first = first or result
+                continue
+            for i in places:
+                done[i] = True
+        if refused:
+            alone = [batch[i] for i in sorted(refused)]
+            again = {id(s) for s in await self._send_alone(producer, alone)}
+            for i in refused:
+                done[i] = id(batch[i]) not in again
+        # what was not acknowledged (never handed over included) keeps its order
+        retry = [snap for snap, ok in zip(batch, done, strict=True) if not ok]
+        if first is not None:
+            self.link.failed(f"{len(retry)} snapshots not acknowledged ({first!r})")
+        if len(retry) < len(batch):
+            self.link.worked()
+        return retry
+
+    async def _send_alone(self, producer: AIOKafkaProducer,
+                          batch: list[Snapshot]) -> list[Snapshot]:
+        """Send each snapshot in a record batch of its own (after a batch was refused as too
+        large: only the snapshot too large is dropped); answer the ones to send again."""
         topic = self.options.topic
         futures: list[asyncio.Future[Any]] = []
         try:
@@ -411,13 +509,6 @@ class KafkaBus(StartsAndCloses):
                 log.error("Kafka refused %s ts=%d for good: %r", snap.pair, snap.ts, result)
             else:
                 retry.append(snap)
-        failures = len(retry)
-        if failures:
-            first = next(r for r in results if isinstance(r, BaseException))
-            self.link.failed(f"{failures} snapshots not acknowledged ({first!r})")
-        if failures < len(futures):
-            self.link.worked()
-        # the snapshots never handed to the producer keep their place after the failed ones
         return retry + batch[len(futures) :]
 
     async def _connect(self) -> AIOKafkaProducer:
@@ -429,6 +520,9 @@ class KafkaBus(StartsAndCloses):
                 acks="all",
                 enable_idempotence=self._idempotence,
                 linger_ms=self._linger_ms,
+                # a partition's share of a 3,000-pair tick (~130 KB) in one record batch,
+                # well under a broker's default message.max.bytes (1 MB)
+                max_batch_size=MAX_BATCH_BYTES,
                 request_timeout_ms=int(self._request_timeout * 1000),
             )
             try:
