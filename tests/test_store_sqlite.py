@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -243,3 +244,120 @@ async def test_a_batch_of_several_statements_is_stored_as_row_by_row(tmp_path: P
         assert await store.add(later) == 0  # a redelivery
     finally:
         await store.close()
+
+
+def _rows_on_disk(path: Path, pair: str) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM snapshots WHERE pair = ?",
+                                (pair,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_the_slack_is_one_to_two_percent_of_big_caps_and_none_of_small_ones() -> None:
+    from krakenstream.store.sqlite import slack
+
+    assert slack(99, "BTC/USD") == 0 and slack(10, "") == 0
+    figures = {slack(10_000, f"P{i}/USD") for i in range(2_000)}
+    assert min(figures) == 100 and max(figures) == 199 and len(figures) > 90  # spread
+    assert slack(10_000, "") == 100
+    assert slack(10_000, "BTC/USD") == slack(10_000, "BTC/USD")  # stable
+
+
+async def test_rows_beyond_the_cap_go_in_bulk_and_never_reach_an_answer(tmp_path: Path) -> None:
+    """Each pair keeps up to its slack beyond the cap on disk, then loses the excess in one
+    delete; count, history and add's figure are those of an exact cap all along."""
+    from krakenstream.store.sqlite import slack
+
+    cap, pair = 1_000, "ETH/USD"
+    most = cap + slack(cap, pair)
+    path = tmp_path / "h.sqlite3"
+    store = SQLiteHistoryStore(path, history_limit=cap)
+    await store.open()
+    try:
+        snaps = series(pair, 1_300)
+        assert await store.add(snaps[:cap]) == cap
+        on_disk = []
+        for i in range(cap, len(snaps), 5):
+            assert await store.add(snaps[i:i + 5]) == 5  # newest rows: all kept
+            on_disk.append(_rows_on_disk(path, pair))
+            assert await store.count(pair) == cap
+            newest = [s async for s in store.history(pair, limit=cap + 50,
+                                                    published_flags=True)]
+            assert newest == snaps[i + 5 - cap:i + 5][::-1]
+        assert max(on_disk) <= most and cap in on_disk
+        # the rows grew past the cap and were cut back to it in one go, more than once
+        cuts = [b for a, b in zip(on_disk, on_disk[1:], strict=False) if b < a]
+        assert cuts and all(b == cap for b in cuts) and len(cuts) >= 2
+        # a row older than the newest cap is no news: not counted as kept
+        assert await store.add([snaps[0]]) == 0
+    finally:
+        await store.close()
+
+
+async def test_the_checkpointer_copies_the_wal_into_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's commits only append to the WAL (no auto-checkpoint); the checkpointer
+    thread copies the WAL into the database file while the store is open."""
+    import krakenstream.store.sqlite as module
+
+    monkeypatch.setattr(module, "CHECKPOINT_EVERY_S", 0.02)
+    path = tmp_path / "h.sqlite3"
+    store = SQLiteHistoryStore(path)
+    await store.open()
+    try:
+        def autocheckpoint() -> int:
+            assert store._wconn is not None
+            return int(store._wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+        assert await store._write(autocheckpoint) == 0
+        before = path.stat().st_size
+        await store.add(series("BTC/USD", 3_000))
+        deadline = asyncio.get_running_loop().time() + 10
+        while path.stat().st_size <= before:  # only a checkpoint writes the file itself
+            assert asyncio.get_running_loop().time() < deadline, "no checkpoint in 10 s"
+            await asyncio.sleep(0.02)
+        assert await store.count("BTC/USD") == 3_000
+    finally:
+        await store.close()
+
+
+def test_a_failing_checkpoint_is_logged_once_and_tried_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import threading
+
+    import krakenstream.store.sqlite as module
+
+    monkeypatch.setattr(module, "CHECKPOINT_EVERY_S", 0.01)
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    attempts: list[int] = []
+    done = threading.Event()
+
+    def connect() -> sqlite3.Connection:
+        attempts.append(1)
+        if len(attempts) <= 3:  # the file cannot be opened, three times over
+            raise sqlite3.OperationalError("unable to open database file")
+        done.set()
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    caplog.set_level("INFO", logger=module.__name__)
+    checkpointer = module._Checkpointer(path, connect)
+    try:
+        checkpointer.written.set()
+        assert done.wait(10)
+        deadline = time.monotonic() + 10
+        while checkpointer.written.is_set():  # the successful one clears it
+            assert time.monotonic() < deadline, "the checkpoint never succeeded"
+            time.sleep(0.01)
+    finally:
+        checkpointer.stop()
+    failed = [r for r in caplog.records if "checkpoint failed" in r.getMessage()]
+    again = [r for r in caplog.records if "checkpoints succeed again" in r.getMessage()]
+    assert len(failed) == 1 and "unable to open" in failed[0].getMessage()
+    assert len(again) == 1 and len(attempts) == 4

@@ -15,6 +15,17 @@ where it is, with no migration to run over gigabytes.
 ``pair_counts(pair, n)`` is kept in the same transaction as every insert and trim, which makes
 ``count`` and the trim decision O(1) instead of an index walk per write.
 
+The cap is exact in every answer, not on disk: a pair may hold up to its :func:`slack` (1 to
+2 % of a cap of 100 or more) beyond it, then loses the excess in one delete. Readers cut at
+the cap-th newest row (``_floor``), as they must anyway for a cap lowered since the rows were
+written. Trimming every pair's oldest row at every tick dirtied a page a pair at the old end
+of its range besides the one at the new end, and doubled the writer's time at the cap.
+
+Checkpoints: the writer never copies the WAL into the file itself (``wal_autocheckpoint=0``);
+a checkpointer thread with its own connection does, once a second after writes, so a commit
+only appends its pages to the WAL. At 3,000 pairs a tick commits thousands of pages, and with
+auto-checkpoints every commit also waited for a checkpoint and an fsync of the file.
+
 Threads. All writes go through ONE dedicated thread with its own connection (``BEGIN
 IMMEDIATE`` per ``add``, so a second process writing the same file waits on the busy timeout
 instead of failing mid-transaction); reads use a small pool of threads with a read-only
@@ -36,6 +47,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,6 +66,27 @@ T = TypeVar("T")
 SCHEMA_VERSION = 2
 #: how long a write waits for another process's write lock before giving up
 BUSY_TIMEOUT_S = 5.0
+#: the writer connection's page cache, KiB (SQLite's default is 2 MiB, about 500 pages): a
+#: tick of thousands of pairs dirties the newest page of each pair's range, and with the
+#: default cache the next tick read them all back from the WAL
+WRITER_CACHE_KIB = 32_768
+#: how often the checkpointer thread copies what the WAL holds into the database file
+CHECKPOINT_EVERY_S = 1.0
+#: caps from which a pair may hold a few rows beyond the cap before they are deleted
+SLACK_FROM = 100
+
+
+def slack(cap: int, pair: str) -> int:
+    """How many rows beyond ``cap`` a pair may hold before the oldest are deleted: 1 to 2 %
+    of the cap (none below :data:`SLACK_FROM`), a pair's own figure from a hash of its name
+    (``""``: the least). Deleting every pair's oldest row at every tick dirtied as many pages
+    again as the inserts; deleting a hundred rows of a pair at once touches one or two, and
+    the pairs, which all reach the cap at about the same tick, come due at different ticks.
+    Readers never see those rows: the cap applies at query time (``_floor``)."""
+    if cap < SLACK_FROM:
+        return 0
+    least = cap // 100
+    return least + (zlib.crc32(pair.encode()) % least if pair else 0)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS snapshots (
@@ -79,7 +112,8 @@ _SCRATCH = (
 )
 #: rows per statement filling ``kms_in`` (three parameters each; SQLite allows 32,766)
 _ROWS_PER_STATEMENT = 2_000
-_CLEAR = ("DELETE FROM temp.kms_in", "DELETE FROM temp.kms_floor")
+_CLEAR_IN = "DELETE FROM temp.kms_in"
+_CLEAR_FLOOR = "DELETE FROM temp.kms_floor"
 # the first of a (pair, ts) wins within a batch, as row by row INSERT OR IGNORE did
 _FILL = "INSERT OR IGNORE INTO temp.kms_in (pair, ts, data) VALUES "
 #: what is stored already is no news: dropped from the batch (a redelivery)
@@ -89,20 +123,16 @@ _INSERT = "INSERT INTO main.snapshots (pair, ts, data) SELECT pair, ts, data FRO
 # ("WHERE true": SQLite's upsert after a SELECT needs it to tell ON CONFLICT from a join's ON)
 _BUMP = ("INSERT INTO main.pair_counts (pair, n) SELECT pair, count(*) FROM temp.kms_in "
          "WHERE true GROUP BY pair ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n")
-#: each pair now one above the cap, with its floor (its oldest row: one to trim), in bulk;
-#: the steady state (a pair at the cap gets one more snapshot a batch)
-_FLOORS_ONE = ("INSERT INTO temp.kms_floor (pair, floor) SELECT c.pair, (SELECT min(s.ts) "
-               "FROM main.snapshots s WHERE s.pair = c.pair) FROM main.pair_counts c "
-               "WHERE c.n = ?1 + 1 AND c.pair IN (SELECT pair FROM temp.kms_in)")
-#: pairs further above the cap (a batch of many rows a pair): their floors one by one
-_OVER_MORE = ("SELECT c.pair, c.n FROM main.pair_counts c WHERE c.n > ?1 + 1 "
-              "AND c.pair IN (SELECT pair FROM temp.kms_in)")
+#: rows of this batch the cap does not keep: ``cap`` or more stored rows of the pair are newer
+#: (for a row appended at the newest end, the normal case, the walk finds none at once; only
+#: a late or very large batch walks up to ``cap`` index entries a row)
+_NOT_KEPT = ("SELECT count(*) FROM temp.kms_in i WHERE EXISTS (SELECT 1 FROM main.snapshots s "
+             "WHERE s.pair = i.pair AND s.ts > i.ts LIMIT 1 OFFSET ?1 - 1)")
+#: the batch's pairs stored beyond the cap by more than the least slack (see ``slack``)
+_OVER = ("SELECT c.pair, c.n FROM main.pair_counts c WHERE c.n > ?1 "
+         "AND c.pair IN (SELECT pair FROM temp.kms_in)")
 _NTH_OLDEST = "SELECT ts FROM main.snapshots WHERE pair = ? ORDER BY ts ASC LIMIT 1 OFFSET ?"
 _FLOOR = "INSERT INTO temp.kms_floor (pair, floor) VALUES (?, ?)"
-_NTH_NEWEST = "SELECT ts FROM snapshots WHERE pair = ? ORDER BY ts DESC LIMIT 1 OFFSET ?"
-#: rows of this batch that the cap trims at once (older than the kept window): not "kept"
-_TRIMMED_NEW = ("SELECT count(*) FROM temp.kms_in i JOIN temp.kms_floor f ON f.pair = i.pair "
-                "WHERE i.ts <= f.floor")
 _TRIM = ("DELETE FROM main.snapshots WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
          "temp.kms_floor f JOIN main.snapshots s ON s.pair = f.pair AND s.ts <= f.floor)")
 _CAPPED = "UPDATE main.pair_counts SET n = ? WHERE pair IN (SELECT pair FROM temp.kms_floor)"
@@ -139,6 +169,7 @@ class SQLiteHistoryStore(PagedHistory):
         self._rconns: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -152,6 +183,7 @@ class SQLiteHistoryStore(PagedHistory):
         except BaseException:
             await self.close()
             raise
+        self._checkpointer = _Checkpointer(self.path, self._connect)
         log.info("history store open: backend=sqlite path=%s cap=%d", self.path,
                  self.history_limit)
 
@@ -162,6 +194,10 @@ class SQLiteHistoryStore(PagedHistory):
             if pool is not None:
                 # the threads finish what they were given; nothing new can be submitted
                 await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            # (the last connection closed checkpoints what is left and removes the WAL)
+            await asyncio.get_running_loop().run_in_executor(None, checkpointer.stop)
         with self._lock:
             conns, self._rconns = self._rconns, []
         if self._wconn is not None:
@@ -187,6 +223,11 @@ class SQLiteHistoryStore(PagedHistory):
                 raise BackendUnavailable(f"history database {self.path}: WAL mode refused "
                                          f"(journal_mode={mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+            # the checkpointer thread copies the WAL into the file; a commit that did it
+            # (every 1,000 pages by default: every commit of a big batch) waited for the
+            # copy and the fsync of the database file in the writer's own time
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             for ddl in _SCRATCH:
                 conn.execute(ddl)
             conn.execute("BEGIN IMMEDIATE")
@@ -265,8 +306,8 @@ class SQLiteHistoryStore(PagedHistory):
         assert conn is not None  # _write refuses to run when the store is not open
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql in _CLEAR:
-                conn.execute(sql)
+            # the scratch tables are empty: emptied before every commit, and a rollback
+            # takes back what a failed add put in them
             for i in range(0, len(rows), _ROWS_PER_STATEMENT):
                 part = rows[i:i + _ROWS_PER_STATEMENT]
                 conn.execute(_FILL + ",".join(["(?,?,?)"] * len(part)),
@@ -277,24 +318,34 @@ class SQLiteHistoryStore(PagedHistory):
             if new:
                 conn.execute(_BUMP)
                 cap = self.history_limit
-                floors = conn.execute(_FLOORS_ONE, (cap,)).rowcount
-                for pair, n in conn.execute(_OVER_MORE, (cap,)).fetchall():
-                    (floor,) = conn.execute(_NTH_OLDEST, (pair, n - cap - 1)).fetchone()
-                    conn.execute(_FLOOR, (pair, floor))
-                    floors += 1
-                if floors:
-                    (trimmed,) = conn.execute(_TRIMMED_NEW).fetchone()
-                    conn.execute(_TRIM)
-                    conn.execute(_CAPPED, (cap,))
-                    new -= trimmed
-                kept = new
-            for sql in _CLEAR:
-                conn.execute(sql)
+                (dropped,) = conn.execute(_NOT_KEPT, (cap,)).fetchone()
+                kept = new - dropped
+                self._trim(conn, cap)
+            conn.execute(_CLEAR_IN)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
             raise
+        if self._checkpointer is not None:
+            self._checkpointer.written.set()
         return kept
+
+    def _trim(self, conn: sqlite3.Connection, cap: int) -> None:
+        """Delete, in bulk, the rows beyond the cap of the batch's pairs stored beyond it by
+        more than their slack (in the writer's open transaction)."""
+        least = cap + slack(cap, "")
+        floors = 0
+        for pair, n in conn.execute(_OVER, (least,)).fetchall():
+            if n <= cap + slack(cap, pair):
+                continue
+            # the (n - cap)-th oldest goes, and every row older: exactly cap rows remain
+            (floor,) = conn.execute(_NTH_OLDEST, (pair, n - cap - 1)).fetchone()
+            conn.execute(_FLOOR, (pair, floor))
+            floors += 1
+        if floors:
+            conn.execute(_TRIM)
+            conn.execute(_CAPPED, (cap,))
+            conn.execute(_CLEAR_FLOOR)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -316,11 +367,21 @@ class SQLiteHistoryStore(PagedHistory):
         await self._read(lambda: self._reader().execute("SELECT 1").fetchone())
 
     def _floor(self, pair: str) -> int | None:
-        """The ts of the cap-th newest snapshot when more than the cap are stored."""
-        if self._count(pair) <= self.history_limit:
-            return None
-        row = self._reader().execute(_NTH_NEWEST, (pair, self.history_limit - 1)).fetchone()
-        return None if row is None else int(row[0])
+        """The ts of the cap-th newest snapshot when more than the cap are stored.
+
+        Counted from the oldest end (at most the slack, or the rows a lowered cap hides, to
+        walk) in one read transaction, so the count and the rows are the same moment's."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute(_COUNT, (pair,)).fetchone()
+            n = 0 if row is None else int(row[0])
+            if n <= self.history_limit:
+                return None
+            row = conn.execute(_NTH_OLDEST, (pair, n - self.history_limit)).fetchone()
+            return None if row is None else int(row[0])
+        finally:
+            conn.execute("COMMIT")
 
     def _fetch_rows(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
         cur = self._reader().execute(_RANGE[order], (pair, lo, hi, n))
@@ -331,3 +392,50 @@ class SQLiteHistoryStore(PagedHistory):
 
     async def _floor_ts(self, pair: str) -> int | None:
         return await self._read(self._floor, pair)
+
+
+class _Checkpointer:
+    """A thread with its own connection that copies the WAL into the database file (a
+    ``PASSIVE`` checkpoint: it never blocks the writer or a reader) once a second after
+    writes, so the writer's commits only append to the WAL. A checkpoint that fails (a full
+    disk) is logged once and tried again at the next write."""
+
+    def __init__(self, path: Path, connect: Callable[[], sqlite3.Connection]) -> None:
+        self.path = path
+        self._connect = connect
+        #: set by the writer after each commit
+        self.written = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kms-history-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        failing = False
+        try:
+            while not self._stopping.wait(CHECKPOINT_EVERY_S):
+                if not self.written.is_set():
+                    continue
+                self.written.clear()
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    self.written.set()  # still to do
+                    if not failing:
+                        log.warning("history database %s: checkpoint failed (%s); the WAL "
+                                    "grows until one succeeds", self.path, exc)
+                    failing = True
+                    continue
+                if failing:
+                    log.info("history database %s: checkpoints succeed again", self.path)
+                failing = False
+        finally:
+            if conn is not None:
+                conn.close()
