@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from ..config import Settings, env_name, local_url
 from ..errors import KmsError
+from .gc_policy import GcPolicy
 from .services import Services, build_services, check_roles
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ class Daemon:
         sock: socket.socket | None = None
         server: Any = None
         server_task: asyncio.Task[None] | None = None
+        gc_task: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         try:
@@ -227,11 +229,15 @@ class Daemon:
                      f"http://{s.gateway.host}:{self.port}" if self.port else "-",
                      f" health=http://{s.daemon.health_host}:{self.health_port}"
                      if self.health_port else "")
+            gc_task = asyncio.create_task(GcPolicy().run(), name="kms-gc")
             if on_ready is not None:
                 on_ready(self)
             await self._stop.wait()
             log.info("daemon stopping: draining")
         finally:
+            if gc_task is not None:
+                gc_task.cancel()
+                await asyncio.gather(gc_task, return_exceptions=True)
             if server is not None:
                 server.should_exit = True
                 if server_task is not None:
