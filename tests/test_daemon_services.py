@@ -69,3 +69,20 @@ async def test_without_the_orderbook_and_analysis_roles_the_bus_still_flushes_fi
     s.orderbook = s.history_writer = None
     await s.close()
     assert calls == ["bus.flush", "bus.close", "store.close", "auth.close"]
+
+
+async def test_the_history_writer_takes_a_whole_tick_from_the_in_process_bus(
+        tmp_path: Any) -> None:
+    from krakenstream.config import load_settings
+    from krakenstream.daemon.history_writer import IN_PROCESS_BATCH, KAFKA_BATCH
+    from krakenstream.daemon.services import build_services
+
+    settings = load_settings(env={"KMS_HOME": str(tmp_path)})
+    assert settings.bus.backend == "memory"
+    built = await build_services(settings, ("analysis",), start=False)
+    try:
+        assert built.history_writer is not None
+        assert built.history_writer.batch_size == IN_PROCESS_BATCH == 3_000
+        assert KAFKA_BATCH == 500 < IN_PROCESS_BATCH
+    finally:
+        await built.close()

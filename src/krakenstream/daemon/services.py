@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..store.archive import Archive, ArchiveRoller
 from ..store.base import HistoryStore
 from ..users.service import AuthService
-from .history_writer import HistoryWriter
+from .history_writer import IN_PROCESS_BATCH, KAFKA_BATCH, HistoryWriter
 from .metrics import Metrics
 from .orderbook import OrderbookRole
 from .wiring import make_bus, make_roller, open_archive, open_auth, open_store
@@ -142,6 +142,8 @@ async def build_services(
             services.history_writer = HistoryWriter(
                 bus, services.store, group=settings.kafka.group, metrics=metrics,
                 archive=services.roller,
+                batch_size=IN_PROCESS_BATCH if settings.bus.backend == "memory"
+                else KAFKA_BATCH,
             )
             if start:
                 await services.history_writer.start()
