@@ -5,12 +5,14 @@ feed failed. The history writer's tests are ``test_daemon_history_writer.py``'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from krakenstream.bus.memory import MemoryBus
+from krakenstream.bus.memory import MemoryBus, MemorySubscription
 from krakenstream.config import as_options, load_settings
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.orderbook import YIELD_EVERY, OrderbookRole, owns_pair
@@ -33,6 +35,23 @@ def kraken(url: str, interval: float = 0.2, **extra: str):  # type: ignore[no-un
     return load_settings(env=env).kraken
 
 
+@contextlib.asynccontextmanager
+async def running_role(url: str) -> AsyncIterator[tuple[OrderbookRole, MemorySubscription]]:
+    """An orderbook role started on the feed at ``url``, publishing on an in-process bus to a
+    group "t" member; stopped, and the bus closed, on the way out."""
+    bus = MemoryBus()
+    await bus.start()
+    sub = bus.subscribe("t")
+    await sub.start()
+    role = OrderbookRole(kraken(url), bus)
+    await role.start()
+    try:
+        yield role, sub
+    finally:
+        await role.stop()
+        await bus.close()
+
+
 async def drain(sub, n_min: int, within: float) -> list[Snapshot]:  # type: ignore[no-untyped-def]
     out: list[Snapshot] = []
     deadline = time.monotonic() + within
@@ -51,18 +70,8 @@ def test_sharding_splits_the_pairs_evenly_and_stably() -> None:
 
 @pytest.mark.slow
 async def test_ticks_are_aligned_and_continuous() -> None:
-    async with SimServer(pairs=PAIRS, seed=5, rate=20) as sim:
-        bus = MemoryBus()
-        await bus.start()
-        sub = bus.subscribe("t")
-        await sub.start()
-        role = OrderbookRole(kraken(sim.url), bus)
-        await role.start()
-        try:
-            snaps = await drain(sub, 2 * 8, within=6)
-        finally:
-            await role.stop()
-            await bus.close()
+    async with SimServer(pairs=PAIRS, seed=5, rate=20) as sim, running_role(sim.url) as (_, sub):
+        snaps = await drain(sub, 2 * 8, within=6)
     for pair in PAIRS:
         mine = [s for s in snaps if s.pair == pair]
         assert len(mine) >= 8
@@ -79,26 +88,19 @@ async def test_stale_pair_publishes_nothing_then_marks_the_gap() -> None:
     sim = SimServer(pairs=PAIRS, seed=6, rate=20)
     await sim.start()
     port = sim.port
-    bus = MemoryBus()
-    await bus.start()
-    sub = bus.subscribe("t")
-    await sub.start()
-    role = OrderbookRole(kraken(sim.url), bus)
-    await role.start()
     try:
-        await asyncio.wait_for(role.feed.wait_live(), 10)
-        before = await drain(sub, 4, within=3)
-        skipped = role.stats.skipped
-        await sim.stop()  # the exchange goes away: the books are stale, nothing is published
-        assert await wait_until(lambda: role.stats.skipped >= skipped + 2 * 4, within=10), \
-            "ticks while stale publish nothing"
-        sim = SimServer(pairs=PAIRS, seed=6, rate=20, port=port)
-        await sim.start()
-        await asyncio.wait_for(role.feed.wait_live(), 10)
-        snaps = before + await drain(sub, 2 * 12, within=4)
+        async with running_role(sim.url) as (role, sub):
+            await asyncio.wait_for(role.feed.wait_live(), 10)
+            before = await drain(sub, 4, within=3)
+            skipped = role.stats.skipped
+            await sim.stop()  # the exchange goes away: stale books, nothing is published
+            assert await wait_until(lambda: role.stats.skipped >= skipped + 2 * 4,
+                                    within=10), "ticks while stale publish nothing"
+            sim = SimServer(pairs=PAIRS, seed=6, rate=20, port=port)
+            await sim.start()
+            await asyncio.wait_for(role.feed.wait_live(), 10)
+            snaps = before + await drain(sub, 2 * 12, within=4)
     finally:
-        await role.stop()
-        await bus.close()
         await sim.stop()
     assert role.stats.skipped >= 2 * 4, "ticks while stale publish nothing"
     for pair in PAIRS:
@@ -110,32 +112,25 @@ async def test_stale_pair_publishes_nothing_then_marks_the_gap() -> None:
 
 
 async def test_track_and_untrack_while_running() -> None:
-    async with SimServer(pairs=[*PAIRS, "SOL/USD"], seed=7, rate=20) as sim:
-        bus = MemoryBus()
-        await bus.start()
-        role = OrderbookRole(kraken(sim.url), bus)
-        await role.start()
-        try:
-            await role.track("sol-usd")
-            await asyncio.wait_for(role.feed.wait_live(["SOL/USD"]), 10)
-            assert role.book("SOL/USD") is not None
-            for call, exc in ((role.track("SOL/USD"), Conflict),
-                              (role.untrack("XRP/USD"), NotFound)):
-                try:
-                    await call
-                except exc:
-                    continue
-                raise AssertionError(exc)
-            assert await wait_until(lambda: series(role, "SOL/USD") is not None, within=5)
-            await role.untrack("SOL/USD")
-            assert "SOL/USD" not in role.pairs
-            ticks = role.stats.ticks
-            assert await wait_until(lambda: role.stats.ticks >= ticks + 2, within=5)
-            assert 'pair="SOL/USD"' not in role.metrics.render().decode(), \
-                "an untracked pair's series are gone, and the ticks make none anew"
-        finally:
-            await role.stop()
-            await bus.close()
+    async with SimServer(pairs=[*PAIRS, "SOL/USD"], seed=7, rate=20) as sim, \
+            running_role(sim.url) as (role, _):
+        await role.track("sol-usd")
+        await asyncio.wait_for(role.feed.wait_live(["SOL/USD"]), 10)
+        assert role.book("SOL/USD") is not None
+        for call, exc in ((role.track("SOL/USD"), Conflict),
+                          (role.untrack("XRP/USD"), NotFound)):
+            try:
+                await call
+            except exc:
+                continue
+            raise AssertionError(exc)
+        assert await wait_until(lambda: series(role, "SOL/USD") is not None, within=5)
+        await role.untrack("SOL/USD")
+        assert "SOL/USD" not in role.pairs
+        ticks = role.stats.ticks
+        assert await wait_until(lambda: role.stats.ticks >= ticks + 2, within=5)
+        assert 'pair="SOL/USD"' not in role.metrics.render().decode(), \
+            "an untracked pair's series are gone, and the ticks make none anew"
 
 
 async def test_services_close_everything_after_the_feed_failed(tmp_path: Path) -> None:
