@@ -136,7 +136,6 @@ _FLOOR = "INSERT INTO temp.kms_floor (pair, floor) VALUES (?, ?)"
 _TRIM = ("DELETE FROM main.snapshots WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
          "temp.kms_floor f JOIN main.snapshots s ON s.pair = f.pair AND s.ts <= f.floor)")
 _CAPPED = "UPDATE main.pair_counts SET n = ? WHERE pair IN (SELECT pair FROM temp.kms_floor)"
-_SET_COUNT = "UPDATE pair_counts SET n = ? WHERE pair = ?"
 _COUNT = "SELECT n FROM pair_counts WHERE pair = ?"
 _RANGE = {
     "desc": "SELECT ts, data FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
