@@ -79,6 +79,29 @@ def test_kraken_timestamps_are_kept_as_microseconds_only_when_exact() -> None:
     assert codec.exchange_int(None) is None
 
 
+_TS_CHARS = st.sampled_from("0123456789:-.TZ +١²x")
+
+
+@given(st.integers(0, 253_402_300_799_999_999), st.lists(
+    st.tuples(st.integers(0, 26), _TS_CHARS), max_size=3))
+def test_the_fast_timestamp_path_agrees_with_the_whole_parse(us: int,
+                                                               edits: list[tuple[int, str]]
+                                                               ) -> None:
+    """A timestamp read by its fields (its date seen before) is what the whole parse gives,
+    exact or damaged: other characters anywhere, a field out of range, Unicode digits."""
+    text = list(iso_us(us))
+    codec.exchange_int(iso_us(us))  # its date is seen: the fast path is open to it
+    for at, char in edits:
+        text[at] = char
+    damaged = "".join(text)
+    assert codec.exchange_int(damaged) == codec.exchange_int_parsed(damaged)
+    assert codec.exchange_int(iso_us(us)) == us
+    for hms in ("24:00:00", "23:60:00", "23:59:60"):  # out of range, on a date already seen
+        text = iso_us(us)
+        bad = text[:11] + hms + text[19:]
+        assert codec.exchange_int(bad) == codec.exchange_int_parsed(bad) == bad
+
+
 @pytest.mark.parametrize("data", [
     b"\x01", b"\x01\x93\x01\x02\x03", b"\x01" + b"\xff" * 10, b"\x02abc",
     codec.encode(synthetic("BTC/USD", 0))[:-3],

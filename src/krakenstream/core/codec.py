@@ -157,10 +157,42 @@ def _undelta(flat: list[int], away: int, touch: int | None) -> list[Level]:
     return out
 
 
+#: midnight of each date seen in an exact timestamp, epoch microseconds, by its text
+#: (``2023-07-30``): a book's timestamps share one date, so :func:`exchange_int` seldom
+#: parses one as a whole
+_MIDNIGHTS: dict[str, int] = {}
+_DAY_US = 86_400_000_000
+
+
 def exchange_int(text: str | None) -> int | str | None:
-    """Kraken's timestamp as integer microseconds when that gives back exactly ``text``."""
+    """Kraken's timestamp as integer microseconds when that gives back exactly ``text``.
+
+    Every snapshot stored needs this (3,000 a second at 3,000 pairs): a timestamp of a date
+    already seen exact is read by its fixed fields (a fifth of the time ``fromisoformat``
+    and writing the text back took); it is exact when each field is ASCII digits in range,
+    which is what :func:`exchange_int_parsed` would have found. Anything else takes that
+    whole way."""
     if text is None or len(text) != 27 or text[-1] != "Z":
         return text
+    midnight = _MIDNIGHTS.get(text[:10])
+    if (midnight is not None and text[10] == "T" and text[13] == ":" and text[16] == ":"
+            and text[19] == "."):
+        digits = text[11:13] + text[14:16] + text[17:19] + text[20:26]
+        if digits.isdigit() and digits.isascii():
+            h, m, s = int(digits[:2]), int(digits[2:4]), int(digits[4:6])
+            if h < 24 and m < 60 and s < 60:
+                return midnight + ((h * 60 + m) * 60 + s) * 1_000_000 + int(digits[6:])
+    us = exchange_int_parsed(text)
+    if type(us) is int:
+        if len(_MIDNIGHTS) > 4096:
+            _MIDNIGHTS.clear()
+        _MIDNIGHTS[text[:10]] = us - us % _DAY_US
+    return us
+
+
+def exchange_int_parsed(text: str) -> int | str:
+    """:func:`exchange_int` the whole way: parsed, then kept as an integer only when it
+    gives back exactly ``text``."""
     try:
         us = (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
     except (ValueError, TypeError, OverflowError):
