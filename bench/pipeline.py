@@ -36,6 +36,7 @@ from pathlib import Path
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.errors import BackendUnavailable
 from krakenstream.store import HistoryStore, RedisHistoryStore, SQLiteHistoryStore
+from krakenstream.store.sqlite import stored_size
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD")
 T0 = 1_700_000_000_000
@@ -196,7 +197,7 @@ async def csv_lines(store: HistoryStore, pair: str) -> AsyncIterator[str]:
 
 async def stored_bytes(store: HistoryStore, pair: str) -> tuple[float, str]:
     """What one stored snapshot costs: Redis ``MEMORY USAGE key SAMPLES 0`` over ``ZCARD``;
-    SQLite the history table's pages (``dbstat``) over its rows."""
+    SQLite the history tables' pages (``dbstat``) over their rows."""
     if isinstance(store, RedisHistoryStore):
         import redis
 
@@ -209,14 +210,9 @@ async def stored_bytes(store: HistoryStore, pair: str) -> tuple[float, str]:
             client.close()
         return used / n, f"MEMORY USAGE / ZCARD, {n:,} rows ({encoding})"
     assert isinstance(store, SQLiteHistoryStore)
-    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-    try:
-        (size,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'snapshots'"
-                               ).fetchone()
-        (rows,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
-    finally:
-        conn.close()
-    return size / rows, f"dbstat pages of the table / rows, {rows:,} rows ({len(PAIRS)} pairs)"
+    size, rows = stored_size(store.path)
+    return size / rows, (f"dbstat pages of the history tables / rows, {rows:,} rows "
+                         f"({len(PAIRS)} pairs)")
 
 
 async def store_half(args: argparse.Namespace) -> list[Figure]:

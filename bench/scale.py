@@ -25,7 +25,7 @@ Once every pair is live and ``--warmup`` seconds have passed, over ``--seconds``
   tick to the store's answer to the write that holds it), interpolated within buckets as
   Prometheus's ``histogram_quantile`` does;
 * bytes per stored snapshot: Redis ``MEMORY USAGE`` / ``ZCARD`` of the pairs' keys, SQLite
-  the history table's pages (``dbstat``) / its rows;
+  the history tables' pages (``dbstat``) / their rows;
 * the machine's load average (other work on the cores) at the end.
 
 No figure is printed (exit status 1, and why) when the simulator did not deliver what was
@@ -66,6 +66,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from krakenstream.store import RedisHistoryStore, SQLiteHistoryStore
 from krakenstream.store.base import HistoryStore
+from krakenstream.store.sqlite import stored_size
 from procs import proc_cpu, proc_rss_mb
 
 KMS = [sys.executable, "-m", "krakenstream"]
@@ -322,14 +323,8 @@ def stored_bytes(store: HistoryStore, pairs: list[str]) -> tuple[float, str]:
         used, n = sum(out[0::2]), sum(out[1::2])
         return used / n, f"Redis MEMORY USAGE / ZCARD over {len(pairs):,} keys, {n:,} rows"
     assert isinstance(store, SQLiteHistoryStore)
-    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-    try:
-        (size,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'snapshots'"
-                               ).fetchone()
-        (n,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
-    finally:
-        conn.close()
-    return size / n, f"SQLite dbstat pages of the table / rows, {n:,} rows"
+    size, n = stored_size(store.path)
+    return size / n, f"SQLite dbstat pages of the history tables / rows, {n:,} rows"
 
 
 def count_rows(store: HistoryStore, pairs: list[str], lo: int, hi: int) -> int:

@@ -19,14 +19,18 @@ import pytest
 from krakenstream.core.snapshot import CSV_COLUMNS, Snapshot
 from krakenstream.errors import InputError
 from krakenstream.store import HistoryStore, RedisHistoryStore, SQLiteHistoryStore
+from krakenstream.store.sqlite import SETTLE_ROWS
 from test_store_support import T0, recorded, series, synthetic
 
 MakeStore = Callable[..., Awaitable[HistoryStore]]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "sqlite-settling",
+                        pytest.param("redis", marks=pytest.mark.integration)])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    """Opens stores of one backend over the same data (same file / same key prefix)."""
+    """Opens stores of one backend over the same data (same file / same key prefix).
+    ``sqlite-settling`` moves its newest rows into settled history every three rows (when
+    idle, or at once from twelve), so every answer is read from both of its tables."""
     opened: list[HistoryStore] = []
     if request.param == "redis":
         prefix = request.getfixturevalue("redis_prefix")
@@ -37,8 +41,11 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     else:
         path = tmp_path / "data" / "history.sqlite3"
 
+        settle = 3 if request.param == "sqlite-settling" else SETTLE_ROWS
+
         def build(cap: int, chunk: int) -> HistoryStore:
-            return SQLiteHistoryStore(path, history_limit=cap, chunk_size=chunk)
+            return SQLiteHistoryStore(path, history_limit=cap, chunk_size=chunk,
+                                      settle_rows=settle)
 
     async def make(cap: int = 10_000, chunk: int = 500) -> HistoryStore:
         store = build(cap, chunk)

@@ -18,6 +18,7 @@ from krakenstream.daemon.wiring import open_store, sqlite_path
 from krakenstream.errors import BackendUnavailable
 from krakenstream.store import SQLiteHistoryStore
 from krakenstream.store.base import CHUNK_SIZE
+from krakenstream.store.sqlite import SETTLE_FORCE, SETTLE_ROWS, stored_size
 from test_store_support import T0, series
 
 DATA = Path(__file__).parent / "data"
@@ -170,31 +171,38 @@ async def test_a_file_written_before_the_compact_form_is_read_and_extended(
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         kinds = {bytes(b)[:1] for (b,) in conn.execute("SELECT data FROM snapshots")}
         assert kinds == {b"{", codec.MAGIC}
     conn.close()
 
 
 async def test_a_depth_10_snapshot_costs_at_most_400_bytes(tmp_path: Path) -> None:
-    """Issue 12's bound, measured the way operations.md does: the history table's pages
-    (``dbstat``) over its rows, a full 10,000-snapshot history of realistic depth-10 books."""
+    """Issue 12's bound, measured the way operations.md does: the history's pages
+    (``dbstat``: both tables and the index of ``recent``) over its rows, a full
+    10,000-snapshot history of realistic depth-10 books, as written (in ``recent``) and once
+    moved into ``settled``."""
     path = tmp_path / "history.sqlite3"
     store = SQLiteHistoryStore(path)
+
+    def per_row() -> float:
+        size, rows = stored_size(path)
+        assert rows == 10_000
+        return size / rows
+
     await store.open()
     try:
         snaps = [replace(s, origin="ab12cd34") for s in series("BTC/USD", 10_000)]
         for i in range(0, len(snaps), 1_000):
             await store.add(snaps[i : i + 1_000])
+        recent = per_row()
+        assert await store.settle() == 10_000
+        settled = per_row()
     finally:
         await store.close()
-    with sqlite3.connect(path) as conn:
-        (size,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'snapshots'"
-                               ).fetchone()
-        (rows,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
-    conn.close()
-    assert rows == 10_000
-    assert size / rows <= 400, f"{size / rows:.0f} bytes a snapshot"
+    assert recent <= 400, f"{recent:.0f} bytes a snapshot in recent"
+    assert settled <= 400, f"{settled:.0f} bytes a snapshot settled"
+
 
 async def test_a_full_disk_says_so(tmp_path: Path) -> None:
     """SQLite rolls a transaction back by itself on SQLITE_FULL; our ROLLBACK after it must not
@@ -218,11 +226,15 @@ async def test_a_full_disk_says_so(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_batch_of_several_statements_is_stored_as_row_by_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize("settle_rows", [SETTLE_ROWS, 50])
+async def test_a_batch_of_several_statements_is_stored_as_row_by_row(
+        tmp_path: Path, settle_rows: int) -> None:
     """A batch reaches SQL 2,000 rows a statement and is then deduplicated, inserted, counted
     and trimmed in bulk: 3,500 rows over two pairs, with rows stored before and rows twice in
-    the batch, end as one row at a time (INSERT OR IGNORE, then the cap) would leave them."""
-    store = SQLiteHistoryStore(tmp_path / "h.sqlite3", history_limit=1_500)
+    the batch, end as one row at a time (INSERT OR IGNORE, then the cap) would leave them
+    (rows stored before in recent, or already moved into settled history)."""
+    store = SQLiteHistoryStore(tmp_path / "h.sqlite3", history_limit=1_500,
+                               settle_rows=settle_rows)
     await store.open()
     try:
         btc, eth = series("BTC/USD", 2_000), series("ETH/USD", 1_200)
@@ -265,15 +277,18 @@ def test_the_slack_is_one_to_two_percent_of_big_caps_and_none_of_small_ones() ->
     assert slack(10_000, "BTC/USD") == slack(10_000, "BTC/USD")  # stable
 
 
-async def test_rows_beyond_the_cap_go_in_bulk_and_never_reach_an_answer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("settle_rows", [SETTLE_ROWS, 7])
+async def test_rows_beyond_the_cap_go_in_bulk_and_never_reach_an_answer(
+        tmp_path: Path, settle_rows: int) -> None:
     """Each pair keeps up to its slack beyond the cap on disk, then loses the excess in one
-    delete; count, history and add's figure are those of an exact cap all along."""
+    delete; count, history and add's figure are those of an exact cap all along (the rows
+    in recent, or moved into settled history every few rows)."""
     from krakenstream.store.sqlite import slack
 
     cap, pair = 1_000, "ETH/USD"
     most = cap + slack(cap, pair)
     path = tmp_path / "h.sqlite3"
-    store = SQLiteHistoryStore(path, history_limit=cap)
+    store = SQLiteHistoryStore(path, history_limit=cap, settle_rows=settle_rows)
     await store.open()
     try:
         snaps = series(pair, 1_300)
@@ -361,3 +376,115 @@ def test_a_failing_checkpoint_is_logged_once_and_tried_again(
     again = [r for r in caplog.records if "checkpoints succeed again" in r.getMessage()]
     assert len(failed) == 1 and "unable to open" in failed[0].getMessage()
     assert len(again) == 1 and len(attempts) == 4
+
+
+def _table_rows(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+                for t in ("recent", "settled")}
+    finally:
+        conn.close()
+
+
+async def test_recent_rows_settle_into_history_and_every_answer_stays_the_same(
+        tmp_path: Path) -> None:
+    """Rows are written to ``recent`` and moved into ``settled`` in one transaction; count,
+    pairs, history either way and a redelivery's figure are the same before and after, and
+    a row already settled is no news either."""
+    path = tmp_path / "h.sqlite3"
+    store = SQLiteHistoryStore(path, history_limit=40)
+    await store.open()
+    try:
+        btc, eth = series("BTC/USD", 50), series("ETH/USD", 30)
+        assert await store.add(btc[:30] + eth[:10]) == 40
+        assert await store.settle() == 40
+        assert await store.add(btc[30:] + eth[10:]) == 20 + 20
+        assert _table_rows(path) == {"recent": 40, "settled": 30}  # BTC's oldest 10 trimmed
+
+        async def answers() -> tuple[object, ...]:
+            return (await store.count("BTC/USD"), await store.count("ETH/USD"),
+                    await store.pairs(),
+                    [s async for s in store.history("BTC/USD", order="asc",
+                                                    published_flags=True)],
+                    [s async for s in store.history("ETH/USD", limit=7)],
+                    [s async for s in store.history("BTC/USD", since=btc[25].ts,
+                                                    until=btc[35].ts)])
+
+        before = await answers()
+        assert before[0] == 40 and before[1] == 30 and before[3] == btc[10:]
+        assert await store.settle() == 40
+        assert _table_rows(path) == {"recent": 0, "settled": 70}
+        assert await answers() == before
+        assert await store.add(btc[40:] + eth) == 0  # settled already: a redelivery
+        assert await store.settle() == 0
+    finally:
+        await store.close()
+
+
+async def test_the_writer_settles_when_idle_or_when_never_idle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``settle_rows`` rows in recent, a move starts once no write has come for
+    ``SETTLE_IDLE_S``; a writer given batches back to back moves at ``SETTLE_FORCE`` times
+    that, right after the write that got there."""
+    import krakenstream.store.sqlite as module
+
+    monkeypatch.setattr(module, "SETTLE_IDLE_S", 0.01)
+    path = tmp_path / "h.sqlite3"
+    store = SQLiteHistoryStore(path, settle_rows=20)
+    await store.open()
+    try:
+        snaps = series("BTC/USD", 200)
+        await store.add(snaps[:19])
+        assert store._settle_timer is None  # below settle_rows: nothing to do
+        await store.add(snaps[19:25])
+        deadline = asyncio.get_running_loop().time() + 10
+        while _table_rows(path)["recent"]:
+            assert asyncio.get_running_loop().time() < deadline, "no move in 10 s"
+            await asyncio.sleep(0.01)
+        assert _table_rows(path) == {"recent": 0, "settled": 25}
+
+        monkeypatch.setattr(module, "SETTLE_IDLE_S", 3600)  # never idle long enough
+        added = 25
+        for i in range(25, 200, 10):
+            await store.add(snaps[i:i + 10])
+            added += len(snaps[i:i + 10])
+            rows = _table_rows(path)
+            assert rows["recent"] + rows["settled"] == added
+            assert rows["recent"] < SETTLE_FORCE * 20  # forced moves keep it bounded
+        assert _table_rows(path)["settled"] > 25
+        assert [s async for s in store.history("BTC/USD", order="asc",
+                                               published_flags=True)] == snaps
+    finally:
+        await store.close()
+
+
+async def test_a_schema_2_file_becomes_settled_history(tmp_path: Path) -> None:
+    """Schema 2's one table is renamed settled history (no row rewritten), its counts kept,
+    and the file takes new rows beside the old."""
+    path = tmp_path / "h.sqlite3"
+    old = series("BTC/USD", 5)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE snapshots (pair TEXT NOT NULL, ts INTEGER NOT NULL, "
+                     "data BLOB NOT NULL, PRIMARY KEY (pair, ts)) WITHOUT ROWID")
+        conn.execute("CREATE TABLE pair_counts (pair TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+                     "WITHOUT ROWID")
+        conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?)",
+                         [(s.pair, s.ts, codec.encode(s)) for s in old])
+        conn.execute("INSERT INTO pair_counts VALUES ('BTC/USD', 5)")
+        conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    store = SQLiteHistoryStore(path)
+    await store.open()
+    try:
+        assert await store.count("BTC/USD") == 5
+        newer = series("BTC/USD", 8)[5:]
+        assert await store.add(old + newer) == 3
+        assert [s async for s in store.history("BTC/USD", order="asc",
+                                               published_flags=True)] == old + newer
+    finally:
+        await store.close()
+    assert _table_rows(path) == {"recent": 3, "settled": 5}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()

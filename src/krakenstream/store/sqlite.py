@@ -1,17 +1,32 @@
 """Snapshot history in one SQLite file: the embedded default, with one writer thread.
 
-Layout. ``snapshots(pair, ts, data)`` is a ``WITHOUT ROWID`` table whose primary key
-``(pair, ts)`` is also its storage order, so one pair's history is contiguous on disk: a
-10,000-row range query reads neighbouring pages instead of rows interleaved with every other
-pair's, and trimming deletes from the low end of the same range. ``data`` is the snapshot in
-its compact form (:mod:`krakenstream.core.codec`, about 170 bytes at depth 10); rows written
-before schema 2 hold the snapshot's JSON and are read as they are (the first byte tells).
+Layout. History is two tables of ``(pair, ts, data)`` rows, a row in one or the other:
 
-Schema 2 only renames schema 1's ``json`` column to ``data`` (a change to the schema, not to
-any row: instant on a file of any size, inside the opening transaction); no row is rewritten.
-The pair stays the text of its name in the key rather than a small id from a table of pairs:
-that costs about six bytes a row (of about 200), and keeps every row of a schema-1 file
-where it is, with no migration to run over gigabytes.
+* ``settled``, a ``WITHOUT ROWID`` table whose primary key ``(pair, ts)`` is also its storage
+  order, so one pair's history is contiguous on disk: a 10,000-row range query reads
+  neighbouring pages instead of rows interleaved with every other pair's, and trimming
+  deletes from the low end of the same range;
+* ``recent``, the newest rows as they came (a rowid table, with a unique index on
+  ``(pair, ts)`` for reads and duplicates): a tick of 3,000 pairs is appended on some 130
+  new pages (and touches the small index's hundred-odd), where inserting it into
+  ``settled`` dirtied a page a pair (3,000 pages, 12 MB through the WAL a second, and the
+  writer's biggest cost). Once it holds :data:`SETTLE_ROWS` rows and no write has come for
+  :data:`SETTLE_IDLE_S` (between two ticks), ``recent`` moves into ``settled`` in one
+  transaction, in key order: each pair's rows of those ticks go onto its newest page
+  together. A writer that is never idle moves it at :data:`SETTLE_FORCE` times that.
+
+Every read takes both (a compound ``SELECT`` that SQLite answers by merging the two key
+orders), and a view ``snapshots`` gives both to whoever reads the file by hand. ``data`` is
+the snapshot in its compact form (:mod:`krakenstream.core.codec`, about 170 bytes at depth
+10); rows written before schema 2 hold the snapshot's JSON and are read as they are (the
+first byte tells).
+
+Schema 2 only renamed schema 1's ``json`` column to ``data``; schema 3 renames the one table
+of schemas 1 and 2, ``snapshots``, to ``settled`` and adds ``recent`` and the view. Both
+are changes to the schema, not to any row: instant on a file of any size, inside the
+opening transaction. The pair stays the text of its name in the key rather than a small id
+from a table of pairs: that costs about six bytes a row (of about 200), and keeps every row
+of an older file where it is, with no migration to run over gigabytes.
 ``pair_counts(pair, n)`` is kept in the same transaction as every insert and trim, which makes
 ``count`` and the trim decision O(1) instead of an index walk per write.
 
@@ -29,7 +44,9 @@ auto-checkpoints every commit also waited for a checkpoint and an fsync of the f
 Threads. All writes go through ONE dedicated thread with its own connection (``BEGIN
 IMMEDIATE`` per ``add``, so a second process writing the same file waits on the busy timeout
 instead of failing mid-transaction); reads use a small pool of threads with a read-only
-connection each, which WAL lets run beside the writer. The event loop only awaits futures.
+connection each, which WAL lets run beside the writer. The event loop encodes a batch (on
+the writer thread that Python work queued for the GIL behind a loop busy with the feed, and
+took two to five times as long) and otherwise only awaits futures.
 A cancelled ``add`` still commits or rolls back whole in the writer thread; retrying it is
 harmless because ``add`` is idempotent. An ``add`` is about ten statements whatever its size,
 each over the whole batch (staged in a TEMP table of the writer's connection): every
@@ -63,7 +80,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: how long a write waits for another process's write lock before giving up
 BUSY_TIMEOUT_S = 5.0
 #: the writer connection's page cache, KiB (SQLite's default is 2 MiB, about 500 pages): a
@@ -74,6 +91,15 @@ WRITER_CACHE_KIB = 32_768
 CHECKPOINT_EVERY_S = 1.0
 #: caps from which a pair may hold a few rows beyond the cap before they are deleted
 SLACK_FROM = 100
+#: rows ``recent`` holds before they are moved into ``settled``, once the writer is idle (five
+#: ticks at 3,000 pairs: each pair's five rows then land on one page or two, instead of each
+#: tick dirtying a page a pair)
+SETTLE_ROWS = 15_000
+#: the writer is idle when no write has started for this long since the last one ended
+SETTLE_IDLE_S = 0.05
+#: ``recent`` holding this many times :data:`SETTLE_ROWS` moves right after a write, idle or
+#: not (a writer given a batch every moment would otherwise never move it)
+SETTLE_FORCE = 4
 
 
 def slack(cap: int, pair: str) -> int:
@@ -89,16 +115,26 @@ def slack(cap: int, pair: str) -> int:
     return least + (zlib.crc32(pair.encode()) % least if pair else 0)
 
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS snapshots (
+    """CREATE TABLE IF NOT EXISTS settled (
         pair TEXT NOT NULL,
         ts INTEGER NOT NULL,
         data BLOB NOT NULL,
         PRIMARY KEY (pair, ts)
     ) WITHOUT ROWID""",
+    # a rowid table: rows are appended in arrival order, a tick's rows on a few new pages
+    """CREATE TABLE IF NOT EXISTS recent (
+        pair TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        data BLOB NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS recent_key ON recent (pair, ts)",
     """CREATE TABLE IF NOT EXISTS pair_counts (
         pair TEXT PRIMARY KEY,
         n INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    # every stored snapshot, for whoever reads the file by hand (a row is in one of the two)
+    """CREATE VIEW IF NOT EXISTS snapshots AS
+        SELECT pair, ts, data FROM settled UNION ALL SELECT pair, ts, data FROM recent""",
 )
 #: the writer connection's own scratch tables (TEMP: per connection, never in the file): a
 #: batch goes into ``kms_in`` in a few statements, and every step after works on all of it
@@ -117,31 +153,44 @@ _CLEAR_FLOOR = "DELETE FROM temp.kms_floor"
 # the first of a (pair, ts) wins within a batch, as row by row INSERT OR IGNORE did
 _FILL = "INSERT OR IGNORE INTO temp.kms_in (pair, ts, data) VALUES "
 #: what is stored already is no news: dropped from the batch (a redelivery)
-_OLD = ("DELETE FROM temp.kms_in WHERE EXISTS (SELECT 1 FROM main.snapshots s "
-        "WHERE s.pair = kms_in.pair AND s.ts = kms_in.ts)")
-_INSERT = "INSERT INTO main.snapshots (pair, ts, data) SELECT pair, ts, data FROM temp.kms_in"
+_OLD = ("DELETE FROM temp.kms_in WHERE EXISTS (SELECT 1 FROM main.settled s "
+        "WHERE s.pair = kms_in.pair AND s.ts = kms_in.ts) OR EXISTS (SELECT 1 FROM main.recent r "
+        "WHERE r.pair = kms_in.pair AND r.ts = kms_in.ts)")
+_INSERT = "INSERT INTO main.recent (pair, ts, data) SELECT pair, ts, data FROM temp.kms_in"
 # ("WHERE true": SQLite's upsert after a SELECT needs it to tell ON CONFLICT from a join's ON)
 _BUMP = ("INSERT INTO main.pair_counts (pair, n) SELECT pair, count(*) FROM temp.kms_in "
          "WHERE true GROUP BY pair ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n")
 #: rows of this batch the cap does not keep: ``cap`` or more stored rows of the pair are newer
 #: (for a row appended at the newest end, the normal case, the walk finds none at once; only
 #: a late or very large batch walks up to ``cap`` index entries a row)
-_NOT_KEPT = ("SELECT count(*) FROM temp.kms_in i WHERE EXISTS (SELECT 1 FROM main.snapshots s "
-             "WHERE s.pair = i.pair AND s.ts > i.ts LIMIT 1 OFFSET ?1 - 1)")
+_NOT_KEPT = ("SELECT count(*) FROM temp.kms_in i WHERE EXISTS (SELECT 1 FROM ("
+             "SELECT ts FROM main.settled s WHERE s.pair = i.pair AND s.ts > i.ts UNION ALL "
+             "SELECT ts FROM main.recent r WHERE r.pair = i.pair AND r.ts > i.ts) "
+             "LIMIT 1 OFFSET ?1 - 1)")
 #: the batch's pairs stored beyond the cap by more than the least slack (see ``slack``)
 _OVER = ("SELECT c.pair, c.n FROM main.pair_counts c WHERE c.n > ?1 "
          "AND c.pair IN (SELECT pair FROM temp.kms_in)")
-_NTH_OLDEST = "SELECT ts FROM main.snapshots WHERE pair = ? ORDER BY ts ASC LIMIT 1 OFFSET ?"
+#: (a compound SELECT ordered as a whole: SQLite merges the two tables' key orders, reading
+#: no more than the offset's rows)
+_NTH_OLDEST = ("SELECT ts FROM main.settled WHERE pair = ?1 UNION ALL "
+               "SELECT ts FROM main.recent WHERE pair = ?1 ORDER BY 1 ASC LIMIT 1 OFFSET ?2")
 _FLOOR = "INSERT INTO temp.kms_floor (pair, floor) VALUES (?, ?)"
-_TRIM = ("DELETE FROM main.snapshots WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
-         "temp.kms_floor f JOIN main.snapshots s ON s.pair = f.pair AND s.ts <= f.floor)")
+_TRIM = ("DELETE FROM main.settled WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
+         "temp.kms_floor f JOIN main.settled s ON s.pair = f.pair AND s.ts <= f.floor)")
+_TRIM_RECENT = ("DELETE FROM main.recent WHERE rowid IN (SELECT r.rowid FROM temp.kms_floor f "
+                "JOIN main.recent r ON r.pair = f.pair AND r.ts <= f.floor)")
+#: ``recent`` into ``settled`` in key order: each pair's rows land together at the end of its
+#: range, a page or two a pair however many ticks they span
+_SETTLE = ("INSERT INTO main.settled (pair, ts, data) "
+           "SELECT pair, ts, data FROM main.recent ORDER BY pair, ts")
+_CLEAR_RECENT = "DELETE FROM main.recent"
 _CAPPED = "UPDATE main.pair_counts SET n = ? WHERE pair IN (SELECT pair FROM temp.kms_floor)"
 _COUNT = "SELECT n FROM pair_counts WHERE pair = ?"
 _RANGE = {
-    "desc": "SELECT ts, data FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
-    "ORDER BY ts DESC LIMIT ?",
-    "asc": "SELECT ts, data FROM snapshots WHERE pair = ? AND ts BETWEEN ? AND ? "
-    "ORDER BY ts ASC LIMIT ?",
+    order: "SELECT ts, data FROM settled WHERE pair = ?1 AND ts BETWEEN ?2 AND ?3 UNION ALL "
+    "SELECT ts, data FROM recent WHERE pair = ?1 AND ts BETWEEN ?2 AND ?3 "
+    f"ORDER BY ts {order.upper()} LIMIT ?4"
+    for order in ("desc", "asc")
 }
 
 
@@ -155,9 +204,12 @@ class SQLiteHistoryStore(PagedHistory):
         history_limit: int = 10_000,
         readers: int = 2,
         chunk_size: int = CHUNK_SIZE,
+        settle_rows: int = SETTLE_ROWS,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1")
+        if settle_rows < 1:
+            raise ValueError("settle_rows must be at least 1")
         self.path = Path(path).expanduser()
         self.history_limit = history_limit
         self.chunk_size = chunk_size
@@ -169,6 +221,12 @@ class SQLiteHistoryStore(PagedHistory):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
+        self.settle_rows = settle_rows
+        #: rows in ``recent`` (as this store wrote and moved them: another process writing the
+        #: same file makes it a guess, which only decides when to move)
+        self._recent = 0
+        self._settle_timer: asyncio.TimerHandle | None = None
+        self._settling: asyncio.Task[int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -187,6 +245,12 @@ class SQLiteHistoryStore(PagedHistory):
                  self.history_limit)
 
     async def close(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        if self._settling is not None:  # (its failure was logged)
+            await asyncio.gather(self._settling, return_exceptions=True)
+            self._settling = None
         writer, readers = self._writer, self._readers
         self._writer = self._readers = None
         for pool in (writer, readers):
@@ -240,9 +304,12 @@ class SQLiteHistoryStore(PagedHistory):
                     )
                 if version == 1:  # schema 1 stored JSON in a column named for it
                     conn.execute("ALTER TABLE snapshots RENAME COLUMN json TO data")
+                if version in (1, 2):  # the one table of schemas 1 and 2 is settled history
+                    conn.execute("ALTER TABLE snapshots RENAME TO settled")
                 for ddl in _SCHEMA:
                     conn.execute(ddl)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                (self._recent,) = conn.execute("SELECT count(*) FROM recent").fetchone()
                 conn.execute("COMMIT")
             except BaseException:
                 rollback(conn)
@@ -289,9 +356,49 @@ class SQLiteHistoryStore(PagedHistory):
     async def add(self, snaps: Sequence[Snapshot]) -> int:
         if not snaps:
             return 0
-        return await self._write(self._add, snaps)
+        if self._settle_timer is not None:  # not idle: a move now would hold this write up
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        # encoded here, on the event loop (see the module's notes on threads)
+        rows = [(s.pair, s.ts, encode(s)) for s in snaps]
+        kept = await self._write(self._add, rows)
+        if self._recent >= SETTLE_FORCE * self.settle_rows:
+            await self.settle()
+        elif self._recent >= self.settle_rows and self._settle_timer is None:
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                SETTLE_IDLE_S, self._settle_when_idle)
+        return kept
 
-    def _add(self, snaps: Sequence[Snapshot]) -> int:
+    async def settle(self) -> int:
+        """Move every row of ``recent`` into ``settled`` now (one transaction); returns how
+        many. Answers are the same before and after: reads take both tables."""
+        return await self._write(self._settle)
+
+    def _settle_when_idle(self) -> None:
+        self._settle_timer = None
+        if self._settling is not None and not self._settling.done():
+            return
+        self._settling = asyncio.get_running_loop().create_task(
+            self.settle(), name="kms-history-settle")
+        self._settling.add_done_callback(_log_settle_failure)
+
+    def _settle(self) -> int:
+        conn = self._wconn
+        assert conn is not None  # _write refuses to run when the store is not open
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            moved = conn.execute(_SETTLE).rowcount
+            conn.execute(_CLEAR_RECENT)
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+        self._recent = 0
+        if self._checkpointer is not None:
+            self._checkpointer.written.set()
+        return int(moved)
+
+    def _add(self, rows: Sequence[tuple[str, int, bytes]]) -> int:
         """One transaction of about ten statements however large the batch, each working on
         the whole batch: the batch into ``kms_in`` (a statement per 2,000 rows), what is
         stored already dropped from it, the rest inserted, each pair's count bumped, and the
@@ -299,8 +406,6 @@ class SQLiteHistoryStore(PagedHistory):
         count, a floor, a trim and a count per pair) this thread let go of the GIL and waited
         for it again at every statement: with the event loop busy with the feed, 3,000
         snapshots a tick took seconds to store."""
-        # encode before the transaction: the write lock is held for SQL only
-        rows = [(s.pair, s.ts, encode(s)) for s in snaps]
         conn = self._wconn
         assert conn is not None  # _write refuses to run when the store is not open
         conn.execute("BEGIN IMMEDIATE")
@@ -313,25 +418,27 @@ class SQLiteHistoryStore(PagedHistory):
                              [v for row in part for v in row])
             conn.execute(_OLD)
             new = conn.execute(_INSERT).rowcount
-            kept = 0
+            kept = grown = 0
             if new:
                 conn.execute(_BUMP)
                 cap = self.history_limit
                 (dropped,) = conn.execute(_NOT_KEPT, (cap,)).fetchone()
                 kept = new - dropped
-                self._trim(conn, cap)
+                grown = new - self._trim(conn, cap)
             conn.execute(_CLEAR_IN)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
             raise
+        self._recent += grown
         if self._checkpointer is not None:
             self._checkpointer.written.set()
         return kept
 
-    def _trim(self, conn: sqlite3.Connection, cap: int) -> None:
+    def _trim(self, conn: sqlite3.Connection, cap: int) -> int:
         """Delete, in bulk, the rows beyond the cap of the batch's pairs stored beyond it by
-        more than their slack (in the writer's open transaction)."""
+        more than their slack (in the writer's open transaction); returns how many of them
+        were in ``recent``."""
         least = cap + slack(cap, "")
         floors = 0
         for pair, n in conn.execute(_OVER, (least,)).fetchall():
@@ -341,10 +448,13 @@ class SQLiteHistoryStore(PagedHistory):
             (floor,) = conn.execute(_NTH_OLDEST, (pair, n - cap - 1)).fetchone()
             conn.execute(_FLOOR, (pair, floor))
             floors += 1
-        if floors:
-            conn.execute(_TRIM)
-            conn.execute(_CAPPED, (cap,))
-            conn.execute(_CLEAR_FLOOR)
+        if not floors:
+            return 0
+        conn.execute(_TRIM)
+        gone = int(conn.execute(_TRIM_RECENT).rowcount)
+        conn.execute(_CAPPED, (cap,))
+        conn.execute(_CLEAR_FLOOR)
+        return gone
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -391,6 +501,27 @@ class SQLiteHistoryStore(PagedHistory):
 
     async def _floor_ts(self, pair: str) -> int | None:
         return await self._read(self._floor, pair)
+
+
+def stored_size(path: str | Path) -> tuple[int, int]:
+    """The bytes of the history file's pages that hold history (``dbstat``: both tables and
+    the index of ``recent``) and the rows they hold: what a stored snapshot costs on disk,
+    as ``docs/operations.md`` and the benchmarks give it. Opens the file read-only."""
+    conn = sqlite3.connect(f"file:{Path(path).expanduser()}?mode=ro", uri=True)
+    try:
+        (size,) = conn.execute("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN "
+                               "('settled', 'recent', 'recent_key')").fetchone()
+        (rows,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
+    finally:
+        conn.close()
+    return int(size), int(rows)
+
+
+def _log_settle_failure(task: asyncio.Task[int]) -> None:
+    """A move that failed is tried again after a later write; its rows are read where they are."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("history: moving recent rows into settled history failed (%s); tried "
+                    "again after the next write", exc)
 
 
 class _Checkpointer:
