@@ -74,6 +74,7 @@ from ..core.codec import encode
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..sqlite_wal import enable_wal, rollback
+from . import sqlite_sql as sql
 from .base import CHUNK_SIZE, Order, PagedHistory, Row
 
 log = logging.getLogger(__name__)
@@ -114,84 +115,6 @@ def slack(cap: int, pair: str) -> int:
     least = cap // 100
     return least + (zlib.crc32(pair.encode()) % least if pair else 0)
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS settled (
-        pair TEXT NOT NULL,
-        ts INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (pair, ts)
-    ) WITHOUT ROWID""",
-    # a rowid table: rows are appended in arrival order, a tick's rows on a few new pages
-    """CREATE TABLE IF NOT EXISTS recent (
-        pair TEXT NOT NULL,
-        ts INTEGER NOT NULL,
-        data BLOB NOT NULL
-    )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS recent_key ON recent (pair, ts)",
-    """CREATE TABLE IF NOT EXISTS pair_counts (
-        pair TEXT PRIMARY KEY,
-        n INTEGER NOT NULL
-    ) WITHOUT ROWID""",
-    # every stored snapshot, for whoever reads the file by hand (a row is in one of the two)
-    """CREATE VIEW IF NOT EXISTS snapshots AS
-        SELECT pair, ts, data FROM settled UNION ALL SELECT pair, ts, data FROM recent""",
-)
-#: the writer connection's own scratch tables (TEMP: per connection, never in the file): a
-#: batch goes into ``kms_in`` in a few statements, and every step after works on all of it
-#: at once (see ``_add``)
-_SCRATCH = (
-    "PRAGMA temp_store = MEMORY",
-    "CREATE TEMP TABLE IF NOT EXISTS kms_in (pair TEXT NOT NULL, ts INTEGER NOT NULL, "
-    "data BLOB NOT NULL, PRIMARY KEY (pair, ts)) WITHOUT ROWID",
-    "CREATE TEMP TABLE IF NOT EXISTS kms_floor (pair TEXT PRIMARY KEY, floor INTEGER) "
-    "WITHOUT ROWID",
-)
-#: rows per statement filling ``kms_in`` (three parameters each; SQLite allows 32,766)
-_ROWS_PER_STATEMENT = 2_000
-_CLEAR_IN = "DELETE FROM temp.kms_in"
-_CLEAR_FLOOR = "DELETE FROM temp.kms_floor"
-# the first of a (pair, ts) wins within a batch, as row by row INSERT OR IGNORE did
-_FILL = "INSERT OR IGNORE INTO temp.kms_in (pair, ts, data) VALUES "
-#: what is stored already is no news: dropped from the batch (a redelivery)
-_OLD = ("DELETE FROM temp.kms_in WHERE EXISTS (SELECT 1 FROM main.settled s "
-        "WHERE s.pair = kms_in.pair AND s.ts = kms_in.ts) OR EXISTS (SELECT 1 FROM main.recent r "
-        "WHERE r.pair = kms_in.pair AND r.ts = kms_in.ts)")
-_INSERT = "INSERT INTO main.recent (pair, ts, data) SELECT pair, ts, data FROM temp.kms_in"
-# ("WHERE true": SQLite's upsert after a SELECT needs it to tell ON CONFLICT from a join's ON)
-_BUMP = ("INSERT INTO main.pair_counts (pair, n) SELECT pair, count(*) FROM temp.kms_in "
-         "WHERE true GROUP BY pair ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n")
-#: rows of this batch the cap does not keep: ``cap`` or more stored rows of the pair are newer
-#: (for a row appended at the newest end, the normal case, the walk finds none at once; only
-#: a late or very large batch walks up to ``cap`` index entries a row)
-_NOT_KEPT = ("SELECT count(*) FROM temp.kms_in i WHERE EXISTS (SELECT 1 FROM ("
-             "SELECT ts FROM main.settled s WHERE s.pair = i.pair AND s.ts > i.ts UNION ALL "
-             "SELECT ts FROM main.recent r WHERE r.pair = i.pair AND r.ts > i.ts) "
-             "LIMIT 1 OFFSET ?1 - 1)")
-#: the batch's pairs stored beyond the cap by more than the least slack (see ``slack``)
-_OVER = ("SELECT c.pair, c.n FROM main.pair_counts c WHERE c.n > ?1 "
-         "AND c.pair IN (SELECT pair FROM temp.kms_in)")
-#: (a compound SELECT ordered as a whole: SQLite merges the two tables' key orders, reading
-#: no more than the offset's rows)
-_NTH_OLDEST = ("SELECT ts FROM main.settled WHERE pair = ?1 UNION ALL "
-               "SELECT ts FROM main.recent WHERE pair = ?1 ORDER BY 1 ASC LIMIT 1 OFFSET ?2")
-_FLOOR = "INSERT INTO temp.kms_floor (pair, floor) VALUES (?, ?)"
-_TRIM = ("DELETE FROM main.settled WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
-         "temp.kms_floor f JOIN main.settled s ON s.pair = f.pair AND s.ts <= f.floor)")
-_TRIM_RECENT = ("DELETE FROM main.recent WHERE rowid IN (SELECT r.rowid FROM temp.kms_floor f "
-                "JOIN main.recent r ON r.pair = f.pair AND r.ts <= f.floor)")
-#: ``recent`` into ``settled`` in key order: each pair's rows land together at the end of its
-#: range, a page or two a pair however many ticks they span
-_SETTLE = ("INSERT INTO main.settled (pair, ts, data) "
-           "SELECT pair, ts, data FROM main.recent ORDER BY pair, ts")
-_CLEAR_RECENT = "DELETE FROM main.recent"
-_CAPPED = "UPDATE main.pair_counts SET n = ? WHERE pair IN (SELECT pair FROM temp.kms_floor)"
-_COUNT = "SELECT n FROM pair_counts WHERE pair = ?"
-_RANGE = {
-    order: "SELECT ts, data FROM settled WHERE pair = ?1 AND ts BETWEEN ?2 AND ?3 UNION ALL "
-    "SELECT ts, data FROM recent WHERE pair = ?1 AND ts BETWEEN ?2 AND ?3 "
-    f"ORDER BY ts {order.upper()} LIMIT ?4"
-    for order in ("desc", "asc")
-}
 
 
 class SQLiteHistoryStore(PagedHistory):
@@ -291,7 +214,7 @@ class SQLiteHistoryStore(PagedHistory):
             # (every 1,000 pages by default: every commit of a big batch) waited for the
             # copy and the fsync of the database file in the writer's own time
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            for ddl in _SCRATCH:
+            for ddl in sql.SCRATCH:
                 conn.execute(ddl)
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -306,7 +229,7 @@ class SQLiteHistoryStore(PagedHistory):
                     conn.execute("ALTER TABLE snapshots RENAME COLUMN json TO data")
                 if version in (1, 2):  # the one table of schemas 1 and 2 is settled history
                     conn.execute("ALTER TABLE snapshots RENAME TO settled")
-                for ddl in _SCHEMA:
+                for ddl in sql.SCHEMA:
                     conn.execute(ddl)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 (self._recent,) = conn.execute("SELECT count(*) FROM recent").fetchone()
@@ -387,8 +310,8 @@ class SQLiteHistoryStore(PagedHistory):
         assert conn is not None  # _write refuses to run when the store is not open
         conn.execute("BEGIN IMMEDIATE")
         try:
-            moved = conn.execute(_SETTLE).rowcount
-            conn.execute(_CLEAR_RECENT)
+            moved = conn.execute(sql.SETTLE).rowcount
+            conn.execute(sql.CLEAR_RECENT)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
@@ -412,20 +335,20 @@ class SQLiteHistoryStore(PagedHistory):
         try:
             # the scratch tables are empty: emptied before every commit, and a rollback
             # takes back what a failed add put in them
-            for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-                part = rows[i:i + _ROWS_PER_STATEMENT]
-                conn.execute(_FILL + ",".join(["(?,?,?)"] * len(part)),
+            for i in range(0, len(rows), sql.ROWS_PER_STATEMENT):
+                part = rows[i:i + sql.ROWS_PER_STATEMENT]
+                conn.execute(sql.FILL + ",".join(["(?,?,?)"] * len(part)),
                              [v for row in part for v in row])
-            conn.execute(_OLD)
-            new = conn.execute(_INSERT).rowcount
+            conn.execute(sql.OLD)
+            new = conn.execute(sql.INSERT).rowcount
             kept = grown = 0
             if new:
-                conn.execute(_BUMP)
+                conn.execute(sql.BUMP)
                 cap = self.history_limit
-                (dropped,) = conn.execute(_NOT_KEPT, (cap,)).fetchone()
+                (dropped,) = conn.execute(sql.NOT_KEPT, (cap,)).fetchone()
                 kept = new - dropped
                 grown = new - self._trim(conn, cap)
-            conn.execute(_CLEAR_IN)
+            conn.execute(sql.CLEAR_IN)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
@@ -441,19 +364,19 @@ class SQLiteHistoryStore(PagedHistory):
         were in ``recent``."""
         least = cap + slack(cap, "")
         floors = 0
-        for pair, n in conn.execute(_OVER, (least,)).fetchall():
+        for pair, n in conn.execute(sql.OVER, (least,)).fetchall():
             if n <= cap + slack(cap, pair):
                 continue
             # the (n - cap)-th oldest goes, and every row older: exactly cap rows remain
-            (floor,) = conn.execute(_NTH_OLDEST, (pair, n - cap - 1)).fetchone()
-            conn.execute(_FLOOR, (pair, floor))
+            (floor,) = conn.execute(sql.NTH_OLDEST, (pair, n - cap - 1)).fetchone()
+            conn.execute(sql.FLOOR, (pair, floor))
             floors += 1
         if not floors:
             return 0
-        conn.execute(_TRIM)
-        gone = int(conn.execute(_TRIM_RECENT).rowcount)
-        conn.execute(_CAPPED, (cap,))
-        conn.execute(_CLEAR_FLOOR)
+        conn.execute(sql.TRIM)
+        gone = int(conn.execute(sql.TRIM_RECENT).rowcount)
+        conn.execute(sql.CAPPED, (cap,))
+        conn.execute(sql.CLEAR_FLOOR)
         return gone
 
     # -- reads -----------------------------------------------------------------------------
@@ -462,7 +385,7 @@ class SQLiteHistoryStore(PagedHistory):
         return min(await self._read(self._count, pair), self.history_limit)
 
     def _count(self, pair: str) -> int:
-        row = self._reader().execute(_COUNT, (pair,)).fetchone()
+        row = self._reader().execute(sql.COUNT, (pair,)).fetchone()
         return 0 if row is None else int(row[0])
 
     async def pairs(self) -> list[str]:
@@ -483,17 +406,17 @@ class SQLiteHistoryStore(PagedHistory):
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            row = conn.execute(_COUNT, (pair,)).fetchone()
+            row = conn.execute(sql.COUNT, (pair,)).fetchone()
             n = 0 if row is None else int(row[0])
             if n <= self.history_limit:
                 return None
-            row = conn.execute(_NTH_OLDEST, (pair, n - self.history_limit)).fetchone()
+            row = conn.execute(sql.NTH_OLDEST, (pair, n - self.history_limit)).fetchone()
             return None if row is None else int(row[0])
         finally:
             conn.execute("COMMIT")
 
     def _fetch_rows(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
-        cur = self._reader().execute(_RANGE[order], (pair, lo, hi, n))
+        cur = self._reader().execute(sql.RANGE[order], (pair, lo, hi, n))
         return [(int(ts), bytes(js)) for ts, js in cur]
 
     async def _fetch(self, pair: str, lo: int, hi: int, n: int, order: Order) -> list[Row]:
