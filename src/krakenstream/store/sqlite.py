@@ -85,9 +85,9 @@ SCHEMA_VERSION = 3
 #: how long a write waits for another process's write lock before giving up
 BUSY_TIMEOUT_S = 5.0
 #: the writer connection's page cache, KiB (SQLite's default is 2 MiB, about 500 pages): a
-#: tick of thousands of pairs dirties the newest page of each pair's range, and with the
-#: default cache the next tick read them all back from the WAL
-WRITER_CACHE_KIB = 32_768
+#: move from ``recent`` of thousands of pairs dirties the newest page of each pair's range,
+#: and with the default cache the next move read them all back (32 MiB when every tick did)
+WRITER_CACHE_KIB = 16_384
 #: how often the checkpointer thread copies what the WAL holds into the database file
 CHECKPOINT_EVERY_S = 1.0
 #: caps from which a pair may hold a few rows beyond the cap before they are deleted
