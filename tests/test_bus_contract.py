@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from conftest import Broker
 from krakenstream.bus import MemoryBus, SnapshotBus
+from krakenstream.bus.base import EncodedSubscription
 from krakenstream.config import BusSettings, Settings
 from krakenstream.core import codec
 from krakenstream.core.snapshot import Snapshot
@@ -250,6 +251,60 @@ async def test_kafka_values_are_compact_and_json_is_still_read(kafka_broker: Bro
     written = records[-1]
     assert written.key == b"ETH/USD" and written.value == codec.encode(second)
     assert written.value[:1] == codec.MAGIC and len(written.value) < len(second.to_json()) / 3
+
+
+async def collect_encoded(sub: EncodedSubscription, n: int, within: float = 15.0
+                          ) -> list[codec.Encoded]:
+    """:func:`collect` through ``get_encoded``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    out: list[codec.Encoded] = []
+    while len(out) < n and (left := deadline - loop.time()) > 0:
+        out += await sub.get_encoded(max_items=500, timeout=min(0.5, left))
+    return out
+
+
+async def test_kafka_hands_out_records_as_they_came_checked_like_snapshots(
+        kafka_broker: Broker) -> None:
+    """``get_encoded`` gives the same records as ``get_batch``, as the bytes the topic holds
+    (a JSON value of an older producer encoded anew), skips and counts the same malformed
+    ones, and its reads are committed alike."""
+    sent = [snap("ETH/USD", seq) for seq in range(1, 4)]
+    older = snap("ETH/USD", 4)
+    bus = kafka_bus(kafka_broker)
+    async with bus, bus.subscribe("analysis") as sub:
+        assert isinstance(sub, EncodedSubscription)
+        for s in sent:
+            await bus.publish(s)
+        await settled(bus, len(sent))
+        raw = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        await raw.start()
+        try:
+            await raw.send_and_wait(TOPIC, older.to_json(), key=b"ETH/USD")
+            for value in (b"\x00not json", codec.MAGIC + b"\xc1", codec.encode(older)[:-3]):
+                await raw.send_and_wait(TOPIC, value, key=b"ETH/USD")
+            await raw.send_and_wait(TOPIC, codec.encode(older), key=None)  # no pair
+        finally:
+            await raw.stop()
+        last = snap("ETH/USD", 5)
+        await bus.publish(last)
+
+        got = await collect_encoded(sub, 5)
+        assert [e.snapshot() for e in got] == [*sent, older, last]
+        assert [(e.pair, e.ts) for e in got] == [(s.pair, s.ts) for s in [*sent, older, last]]
+        assert [e.data for e in got] == [codec.encode(s) for s in [*sent, older, last]]
+        assert all(isinstance(e, codec.Encoded) for e in got)
+        assert await wait_until(lambda: sub.stats().malformed == 4, 5)
+        assert sub.stats().delivered == 5 and bus.stats().malformed == 4
+        await sub.commit()
+
+    again = kafka_bus(kafka_broker)
+    async with again, again.subscribe("analysis") as successor:
+        following = snap("ETH/USD", 6)
+        await again.publish(following)
+        # what was committed is not delivered again, whichever way it was read
+        assert await collect(successor, 1) == [following]
+        assert await successor.get_batch(timeout=0.3) == []
 
 
 async def test_kafka_puts_a_pair_where_a_keyed_send_puts_it(kafka_broker: Broker) -> None:

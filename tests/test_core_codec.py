@@ -134,3 +134,39 @@ def test_json_rows_are_still_read() -> None:
     assert rec.json("ETH/USD", True) == snap.to_json()
     assert rec.snapshot("ETH/USD", True) == snap
     assert rec.json("ETH/USD", False) == replace(snap, gap_before=False).to_json()
+
+
+@given(snapshots())
+@pytest.mark.slow
+def test_an_encoded_row_read_back_keeps_its_bytes_and_gives_its_snapshot(snap: Snapshot) -> None:
+    data = codec.encode(snap)
+    if data[:1] != codec.MAGIC:  # beyond 64 bits: JSON, encoded anew (below)
+        return
+    got = codec.Encoded.read(snap.pair, data)
+    assert (got.pair, got.ts) == (snap.pair, snap.ts)
+    assert got.data is data  # as it came: nothing encoded again
+    assert got.snapshot() == snap and got.snapshot() is got.snapshot()  # built once
+
+
+def test_encoded_of_a_snapshot_and_of_its_json() -> None:
+    snap = replace(synthetic("ETH/USD", 1_700_000_000_000, 3), gap_before=True)
+    made = codec.Encoded.of(snap)
+    assert (made.pair, made.ts, made.data) == ("ETH/USD", snap.ts, codec.encode(snap))
+    assert made.snapshot() is snap
+    # a JSON snapshot (what the Kafka bus wrote before the compact form) is encoded anew,
+    # named by its own pair
+    older = codec.Encoded.read("ignored", snap.to_json())
+    assert (older.pair, older.ts, older.data) == ("ETH/USD", snap.ts, codec.encode(snap))
+    assert older.snapshot() == snap
+    big = replace(snap, bids=((10**30, 1),))  # stays JSON, as the store keeps it
+    assert codec.Encoded.read("ETH/USD", big.to_json()).data == codec.encode(big)
+    assert repr(made) == f"Encoded('ETH/USD', ts={snap.ts}, {len(made.data)} bytes)"
+
+
+@pytest.mark.parametrize("data", [
+    b"\x01", b"\x01\x93\x01\x02\x03", b"\x02abc", b"[1,2]", b'{"schema":1}',
+    codec.encode(synthetic("BTC/USD", 0))[:-3],
+])
+def test_an_encoded_row_that_is_no_snapshot_is_a_value_error(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        codec.Encoded.read("BTC/USD", data)

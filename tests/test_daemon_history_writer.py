@@ -7,15 +7,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
+from aiokafka import AIOKafkaProducer
 
+from conftest import Broker
+from gateway_support import sample_snapshot
 from krakenstream.bus.memory import MemoryBus
+from krakenstream.config import BusSettings, Settings
+from krakenstream.core import codec
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.history_writer import HistoryWriter
+from krakenstream.daemon.wiring import make_bus
 from krakenstream.errors import BackendUnavailable
+from krakenstream.store import RedisHistoryStore
 from krakenstream.store.sqlite import SQLiteHistoryStore
+from test_bus_support import T0, wait_until
 
 
 class FlakyStore(SQLiteHistoryStore):
@@ -86,3 +96,53 @@ async def test_a_history_writer_task_that_dies_is_logged_at_once_and_stop_still_
     assert role._sub is None
     await bus.close()
     await store.close()
+
+
+async def test_from_kafka_into_redis_the_records_bytes_are_stored_as_they_came(
+        kafka_broker: Broker, redis_server_url: str, redis_prefix: str) -> None:
+    """The writer hands Redis the bytes the Kafka record carried (no snapshot built, none
+    encoded again): a compact row another producer wrote in a longer, still valid msgpack
+    form is stored byte for byte; a JSON record (the bus's form before) is stored compact;
+    a malformed one is skipped; each reads back as the snapshot it was."""
+    settings = Settings()
+    settings = settings.replace(
+        bus=BusSettings(backend="kafka"),
+        kafka=replace(settings.kafka, bootstrap=kafka_broker.bootstrap,
+                      topic="kms.test.writer", session_timeout_ms=6000))
+    first, second, third = (sample_snapshot(T0 + 1_000 * i) for i in range(3))
+    canonical = codec.encode(first)
+    assert canonical[2] == 0xCF and canonical[11] < 0x80  # ts as uint64, then seq in a byte
+    longer = canonical[:11] + b"\xcc" + canonical[11:]  # seq as a uint8: the same row
+    assert codec.decode(longer).snapshot("ETH/USD", False) == first
+
+    bus = make_bus(settings)
+    await bus.start()
+    store = RedisHistoryStore(redis_server_url, prefix=redis_prefix)
+    await store.open()
+    role = HistoryWriter(bus, store, group="g", poll_timeout=0.1)
+    await role.start()
+    try:
+        raw = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        await raw.start()
+        try:
+            for value in (longer, codec.encode(second)[:-3], second.to_json()):
+                await raw.send_and_wait("kms.test.writer", value, key=b"ETH/USD")
+        finally:
+            await raw.stop()
+        await bus.publish(third)
+        assert await wait_until(lambda: role.stats.stored == 3, 15), role.stats
+    finally:
+        await role.stop()
+        await bus.close()
+    try:
+        assert [s async for s in store.history("ETH/USD", order="asc", published_flags=True)] == [
+            first, second, third]
+    finally:
+        await store.close()
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        members = client.zrange(store.key("ETH/USD"), 0, -1)
+    finally:
+        client.close()
+    assert members == [longer, codec.encode(second), codec.encode(third)]
+    assert bus.stats().malformed == 1

@@ -111,6 +111,44 @@ async def test_many_pairs_in_several_script_calls_store_as_one(
     assert answers[2] == answers[0]
 
 
+async def test_encoded_rows_are_stored_as_their_snapshots_are(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """``add_encoded`` (the history writer's path from Kafka: the record's bytes as they
+    came) stores what ``add`` stores, byte for byte, with the same answers, dedupe and cap."""
+    batch = [s for i in range(7) for s in series(f"P{i}/USD", 4 + i)]
+    again = series("P0/USD", 2) + series("P5/USD", 12, start=T0 + 9_000)
+    answers, members = [], []
+    for way in ("add", "add_encoded"):
+        for per_call in (3, 500):
+            prefix = f"{redis_prefix}{way}:{per_call}:"
+            store = RedisHistoryStore(redis_server_url, prefix=prefix, history_limit=8,
+                                      pairs_per_call=per_call)
+            await store.open()
+            try:
+                if way == "add":
+                    first, second = await store.add(batch), await store.add(again)
+                else:
+                    first = await store.add_encoded([codec.Encoded.of(s) for s in batch])
+                    second = await store.add_encoded(
+                        [codec.Encoded.read(s.pair, codec.encode(s)) for s in again])
+                counts = [await store.count(f"P{i}/USD") for i in range(7)]
+                kept = [s async for s in store.history("P5/USD", order="asc")]
+            finally:
+                await store.close()
+            answers.append((first, second, counts, kept))
+            client = redis.Redis.from_url(redis_server_url)
+            try:
+                members.append([client.zrange(f"{prefix}history:P{i}/USD", 0, -1,
+                                              withscores=True) for i in range(7)])
+            finally:
+                client.close()
+    assert answers[0][:3] == (46, 8, [4, 5, 6, 7, 8, 8, 8])
+    assert [s.ts for s in answers[0][3]] == [T0 + i * 1000 for i in range(13, 21)]
+    assert all(a == answers[0] for a in answers) and all(m == members[0] for m in members)
+    assert await RedisHistoryStore(redis_server_url).add_encoded([]) == 0  # not even opened
+
+
 def test_pairs_per_call_must_be_positive() -> None:
     with pytest.raises(ValueError, match="pairs_per_call"):
         RedisHistoryStore("redis://127.0.0.1:6379/0", pairs_per_call=0)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from ..core.codec import Encoded
 from ..core.snapshot import Snapshot
 
 
@@ -124,6 +125,22 @@ class BusSubscription(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+@runtime_checkable
+class EncodedSubscription(BusSubscription, Protocol):
+    """A subscription that can also hand out snapshots in their stored form (Kafka, whose
+    records carry exactly that): a reader that only passes them on, or needs few of them,
+    skips building a :class:`Snapshot` of every one."""
+
+    async def get_encoded(
+        self,
+        max_items: int = 500,
+        timeout: float = 1.0,  # noqa: ASYNC109 - the bus interface's wait, in seconds
+    ) -> list[Encoded]:
+        """As :meth:`BusSubscription.get_batch` (the same records, positions and commits,
+        malformed ones skipped and counted alike), each an :class:`Encoded`."""
+        ...
 
 
 @runtime_checkable

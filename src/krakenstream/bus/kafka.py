@@ -65,6 +65,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from ..core import codec
 from ..core.backoff import backoff
+from ..core.codec import Encoded
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from . import kafka_log
@@ -635,13 +636,41 @@ class KafkaSubscription(StartsAndCloses):
         max_items: int = 500,
         timeout: float = 1.0,  # noqa: ASYNC109 - the bus interface's wait, in seconds
     ) -> list[Snapshot]:
+        out: list[Snapshot] = []
+        for tp, message in await self._fetch(max_items, timeout):
+            snap = self._decode(message.value, message.key, tp, message.offset)
+            if snap is not None:
+                out.append(snap)
+        self._delivered += len(out)
+        self._counters.delivered += len(out)
+        return out
+
+    async def get_encoded(
+        self,
+        max_items: int = 500,
+        timeout: float = 1.0,  # noqa: ASYNC109 - the bus interface's wait, in seconds
+    ) -> list[Encoded]:
+        """As :meth:`get_batch`, each snapshot as the record carried it (checked, not turned
+        into a :class:`Snapshot`): for readers that store the bytes or need few snapshots."""
+        out: list[Encoded] = []
+        for tp, message in await self._fetch(max_items, timeout):
+            item = self._read(message.value, message.key, tp, message.offset)
+            if item is not None:
+                out.append(item)
+        self._delivered += len(out)
+        self._counters.delivered += len(out)
+        return out
+
+    async def _fetch(self, max_items: int, wait: float) -> list[tuple[TopicPartition, Any]]:
+        """Up to ``max_items`` records (their positions noted for :meth:`commit`), waiting at
+        most ``wait`` s; a fetch that fails drops the consumer, to reconnect later."""
         if not self._started:
             raise RuntimeError("get_batch() on a subscription that is not started")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, timeout)
-        consumer = await self._ensure_consumer(max(0.0, timeout))
+        deadline = loop.time() + max(0.0, wait)
+        consumer = await self._ensure_consumer(max(0.0, wait))
         if consumer is None:
             return []
         remaining_ms = max(0, int((deadline - loop.time()) * 1000))
@@ -655,15 +684,11 @@ class KafkaSubscription(StartsAndCloses):
             return []
         if records:
             self.link.worked()
-        out: list[Snapshot] = []
+        out: list[tuple[TopicPartition, Any]] = []
         for tp, messages in records.items():
-            for message in messages:
-                self._positions[tp] = message.offset + 1
-                snap = self._decode(message.value, message.key, tp, message.offset)
-                if snap is not None:
-                    out.append(snap)
-        self._delivered += len(out)
-        self._counters.delivered += len(out)
+            if messages:
+                self._positions[tp] = messages[-1].offset + 1
+            out += [(tp, message) for message in messages]
         return out
 
     async def commit(self) -> None:
@@ -713,21 +738,38 @@ class KafkaSubscription(StartsAndCloses):
             rec = codec.decode(value)
             return rec.snapshot(key.decode("utf-8", "replace"), rec.gap_before)
         except ValueError as exc:
-            self._malformed += 1
-            self._counters.malformed += 1
-            level = logging.WARNING
-            if self._malformed % _MALFORMED_LOG_EVERY != 1:
-                level = logging.DEBUG
-            log.log(
-                level,
-                "skipped malformed record %s[%d]@%d (%d so far): %s",
-                tp.topic,
-                tp.partition,
-                offset,
-                self._malformed,
-                exc,
-            )
+            self._skipped(exc, tp, offset)
             return None
+
+    def _read(self, value: bytes | None, key: bytes | None, tp: TopicPartition,
+              offset: int) -> Encoded | None:
+        """:meth:`_decode`'s checks, without building the snapshot of a compact record."""
+        try:
+            if value is None:
+                raise ValueError("record has no value")
+            if value[:1] == codec.MAGIC and not key:
+                raise ValueError("compact record without its key (the pair)")
+            return Encoded.read(key.decode("utf-8", "replace") if key else "", value)
+        except ValueError as exc:
+            self._skipped(exc, tp, offset)
+            return None
+
+    def _skipped(self, exc: ValueError, tp: TopicPartition, offset: int) -> None:
+        """A malformed record: counted, logged (the first, then one in a hundred)."""
+        self._malformed += 1
+        self._counters.malformed += 1
+        level = logging.WARNING
+        if self._malformed % _MALFORMED_LOG_EVERY != 1:
+            level = logging.DEBUG
+        log.log(
+            level,
+            "skipped malformed record %s[%d]@%d (%d so far): %s",
+            tp.topic,
+            tp.partition,
+            offset,
+            self._malformed,
+            exc,
+        )
 
     async def _drop_consumer(self) -> None:
         connecting, self._connecting = self._connecting, None

@@ -7,6 +7,11 @@ Named for what it does: it writes history (the analysis of a series of snapshots
 Kafka group ``kms-analysis`` are a stable interface that scripts and deployments rely on, so
 only the code's name changed.
 
+From the Kafka bus into the Redis store, the snapshots go as the records carried them
+(:class:`~krakenstream.core.codec.Encoded`): the bytes on the topic are the bytes Redis keeps,
+so the writer checks each record and stores it without building a snapshot and encoding it
+again (~20 µs a record, 3,000 a second at 3,000 pairs).
+
 Batches are taken from the bus, written to the store, and only then committed, so a crash
 between the two redelivers the batch (at-least-once) and the store's (pair, ts) key makes the
 second write a no-op. A store that is down is retried with capped, jittered backoff
@@ -21,15 +26,17 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from ..bus.base import BusSubscription, SnapshotBus
+from ..bus.base import BusSubscription, EncodedSubscription, SnapshotBus
 from ..core.backoff import backoff
+from ..core.codec import Encoded
 from ..core.snapshot import Snapshot
 from ..errors import BackendUnavailable
 from ..store.archive import ArchiveRoller
-from ..store.base import HistoryStore
+from ..store.base import EncodedWrites, HistoryStore
 from ..tasks import died, report_failure
 from .metrics import Metrics
 
@@ -45,6 +52,9 @@ RETRY_INITIAL = 0.1
 IN_PROCESS_BATCH = 3_000
 #: snapshots a batch from Kafka
 KAFKA_BATCH = 500
+
+#: what a batch holds: snapshots, or snapshots as the bus carried them
+_Item = TypeVar("_Item", Snapshot, Encoded)
 
 
 @dataclass
@@ -134,21 +144,31 @@ class HistoryWriter:
 
     async def _run(self) -> None:
         assert self._sub is not None
-        sub = self._sub
+        sub, store = self._sub, self.store
+        # the store's method is looked up at every write, as ``self.store.add(batch)`` was
+        if isinstance(sub, EncodedSubscription) and isinstance(store, EncodedWrites):
+            await self._consume(sub, sub.get_encoded, lambda batch: store.add_encoded(batch))
+        else:
+            await self._consume(sub, sub.get_batch, lambda batch: store.add(batch))
+
+    async def _consume(self, sub: BusSubscription,
+                       get: Callable[[int, float], Awaitable[list[_Item]]],
+                       add: Callable[[Sequence[_Item]], Awaitable[int]]) -> None:
         while True:
-            batch = await sub.get_batch(self.batch_size, timeout=self.poll_timeout)
+            batch = await get(self.batch_size, self.poll_timeout)
             if not batch:
                 if self._stopping.is_set():
                     return  # drained
                 continue
-            await self._store(batch)
+            await self._store(batch, add)
             await sub.commit()
 
-    async def _store(self, batch: list[Snapshot]) -> None:
+    async def _store(self, batch: list[_Item],
+                     add: Callable[[Sequence[_Item]], Awaitable[int]]) -> None:
         delays = backoff(RETRY_INITIAL, self.retry_max, rng=self._rng)
         while True:
             try:
-                stored = await self.store.add(batch)
+                stored = await add(batch)
                 break
             except BackendUnavailable as exc:
                 self.stats.store_errors += 1

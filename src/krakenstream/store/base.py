@@ -23,8 +23,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+from ..core.codec import Encoded
 from ..core.gaps import follows
 from ..core.record import Record, decode_record
 from ..core.snapshot import Snapshot
@@ -125,6 +126,17 @@ class HistoryStore(Protocol):
 
     async def ping(self) -> None:
         """Raise :class:`~krakenstream.errors.BackendUnavailable` unless the backend answers."""
+        ...
+
+
+@runtime_checkable
+class EncodedWrites(Protocol):
+    """A store that takes snapshots already in their stored form (Redis): the history
+    writer hands on what the Kafka bus carried without decoding and encoding it again."""
+
+    async def add_encoded(self, rows: Sequence[Encoded]) -> int:
+        """:meth:`HistoryStore.add` for snapshots already encoded (``row.data`` stored as
+        it is, keyed by ``row.pair`` and ``row.ts``); the same answer and the same rules."""
         ...
 
 

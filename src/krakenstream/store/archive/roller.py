@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ...core.codec import Encoded
 from ...core.snapshot import Snapshot
 from ...errors import KmsError
 from ..base import HistoryStore
@@ -175,9 +176,10 @@ class ArchiveRoller:
 
     # -- noting what was stored --------------------------------------------------------------
 
-    def note(self, snaps: Sequence[Snapshot]) -> None:
-        """Snapshots the window store just accepted. Cheap: no I/O, no copy kept (except
-        late snapshots, below what is already archived)."""
+    def note(self, snaps: Sequence[Snapshot] | Sequence[Encoded]) -> None:
+        """Snapshots the window store just accepted (as snapshots, or encoded as the Kafka
+        bus carried them). Cheap: no I/O, no copy kept (except late snapshots, below what is
+        already archived)."""
         for s in snaps:
             roll = self._rolls.get(s.pair)
             if roll is None:
@@ -212,13 +214,13 @@ class ArchiveRoller:
             self._progress.clear()
             await self._progress.wait()
 
-    def _keep_late(self, s: Snapshot) -> None:
+    def _keep_late(self, s: Snapshot | Encoded) -> None:
         late = self._late.setdefault(s.pair, [])
         if len(late) >= MAX_LATE:
             log.warning("archive: more than %d late snapshots of %s; dropping %d",
                         MAX_LATE, s.pair, s.ts)
             return
-        late.append(s)
+        late.append(s if isinstance(s, Snapshot) else s.snapshot())
         self._set_due(s.pair, None)
 
     def _set_due(self, pair: str, upto: int | None) -> None:
