@@ -63,8 +63,8 @@ async def _seen_elsewhere(gw: Gateway, st: HistoryStore) -> list[dict[str, Any]]
     counts = await asyncio.gather(*(st.count(p) for p in names))
     out: list[dict[str, Any]] = []
     for name, n in zip(names, counts, strict=True):
-        snap = latest.get(name)
-        live = snap is not None and now_ms - snap.ts <= gw.live_age_ms
+        ts = latest.ts(name)
+        live = ts is not None and now_ms - ts <= gw.live_age_ms
         out.append({"pair": name, "state": "live" if live else "unknown",
                     "frames": None, "mismatches": None, "crossed": None,
                     "resyncs": None, "reconnects": None, "last_frame_time": None,
