@@ -12,6 +12,7 @@ import pytest
 
 from conftest import free_port
 from krakenstream.bus.kafka import KafkaBus, KafkaOptions
+from krakenstream.core import codec
 from krakenstream.core.backoff import backoff
 from test_bus_support import snap, wait_until
 
@@ -110,3 +111,19 @@ async def test_the_buffer_holds_whole_ticks_of_the_announced_pairs(caplog) -> No
     full = [r for r in caplog.records if "buffer full" in r.getMessage()]
     assert len(full) == 1  # logged once, not per snapshot
     await bus.close()
+
+
+async def test_publish_encodes_the_record_at_once() -> None:
+    """A snapshot is encoded as it is published (in the publisher's turn on the event loop,
+    while the sender may be waiting for an acknowledgement), so the sender only hands the
+    ready records to the producer."""
+    bus = KafkaBus(nowhere())  # not started: nothing is sent anywhere
+    sent = [snap("BTC/USD", seq) for seq in range(3)]
+    for s in sent:
+        await bus.publish(s)
+    held = list(bus._buffer)
+    assert [(e.pair, e.ts, e.data) for e in held] == [
+        (s.pair, s.ts, codec.encode(s)) for s in sent]
+    assert [e.snapshot() for e in held] == sent
+    await bus.close()
+    assert bus.stats().dropped == 3

@@ -11,12 +11,15 @@ fallback for a number beyond 64 bits) are still read, told apart by their first 
 core between the orderbook role, the history writer and the gateway's tap, each of which read
 every snapshot.
 
-Delivery is **at-least-once**. ``publish`` only appends to a bounded buffer; a background task
-drains it into an ``acks="all"`` producer (idempotent when the broker allows it) and counts a
-snapshot *published* only once the broker acknowledged it. A send that fails puts its
-snapshots back at the front of the buffer, the producer is recreated with backoff, and they
-are sent again, so a broker that is down or restarting never crashes the daemon nor blocks
-the caller; while it is away the buffer fills and then drops its *oldest* snapshots, counted.
+Delivery is **at-least-once**. ``publish`` only encodes the snapshot (its record's value, a few
+µs: done in the publisher's turns on the event loop, while the last send waits for its
+acknowledgement, instead of all at once by the sender after it) and appends it to a bounded
+buffer; a background task drains it into an ``acks="all"`` producer (idempotent when the broker
+allows it) and counts a snapshot *published* only once the broker acknowledged it. A send that
+fails puts its snapshots back at the front of the buffer, the producer is recreated with
+backoff, and they are sent again, so a broker that is down or restarting never crashes the
+daemon nor blocks the caller; while it is away the buffer fills and then drops its *oldest*
+snapshots, counted.
 
 The buffer holds at least ``buffer_ticks`` whole publish ticks of every pair the publisher
 announced (:meth:`KafkaBus.size_for_pairs`; ``kafka.buffer_size`` is the floor), for the same
@@ -217,9 +220,11 @@ class KafkaBus(StartsAndCloses):
         self._backoff = (backoff_initial, backoff_max)
         #: the jitter of every reconnect delay, the bus's and its subscriptions'
         self._rng = rng or random.Random()
-        self._buffer: deque[Snapshot] = deque()
+        #: snapshots encoded as they were published (the tick's turns on the event loop, while
+        #: the last send waits for its acknowledgement), not yet handed to the producer
+        self._buffer: deque[Encoded] = deque()
         #: snapshots handed to the producer and not yet acknowledged or failed
-        self._inflight: list[Snapshot] = []
+        self._inflight: list[Encoded] = []
         self._counters = _Counters()
         self._producer: AIOKafkaProducer | None = None
         self._partitions = _Partitions()
@@ -292,7 +297,7 @@ class KafkaBus(StartsAndCloses):
             self._counters.dropped += 1
             log.debug("bus closing: dropped %s ts=%d", snap.pair, snap.ts)
             return
-        self._buffer.append(snap)
+        self._buffer.append(Encoded.of(snap))
         self._idle.clear()
         self._trim()
         self._wake.set()
@@ -422,7 +427,7 @@ class KafkaBus(StartsAndCloses):
                 await self._drop_producer()
                 await self._sleep(next(delays))
 
-    async def _send(self, producer: AIOKafkaProducer, batch: list[Snapshot]) -> list[Snapshot]:
+    async def _send(self, producer: AIOKafkaProducer, batch: list[Encoded]) -> list[Encoded]:
         """Send a batch and wait for every acknowledgement; answer the ones to send again.
 
         The snapshots go in record batches built here, one per partition (more when one
@@ -440,7 +445,7 @@ class KafkaBus(StartsAndCloses):
             for i, snap in enumerate(batch):
                 key = snap.pair.encode()
                 partition = partition_of(key)
-                value = codec.encode(snap)
+                value = snap.data
                 entry = building.get(partition)
                 if entry is None or entry[0].append(key=key, value=value, timestamp=None) is None:
                     if entry is not None:  # full: hand it over, start the next one
@@ -489,19 +494,18 @@ class KafkaBus(StartsAndCloses):
         return retry
 
     async def _send_alone(self, producer: AIOKafkaProducer,
-                          batch: list[Snapshot]) -> list[Snapshot]:
+                          batch: list[Encoded]) -> list[Encoded]:
         """Send each snapshot in a record batch of its own (after a batch was refused as too
         large: only the snapshot too large is dropped); answer the ones to send again."""
         topic = self.options.topic
         futures: list[asyncio.Future[Any]] = []
         try:
             for snap in batch:
-                futures.append(await producer.send(topic, codec.encode(snap),
-                                                   key=snap.pair.encode()))
+                futures.append(await producer.send(topic, snap.data, key=snap.pair.encode()))
         except (KafkaError, *_UNREACHABLE) as exc:
             self.link.failed(f"send failed after {len(futures)} of {len(batch)}: {exc!r}")
         results = await asyncio.gather(*futures, return_exceptions=True)
-        retry: list[Snapshot] = []
+        retry: list[Encoded] = []
         for snap, result in zip(batch, results, strict=False):
             if not isinstance(result, BaseException):
                 self._counters.published += 1
