@@ -49,7 +49,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -76,6 +76,8 @@ from .base import BusStats, StartsAndCloses, SubscriptionStats
 from .kafka_log import start_producer
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 #: errors that mean "the broker is not reachable right now", as opposed to "it said no"
@@ -640,14 +642,7 @@ class KafkaSubscription(StartsAndCloses):
         max_items: int = 500,
         timeout: float = 1.0,  # noqa: ASYNC109 - the bus interface's wait, in seconds
     ) -> list[Snapshot]:
-        out: list[Snapshot] = []
-        for tp, message in await self._fetch(max_items, timeout):
-            snap = self._decode(message.value, message.key, tp, message.offset)
-            if snap is not None:
-                out.append(snap)
-        self._delivered += len(out)
-        self._counters.delivered += len(out)
-        return out
+        return await self._take(self._decode, max_items, timeout)
 
     async def get_encoded(
         self,
@@ -656,9 +651,16 @@ class KafkaSubscription(StartsAndCloses):
     ) -> list[Encoded]:
         """As :meth:`get_batch`, each snapshot as the record carried it (checked, not turned
         into a :class:`Snapshot`): for readers that store the bytes or need few snapshots."""
-        out: list[Encoded] = []
-        for tp, message in await self._fetch(max_items, timeout):
-            item = self._read(message.value, message.key, tp, message.offset)
+        return await self._take(self._read, max_items, timeout)
+
+    async def _take(self, read: Callable[[bytes | None, bytes | None, TopicPartition, int],
+                                         _T | None],
+                    max_items: int, wait: float) -> list[_T]:
+        """Up to ``max_items`` fetched records as ``read`` gives them (``None``: malformed,
+        counted and skipped by ``read``), counted as delivered."""
+        out: list[_T] = []
+        for tp, message in await self._fetch(max_items, wait):
+            item = read(message.value, message.key, tp, message.offset)
             if item is not None:
                 out.append(item)
         self._delivered += len(out)
