@@ -48,10 +48,11 @@ connection each, which WAL lets run beside the writer. The event loop encodes a 
 the writer thread that Python work queued for the GIL behind a loop busy with the feed, and
 took two to five times as long) and otherwise only awaits futures.
 A cancelled ``add`` still commits or rolls back whole in the writer thread; retrying it is
-harmless because ``add`` is idempotent. An ``add`` is about ten statements whatever its size,
-each over the whole batch (staged in a TEMP table of the writer's connection): every
-statement lets go of the GIL and takes it back, so a statement per row made the writer
-thread queue for the GIL behind a busy event loop thousands of times a batch.
+harmless because ``add`` is idempotent. An ``add`` is a few statements whatever its size,
+each over the whole batch (:mod:`~krakenstream.store.sqlite_writes`: about five for a batch
+the writer knows is news, ten to check any other): every statement lets go of the GIL and
+takes it back, so a statement per row made the writer thread queue for the GIL behind a
+busy event loop thousands of times a batch.
 
 Durability: WAL with ``synchronous=NORMAL``: a crash of the process loses nothing committed,
 a power cut may lose the last transactions; a second of market history is worth less than the
@@ -64,7 +65,6 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +76,9 @@ from ..errors import BackendUnavailable
 from ..sqlite_wal import enable_wal, rollback
 from . import sqlite_sql as sql
 from .base import CHUNK_SIZE, Order, PagedHistory, Row
+from .sqlite_writes import SLACK_FROM as SLACK_FROM
+from .sqlite_writes import BatchWrites
+from .sqlite_writes import slack as slack
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +93,6 @@ BUSY_TIMEOUT_S = 5.0
 WRITER_CACHE_KIB = 16_384
 #: how often the checkpointer thread copies what the WAL holds into the database file
 CHECKPOINT_EVERY_S = 1.0
-#: caps from which a pair may hold a few rows beyond the cap before they are deleted
-SLACK_FROM = 100
 #: rows ``recent`` holds before they are moved into ``settled``, once the writer is idle (five
 #: ticks at 3,000 pairs: each pair's five rows then land on one page or two, instead of each
 #: tick dirtying a page a pair)
@@ -101,20 +102,6 @@ SETTLE_IDLE_S = 0.05
 #: ``recent`` holding this many times :data:`SETTLE_ROWS` moves right after a write, idle or
 #: not (a writer given a batch every moment would otherwise never move it)
 SETTLE_FORCE = 4
-
-
-def slack(cap: int, pair: str) -> int:
-    """How many rows beyond ``cap`` a pair may hold before the oldest are deleted: 1 to 2 %
-    of the cap (none below :data:`SLACK_FROM`), a pair's own figure from a hash of its name
-    (``""``: the least). Deleting every pair's oldest row at every tick dirtied as many pages
-    again as the inserts; deleting a hundred rows of a pair at once touches one or two, and
-    the pairs, which all reach the cap at about the same tick, come due at different ticks.
-    Readers never see those rows: the cap applies at query time (``_floor``)."""
-    if cap < SLACK_FROM:
-        return 0
-    least = cap // 100
-    return least + (zlib.crc32(pair.encode()) % least if pair else 0)
-
 
 
 class SQLiteHistoryStore(PagedHistory):
@@ -148,6 +135,8 @@ class SQLiteHistoryStore(PagedHistory):
         #: rows in ``recent`` (as this store wrote and moved them: another process writing the
         #: same file makes it a guess, which only decides when to move)
         self._recent = 0
+        #: the writer thread's batch writes, and what it knows of the pairs it wrote
+        self._writes = BatchWrites(history_limit)
         self._settle_timer: asyncio.TimerHandle | None = None
         self._settling: asyncio.Task[int] | None = None
 
@@ -322,62 +311,13 @@ class SQLiteHistoryStore(PagedHistory):
         return int(moved)
 
     def _add(self, rows: Sequence[tuple[str, int, bytes]]) -> int:
-        """One transaction of about ten statements however large the batch, each working on
-        the whole batch: the batch into ``kms_in`` (a statement per 2,000 rows), what is
-        stored already dropped from it, the rest inserted, each pair's count bumped, and the
-        pairs now beyond the cap trimmed, all in SQL. Row by row (an insert per snapshot, a
-        count, a floor, a trim and a count per pair) this thread let go of the GIL and waited
-        for it again at every statement: with the event loop busy with the feed, 3,000
-        snapshots a tick took seconds to store."""
         conn = self._wconn
         assert conn is not None  # _write refuses to run when the store is not open
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # the scratch tables are empty: emptied before every commit, and a rollback
-            # takes back what a failed add put in them
-            for i in range(0, len(rows), sql.ROWS_PER_STATEMENT):
-                part = rows[i:i + sql.ROWS_PER_STATEMENT]
-                conn.execute(sql.FILL + ",".join(["(?,?,?)"] * len(part)),
-                             [v for row in part for v in row])
-            conn.execute(sql.OLD)
-            new = conn.execute(sql.INSERT).rowcount
-            kept = grown = 0
-            if new:
-                conn.execute(sql.BUMP)
-                cap = self.history_limit
-                (dropped,) = conn.execute(sql.NOT_KEPT, (cap,)).fetchone()
-                kept = new - dropped
-                grown = new - self._trim(conn, cap)
-            conn.execute(sql.CLEAR_IN)
-            conn.execute("COMMIT")
-        except BaseException:
-            rollback(conn)
-            raise
+        kept, grown = self._writes.add(conn, rows)
         self._recent += grown
         if self._checkpointer is not None:
             self._checkpointer.written.set()
         return kept
-
-    def _trim(self, conn: sqlite3.Connection, cap: int) -> int:
-        """Delete, in bulk, the rows beyond the cap of the batch's pairs stored beyond it by
-        more than their slack (in the writer's open transaction); returns how many of them
-        were in ``recent``."""
-        least = cap + slack(cap, "")
-        floors = 0
-        for pair, n in conn.execute(sql.OVER, (least,)).fetchall():
-            if n <= cap + slack(cap, pair):
-                continue
-            # the (n - cap)-th oldest goes, and every row older: exactly cap rows remain
-            (floor,) = conn.execute(sql.NTH_OLDEST, (pair, n - cap - 1)).fetchone()
-            conn.execute(sql.FLOOR, (pair, floor))
-            floors += 1
-        if not floors:
-            return 0
-        conn.execute(sql.TRIM)
-        gone = int(conn.execute(sql.TRIM_RECENT).rowcount)
-        conn.execute(sql.CAPPED, (cap,))
-        conn.execute(sql.CLEAR_FLOOR)
-        return gone
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -49,6 +49,20 @@ INSERT = "INSERT INTO main.recent (pair, ts, data) SELECT pair, ts, data FROM te
 # ("WHERE true": SQLite's upsert after a SELECT needs it to tell ON CONFLICT from a join's ON)
 BUMP = ("INSERT INTO main.pair_counts (pair, n) SELECT pair, count(*) FROM temp.kms_in "
          "WHERE true GROUP BY pair ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n")
+#: a batch known to be news (every row newer than its pair's newest stored row), straight
+#: into ``recent`` (see ``_append``)
+APPEND = "INSERT INTO main.recent (pair, ts, data) VALUES "
+#: the batch's pairs' counts as the writer computed them (it knew them before the batch)
+SET_COUNTS = ("INSERT INTO main.pair_counts (pair, n) VALUES {} "
+              "ON CONFLICT (pair) DO UPDATE SET n = excluded.n")
+#: another connection committed since this one's last transaction when this changes
+DATA_VERSION = "PRAGMA data_version"
+#: what the writer keeps in memory of the pairs a checked batch wrote: each one's count and
+#: newest ts (both tables' newest end, by their keys)
+LEARN = ("SELECT c.pair, c.n, max(coalesce((SELECT max(s.ts) FROM main.settled s "
+         "WHERE s.pair = c.pair), -9223372036854775808), coalesce((SELECT max(r.ts) "
+         "FROM main.recent r WHERE r.pair = c.pair), -9223372036854775808)) "
+         "FROM main.pair_counts c WHERE c.pair IN (SELECT pair FROM temp.kms_in)")
 #: rows of this batch the cap does not keep: ``cap`` or more stored rows of the pair are newer
 #: (for a row appended at the newest end, the normal case, the walk finds none at once; only
 #: a late or very large batch walks up to ``cap`` index entries a row)

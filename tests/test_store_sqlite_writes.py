@@ -1,0 +1,178 @@
+"""The SQLite store's batch writes (``store/sqlite_writes.py``): the fast way (a batch the
+writer knows is news) and the checked way must leave the same file and answer the same,
+whatever comes: redeliveries, late rows, several rows of a pair in a batch, the cap, a move
+into ``settled``, another connection writing the same file, a failed transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from krakenstream.store import sqlite_sql as sql
+from krakenstream.store.sqlite_writes import BatchWrites
+
+Row = tuple[str, int, bytes]
+PAIRS = ("AAA/USD", "BBB/USD", "CCC/EUR")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for ddl in (*sql.SCHEMA, *sql.SCRATCH):
+        conn.execute(ddl)
+    return conn
+
+
+@pytest.fixture
+def conns(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, sqlite3.Connection]]:
+    a, b = connect(tmp_path / "h.sqlite3"), connect(tmp_path / "h.sqlite3")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def on_disk(conn: sqlite3.Connection) -> tuple[dict[str, dict[int, bytes]], dict[str, int]]:
+    rows: dict[str, dict[int, bytes]] = {}
+    for pair, ts, data in conn.execute("SELECT pair, ts, data FROM snapshots"):
+        assert ts not in rows.setdefault(pair, {}), "a (pair, ts) in both tables"
+        rows[pair][ts] = bytes(data)
+    counts = dict(conn.execute("SELECT pair, n FROM pair_counts WHERE n > 0").fetchall())
+    return rows, counts
+
+
+class Model:
+    """What the store must hold (caps under 100: no slack, exactly the newest ``cap`` rows
+    of each pair on disk) and what ``add`` must answer, the naive way."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.rows: dict[str, dict[int, bytes]] = {}
+
+    def add(self, batch: list[Row]) -> int:
+        new: list[tuple[str, int]] = []
+        for pair, ts, data in batch:
+            held = self.rows.setdefault(pair, {})
+            if ts not in held:  # the first of a (pair, ts) wins, a stored one first of all
+                held[ts] = data
+                new.append((pair, ts))
+        for held in self.rows.values():
+            for ts in sorted(held)[:-self.cap]:
+                del held[ts]
+        return sum(1 for pair, ts in new if ts in self.rows[pair])
+
+
+@st.composite
+def actions(draw: st.DrawFn) -> list[tuple[str, int, list[Row]]]:
+    """Steps of (what, which writer, batch): mostly batches a tick newer than the last
+    (the fast way's case), with late rows, redeliveries and repeats of a pair mixed in."""
+    out: list[tuple[str, int, list[Row]]] = []
+    clock = 0
+    for _ in range(draw(st.integers(1, 12))):
+        what = draw(st.sampled_from(["add", "add", "add", "settle"]))
+        writer = draw(st.sampled_from([0, 0, 0, 1]))
+        batch: list[Row] = []
+        clock += 3
+        for _ in range(draw(st.integers(0, 8))):
+            pair = draw(st.sampled_from(PAIRS))
+            ts = clock + draw(st.sampled_from([0, 1, 2, 0, 1, 2, -3, -7]))
+            batch.append((pair, ts, f"{pair}@{ts}#{len(out)}".encode()))
+        out.append((what, writer, batch))
+    return out
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=actions(), cap=st.sampled_from([1, 2, 3, 5, 99]))
+def test_fast_and_checked_writes_keep_what_the_naive_model_keeps(
+        tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, list[Row]]],
+        cap: int) -> None:
+    path = tmp_path_factory.mktemp("w") / "h.sqlite3"
+    conns = connect(path), connect(path)
+    writers = BatchWrites(cap), BatchWrites(cap)
+    model = Model(cap)
+    try:
+        for what, i, batch in steps:
+            conn = conns[i]
+            if what == "settle":
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(sql.SETTLE)
+                conn.execute(sql.CLEAR_RECENT)
+                conn.execute("COMMIT")
+                continue
+            kept, _ = writers[i].add(conn, batch)
+            assert kept == model.add(batch)
+            rows, counts = on_disk(conn)
+            assert rows == {p: held for p, held in model.rows.items() if held}
+            assert counts == {p: len(held) for p, held in rows.items()}
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def ticks(start: int, n: int, pairs: tuple[str, ...] = PAIRS) -> Iterator[list[Row]]:
+    for k in range(start, start + n):
+        yield [(p, 1_000 * k, f"{p}@{k}".encode()) for p in pairs]
+
+
+def test_a_writer_appending_tick_after_tick_takes_the_fast_way(
+        conns: tuple[sqlite3.Connection, sqlite3.Connection]) -> None:
+    conn, _ = conns
+    writes = BatchWrites(10)
+    for k, batch in enumerate(ticks(1, 30), 1):
+        # (rows added to recent: none net once each new row pushes an old one out)
+        assert writes.add(conn, batch) == (3, 3 if k <= 10 else 0)
+    # the first batch is checked (the pairs were not known); every later one is news
+    assert (writes.checked, writes.appended) == (1, 29)
+    rows, counts = on_disk(conn)
+    assert counts == dict.fromkeys(PAIRS, 10)  # trimmed to the cap the fast way too
+    assert all(sorted(held) == [1_000 * k for k in range(21, 31)] for held in rows.values())
+    # a redelivery and a late row are not news: checked, and the redelivery not stored again
+    assert writes.add(conn, next(ticks(30, 1))) == (0, 0)
+    # (kept: five rows newer than it, under the cap; the oldest row goes for it)
+    assert writes.add(conn, [(PAIRS[0], 25_500, b"late")]) == (1, 0)
+    assert writes.checked == 3
+    rows, counts = on_disk(conn)
+    assert counts[PAIRS[0]] == 10 and min(rows[PAIRS[0]]) == 22_000
+
+
+def test_another_connections_commit_sends_the_next_batch_the_checked_way(
+        conns: tuple[sqlite3.Connection, sqlite3.Connection]) -> None:
+    """Another process writing the same file: what the writer knew is stale, so it checks;
+    the row the other wrote is not stored twice and the counts stay exact."""
+    a, b = conns
+    mine, theirs = BatchWrites(100), BatchWrites(100)
+    for batch in ticks(1, 3):
+        mine.add(a, batch)
+    assert (mine.checked, mine.appended) == (1, 2)
+    theirs.add(b, next(ticks(4, 1)))  # tick 4, written by the other
+    both = [row for batch in ticks(4, 2) for row in batch]  # tick 4 (theirs already), 5
+    assert mine.add(a, both) == (3, 3)
+    assert mine.checked == 2
+    rows, counts = on_disk(a)
+    assert counts == dict.fromkeys(PAIRS, 5)
+    assert all(held[4_000] == f"{p}@4".encode() for p, held in rows.items())
+    mine.add(a, next(ticks(6, 1)))
+    assert mine.appended == 3  # and fast again once checked
+
+
+def test_a_failed_write_forgets_what_the_writer_knew(
+        conns: tuple[sqlite3.Connection, sqlite3.Connection]) -> None:
+    conn, _ = conns
+    writes = BatchWrites(1_000)
+    for batch in ticks(1, 2):
+        writes.add(conn, batch)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = [(PAIRS[0], 10_000 + i, bytes(2_000)) for i in range(200)]
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        writes.add(conn, big)
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    assert on_disk(conn)[1] == dict.fromkeys(PAIRS, 2)  # nothing half-written
+    writes.add(conn, next(ticks(3, 1)))
+    assert (writes.checked, writes.appended) == (2, 1)  # checked again after the failure
+    assert on_disk(conn)[1] == dict.fromkeys(PAIRS, 3)
