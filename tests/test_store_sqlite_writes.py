@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from krakenstream.store import sqlite_sql as sql
-from krakenstream.store.sqlite_writes import BatchWrites
+from krakenstream.store.sqlite_writes import BatchWrites, statement
 
 Row = tuple[str, int, bytes]
 PAIRS = ("AAA/USD", "BBB/USD", "CCC/EUR")
@@ -176,3 +176,30 @@ def test_a_failed_write_forgets_what_the_writer_knew(
     writes.add(conn, next(ticks(3, 1)))
     assert (writes.checked, writes.appended) == (2, 1)  # checked again after the failure
     assert on_disk(conn)[1] == dict.fromkeys(PAIRS, 3)
+
+
+def test_whatever_the_batch_sizes_a_few_statements_are_prepared(
+        conns: tuple[sqlite3.Connection, sqlite3.Connection]) -> None:
+    """A chunk is padded up to one of a few sizes (its last row repeated, ignored): one
+    prepared statement of 2,000 rows holds ~1.2 MB, and one per batch size seen filled the
+    connection's cache with tens of MB."""
+    conn, _ = conns
+    writes = BatchWrites(5)
+    statement.cache_clear()
+    pairs = tuple(f"P{i:04d}/USD" for i in range(2_100))
+    k = 1
+    writes.add(conn, [(p, 1_000, b"first") for p in pairs])  # every pair known from here
+    for n in (*range(1, 40), 127, 128, 129, 500, 999, 2_047, 2_048, 2_049, 2_100):
+        k += 1
+        batch = [(p, 1_000 * k, f"{p}@{k}".encode()) for p in pairs[:n]]
+        assert writes.add(conn, batch)[0] == n
+        late = [(p, 1_000 * k - 500, b"late") for p in pairs[:n]]  # checked, and trimmed
+        writes.add(conn, late)
+    assert writes.appended > 20 and writes.checked > 40
+    rows, counts = on_disk(conn)
+    assert counts[pairs[0]] == 5 and len(rows) == len(pairs)
+    assert all(len(held) == counts[p] for p, held in rows.items())
+    assert rows[pairs[2_099]] == {1_000: b"first", 1_000 * k: f"{pairs[2_099]}@{k}".encode(),
+                                  1_000 * k - 500: b"late"}
+    # APPEND, SET_COUNTS, FILL and FLOOR, each in at most len(STATEMENT_ROWS) sizes
+    assert statement.cache_info().currsize <= 4 * len(sql.STATEMENT_ROWS)

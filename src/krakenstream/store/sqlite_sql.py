@@ -35,12 +35,17 @@ SCRATCH = (
     "CREATE TEMP TABLE IF NOT EXISTS kms_floor (pair TEXT PRIMARY KEY, floor INTEGER) "
     "WITHOUT ROWID",
 )
-#: rows per statement filling ``kms_in`` (three parameters each; SQLite allows 32,766)
-ROWS_PER_STATEMENT = 2_000
+#: rows a statement of many rows carries (``{}`` in the statements below: a VALUES list):
+#: a batch goes in chunks of the largest, each padded up to the next size with its last row
+#: repeated, which the statement ignores or sets again. So the writer's connection keeps a
+#: few such statements prepared whatever the batch sizes: one of 2,000 rows holds ~1.2 MB,
+#: and a statement per batch size seen filled its cache (128) with tens of MB. Three
+#: parameters a row at most: SQLite allows 32,766 a statement.
+STATEMENT_ROWS = (16, 128, 512, 1024, 2048)
 CLEAR_IN = "DELETE FROM temp.kms_in"
 CLEAR_FLOOR = "DELETE FROM temp.kms_floor"
 # the first of a (pair, ts) wins within a batch, as row by row INSERT OR IGNORE did
-FILL = "INSERT OR IGNORE INTO temp.kms_in (pair, ts, data) VALUES "
+FILL = "INSERT OR IGNORE INTO temp.kms_in (pair, ts, data) VALUES {}"
 #: what is stored already is no news: dropped from the batch (a redelivery)
 OLD = ("DELETE FROM temp.kms_in WHERE EXISTS (SELECT 1 FROM main.settled s "
         "WHERE s.pair = kms_in.pair AND s.ts = kms_in.ts) OR EXISTS (SELECT 1 FROM main.recent r "
@@ -51,7 +56,7 @@ BUMP = ("INSERT INTO main.pair_counts (pair, n) SELECT pair, count(*) FROM temp.
          "WHERE true GROUP BY pair ON CONFLICT (pair) DO UPDATE SET n = n + excluded.n")
 #: a batch known to be news (every row newer than its pair's newest stored row), straight
 #: into ``recent`` (see ``_append``)
-APPEND = "INSERT INTO main.recent (pair, ts, data) VALUES "
+APPEND = "INSERT OR IGNORE INTO main.recent (pair, ts, data) VALUES {}"
 #: the batch's pairs' counts as the writer computed them (it knew them before the batch)
 SET_COUNTS = ("INSERT INTO main.pair_counts (pair, n) VALUES {} "
               "ON CONFLICT (pair) DO UPDATE SET n = excluded.n")
@@ -77,7 +82,8 @@ OVER = ("SELECT c.pair, c.n FROM main.pair_counts c WHERE c.n > ?1 "
 #: no more than the offset's rows)
 NTH_OLDEST = ("SELECT ts FROM main.settled WHERE pair = ?1 UNION ALL "
                "SELECT ts FROM main.recent WHERE pair = ?1 ORDER BY 1 ASC LIMIT 1 OFFSET ?2")
-FLOOR = "INSERT INTO temp.kms_floor (pair, floor) VALUES (?, ?)"
+#: each trimmed pair's newest row to go (a statement for all of them)
+FLOOR = "INSERT OR IGNORE INTO temp.kms_floor (pair, floor) VALUES {}"
 TRIM = ("DELETE FROM main.settled WHERE (pair, ts) IN (SELECT s.pair, s.ts FROM "
          "temp.kms_floor f JOIN main.settled s ON s.pair = f.pair AND s.ts <= f.floor)")
 TRIM_RECENT = ("DELETE FROM main.recent WHERE rowid IN (SELECT r.rowid FROM temp.kms_floor f "

@@ -21,6 +21,7 @@ CPU time of the checked way (``bench/store_tick.py``; see BENCHMARKS.md).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import zlib
 from collections.abc import Sequence
@@ -42,6 +43,28 @@ def slack(cap: int, pair: str) -> int:
         return 0
     least = cap // 100
     return least + (zlib.crc32(pair.encode()) % least if pair else 0)
+
+
+@functools.cache
+def statement(sql_text: str, rows: int, width: int) -> str:
+    """``sql_text`` with its VALUES list (``{}``) of ``rows`` rows of ``width`` parameters."""
+    one = "(" + ",".join("?" * width) + ")"
+    return sql_text.format(",".join([one] * rows))
+
+
+def execute_rows(conn: sqlite3.Connection, sql_text: str,
+                 rows: Sequence[tuple[object, ...]]) -> None:
+    """``sql_text`` run over ``rows``, in chunks of the largest of
+    :data:`~.sqlite_sql.STATEMENT_ROWS` rows, each padded up to the next size by repeating
+    its last row (the statements ignore a repeated row, or set the same value again)."""
+    top = sql.STATEMENT_ROWS[-1]
+    for i in range(0, len(rows), top):
+        part = rows[i:i + top]
+        size = next(n for n in sql.STATEMENT_ROWS if n >= len(part))
+        width = len(part[0])
+        params = [v for row in part for v in row]
+        params += params[-width:] * (size - len(part))
+        conn.execute(statement(sql_text, size, width), params)
 
 
 class BatchWrites:
@@ -115,20 +138,14 @@ class BatchWrites:
                 adds: dict[str, int]) -> tuple[int, int]:
         """Store a batch :meth:`_news` found to be news: no duplicate to look for, nothing
         the cap would not keep but a pair's rows beyond the cap within the batch, each
-        pair's count known: the rows and the counts go in a statement per 2,000 (where
+        pair's count known: the rows and the counts go in a statement per 2,048 (where
         :meth:`_check` stages the batch and checks it against both tables in SQL: twice
         the writer's time, and twice the statements, each a wait for the GIL). Returns
         (kept, rows now in ``recent``)."""
-        for i in range(0, len(rows), sql.ROWS_PER_STATEMENT):
-            part = rows[i:i + sql.ROWS_PER_STATEMENT]
-            conn.execute(sql.APPEND + ",".join(["(?,?,?)"] * len(part)),
-                         [v for row in part for v in row])
+        execute_rows(conn, sql.APPEND, rows)
         counts, cap = self._counts, self.history_limit
         total = [(pair, counts[pair] + n) for pair, n in adds.items()]
-        for i in range(0, len(total), sql.ROWS_PER_STATEMENT):
-            counted = total[i:i + sql.ROWS_PER_STATEMENT]
-            conn.execute(sql.SET_COUNTS.format(",".join(["(?,?)"] * len(counted))),
-                         [v for row in counted for v in row])
+        execute_rows(conn, sql.SET_COUNTS, total)
         over = [(pair, n) for pair, n in total if n > cap + slack(cap, pair)]
         gone = self._trim_over(conn, cap, over) if over else 0
         # (committed by the caller; a failure there forgets all of this)
@@ -145,7 +162,7 @@ class BatchWrites:
     def _check(self, conn: sqlite3.Connection,
                rows: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
         """Store any batch in about ten statements however large, each working on the whole
-        batch: the batch into ``kms_in`` (a statement per 2,000 rows), what is stored
+        batch: the batch into ``kms_in`` (a statement per 2,048 rows), what is stored
         already dropped from it, the rest inserted, each pair's count bumped, the pairs now
         beyond the cap trimmed, all in SQL; then what :meth:`_news` needs of the pairs
         written is learnt. Row by row (an insert per snapshot, a count, a floor, a trim and
@@ -154,10 +171,7 @@ class BatchWrites:
         seconds to store. Returns (kept, rows now in ``recent``)."""
         # the scratch tables are empty: emptied before every commit, and a rollback takes
         # back what a failed add put in them
-        for i in range(0, len(rows), sql.ROWS_PER_STATEMENT):
-            part = rows[i:i + sql.ROWS_PER_STATEMENT]
-            conn.execute(sql.FILL + ",".join(["(?,?,?)"] * len(part)),
-                         [v for row in part for v in row])
+        execute_rows(conn, sql.FILL, rows)
         conn.execute(sql.OLD)
         new = conn.execute(sql.INSERT).rowcount
         kept = grown = 0
@@ -186,10 +200,12 @@ class BatchWrites:
                    over: list[tuple[str, int]]) -> int:
         """Delete the rows beyond the cap of ``over``'s pairs (each with its count) in bulk;
         returns how many of them were in ``recent``."""
+        floors: list[tuple[str, int]] = []
         for pair, n in over:
             # the (n - cap)-th oldest goes, and every row older: exactly cap rows remain
             (floor,) = conn.execute(sql.NTH_OLDEST, (pair, n - cap - 1)).fetchone()
-            conn.execute(sql.FLOOR, (pair, floor))
+            floors.append((pair, floor))
+        execute_rows(conn, sql.FLOOR, floors)
         conn.execute(sql.TRIM)
         gone = int(conn.execute(sql.TRIM_RECENT).rowcount)
         conn.execute(sql.CAPPED, (cap,))
