@@ -1,13 +1,20 @@
-"""The daemon's garbage-collector policy: long-lived objects frozen, cycles still collected."""
+"""The daemon's garbage-collector policy: long-lived objects frozen, cycles still collected;
+and glibc's malloc arenas capped."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import platform
+import subprocess
+import sys
 import time
 import weakref
 
-from krakenstream.daemon.gc_policy import GEN0_THRESHOLD, GcPolicy
+import pytest
+
+from krakenstream.daemon.gc_policy import GEN0_THRESHOLD, MALLOC_ARENAS, GcPolicy
 
 
 class _Node:
@@ -53,3 +60,45 @@ async def test_run_refreezes_on_its_schedule_and_puts_everything_back() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+ARENA_PROBE = """
+import ctypes, sys, threading
+from krakenstream.daemon.gc_policy import limit_malloc_arenas
+if sys.argv[1] == "cap":
+    print("applied", limit_malloc_arenas(), flush=True)
+barrier = threading.Barrier(7)
+keep = []
+def work():
+    keep.append([bytearray(4096) for _ in range(50)])  # malloc in this thread
+    barrier.wait()
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads:
+    t.start()
+barrier.wait()  # six threads alive, each has allocated
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per arena, on stderr
+barrier.wait()
+for t in threads:
+    t.join()
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc arenas")
+@pytest.mark.parametrize("how", ["cap", "plain", "env"])
+def test_the_daemon_caps_glibc_malloc_arenas(how: str) -> None:
+    """Six threads allocating at once get an arena each by default; after
+    limit_malloc_arenas() they share two; MALLOC_ARENA_MAX set by the operator wins."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if how == "env":
+        env["MALLOC_ARENA_MAX"] = "3"
+    out = subprocess.run([sys.executable, "-c", ARENA_PROBE, "plain" if how == "plain"
+                          else "cap"], env=env, capture_output=True, text=True, timeout=60,
+                         check=True)
+    arenas = sum(1 for line in out.stderr.splitlines() if line.startswith("Arena "))
+    if how == "cap":
+        assert "applied True" in out.stdout and arenas == MALLOC_ARENAS
+    elif how == "env":
+        assert "applied False" in out.stdout and arenas == 3
+    else:
+        assert arenas == 7  # the main thread's and one for each of the six

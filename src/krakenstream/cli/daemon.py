@@ -53,11 +53,13 @@ def run(roles: RolesOpt = None, host: HostOpt = None, port: PortOpt = None,
     """Run the daemon in the foreground until SIGTERM/SIGINT (then drain and exit 0)."""
     import asyncio
 
+    from ..daemon.gc_policy import limit_malloc_arenas
     from ..daemon.process import Daemon, setup_logging
 
     with errors_handled():
         s = settings(_overrides(roles, host, port, pairs, url))
         setup_logging(s.daemon.log_level)
+        limit_malloc_arenas()  # before the daemon starts its threads
         daemon = Daemon(s)
         asyncio.run(daemon.run())
 
