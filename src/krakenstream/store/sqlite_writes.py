@@ -32,6 +32,7 @@ from . import sqlite_sql as sql
 #: caps from which a pair may hold a few rows beyond the cap before they are deleted
 SLACK_FROM = 100
 
+
 def slack(cap: int, pair: str) -> int:
     """How many rows beyond ``cap`` a pair may hold before the oldest are deleted: 1 to 2 %
     of the cap (none below :data:`SLACK_FROM`), a pair's own figure from a hash of its name
@@ -92,7 +93,7 @@ class BatchWrites:
             if news is None:
                 kept, grown = self._check(conn, rows)
             else:
-                kept, grown = self._append(conn, rows, news)
+                kept, grown = self._append(conn, rows, *news)
             conn.execute("COMMIT")
         except BaseException:
             self._forget()
@@ -110,11 +111,13 @@ class BatchWrites:
         self._version = None
 
     def _news(self, conn: sqlite3.Connection,
-              rows: Sequence[tuple[str, int, bytes]]) -> dict[str, int] | None:
-        """How many rows of each pair ``rows`` adds, when each is newer than its pair's
-        newest (stored or earlier in the batch) as the writer knows them; None when it does
-        not know (a pair not seen since the writer knew it, another connection's commit
-        since ours: ``PRAGMA data_version``) or a row is not news."""
+              rows: Sequence[tuple[str, int, bytes]],
+              ) -> tuple[dict[str, int], dict[str, int]] | None:
+        """How many rows of each pair ``rows`` adds, and the newest of each, when each row is
+        newer than its pair's newest (stored or earlier in the batch) as the writer knows
+        them; None when it does not know (a pair not seen since the writer knew it,
+        another connection's commit since ours: ``PRAGMA data_version``) or a row is not
+        news."""
         (version,) = conn.execute(sql.DATA_VERSION).fetchone()
         if version != self._version:
             self._forget()
@@ -132,10 +135,10 @@ class BatchWrites:
                 return None
             last[pair] = ts
             adds[pair] = adds.get(pair, 0) + 1
-        return adds
+        return adds, last
 
     def _append(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, int, bytes]],
-                adds: dict[str, int]) -> tuple[int, int]:
+                adds: dict[str, int], last: dict[str, int]) -> tuple[int, int]:
         """Store a batch :meth:`_news` found to be news: no duplicate to look for, nothing
         the cap would not keep but a pair's rows beyond the cap within the batch, each
         pair's count known: the rows and the counts go in a statement per 2,048 (where
@@ -153,9 +156,7 @@ class BatchWrites:
             counts[pair] = n
         for pair, _ in over:
             counts[pair] = cap
-        newest = self._newest
-        for pair, ts, _ in rows:
-            newest[pair] = ts
+        self._newest.update(last)
         kept = sum(min(n, cap) for n in adds.values())
         return kept, len(rows) - gone
 
