@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -190,27 +190,21 @@ class RedisHistoryStore(PagedHistory):
     # -- writes ----------------------------------------------------------------------------
 
     async def add(self, snaps: Sequence[Snapshot]) -> int:
-        by_pair: dict[str, list[int | bytes]] = {}
-        for s in snaps:
-            rows = by_pair.get(s.pair)
-            if rows is None:
-                rows = by_pair[s.pair] = []
-            rows += (s.ts, encode(s))
-        return await self._add(by_pair)
+        return await self._add((s.pair, s.ts, encode(s)) for s in snaps)
 
     async def add_encoded(self, rows: Sequence[Encoded]) -> int:
         """:meth:`add` of snapshots already encoded: their bytes are stored as they are (the
         history writer's path from Kafka, whose records carry this form)."""
-        by_pair: dict[str, list[int | bytes]] = {}
-        for e in rows:
-            found = by_pair.get(e.pair)
-            if found is None:
-                found = by_pair[e.pair] = []
-            found += (e.ts, e.data)
-        return await self._add(by_pair)
+        return await self._add((e.pair, e.ts, e.data) for e in rows)
 
-    async def _add(self, by_pair: dict[str, list[int | bytes]]) -> int:
-        """Store each pair's ``[ts, member, ts, member, ...]``; answers how many were new."""
+    async def _add(self, rows: Iterable[tuple[str, int, bytes]]) -> int:
+        """Store ``(pair, ts, member)`` rows; answers how many were new."""
+        by_pair: dict[str, list[int | bytes]] = {}
+        for pair, ts, member in rows:
+            found = by_pair.get(pair)
+            if found is None:
+                found = by_pair[pair] = []
+            found += (ts, member)
         if not by_pair:
             return 0
         r, script = self._r, self._script
@@ -224,10 +218,10 @@ class RedisHistoryStore(PagedHistory):
         for i in range(0, len(pairs), self.pairs_per_call):
             keys = [self._pairs_key]
             argv: list[int | bytes | str] = [self.history_limit]
-            for pair, rows in pairs[i : i + self.pairs_per_call]:
+            for pair, members in pairs[i : i + self.pairs_per_call]:
                 keys.append(self.key(pair))
-                argv += (pair, len(rows) // 2)
-                argv += rows
+                argv += (pair, len(members) // 2)
+                argv += members
             calls.append((keys, argv))
         with self._translated("storing snapshots"):
             if len(calls) == 1:
