@@ -734,22 +734,15 @@ class KafkaSubscription(StartsAndCloses):
 
     def _decode(self, value: bytes | None, key: bytes | None, tp: TopicPartition,
                 offset: int) -> Snapshot | None:
-        try:
-            if value is None:
-                raise ValueError("record has no value")
-            if value[:1] != codec.MAGIC:
-                return Snapshot.from_json(value)
-            if not key:
-                raise ValueError("compact record without its key (the pair)")
-            rec = codec.decode(value)
-            return rec.snapshot(key.decode("utf-8", "replace"), rec.gap_before)
-        except ValueError as exc:
-            self._skipped(exc, tp, offset)
-            return None
+        """The record's snapshot, after :meth:`_read`'s checks (a compact row that passes
+        them always gives its snapshot)."""
+        item = self._read(value, key, tp, offset)
+        return None if item is None else item.snapshot()
 
     def _read(self, value: bytes | None, key: bytes | None, tp: TopicPartition,
               offset: int) -> Encoded | None:
-        """:meth:`_decode`'s checks, without building the snapshot of a compact record."""
+        """The record checked (no value, a compact row without its pair, damage: counted,
+        logged, None), without building the snapshot of a compact record."""
         try:
             if value is None:
                 raise ValueError("record has no value")
