@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from krakenstream.daemon.wiring import open_store, sqlite_path
 from krakenstream.errors import BackendUnavailable
 from krakenstream.store import SQLiteHistoryStore
 from krakenstream.store.base import CHUNK_SIZE
-from krakenstream.store.sqlite import SETTLE_FORCE, SETTLE_ROWS, stored_size
+from krakenstream.store.sqlite import HERE_ROWS, SETTLE_FORCE, SETTLE_ROWS, stored_size
 from test_store_support import T0, series
 
 DATA = Path(__file__).parent / "data"
@@ -488,3 +489,44 @@ async def test_a_schema_2_file_becomes_settled_history(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
+
+
+async def test_a_tick_known_to_be_news_goes_in_on_the_loop_unless_the_thread_is_busy(
+        tmp_path: Path) -> None:
+    """A small batch the writer knows is news is appended on the event loop (no job for the
+    writer thread, no GIL waits); with the thread busy (a move, a checked batch) it waits
+    its turn there, in order; a batch beyond HERE_ROWS always goes to the thread."""
+    store = SQLiteHistoryStore(tmp_path / "h.sqlite3")
+    await store.open()
+    pairs = [f"P{i:04d}/USD" for i in range(HERE_ROWS + 1)]
+    ticks = list(zip(*(series(p, 5) for p in pairs), strict=True))
+    release, started = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    try:
+        given = store._given
+        await store.add(ticks[0][:3])  # the pairs are new: checked, on the thread
+        assert store._given == given + 1
+        assert await store.add(ticks[1][:3]) == 3
+        assert store._given == given + 1 and store._writes.appended == 1  # on the loop
+        busy = asyncio.create_task(store._write(hold))
+        await asyncio.to_thread(started.wait, 30)
+        adding = asyncio.create_task(store.add(ticks[2][:3]))
+        while store._given < given + 3:  # noqa: ASYNC110 - the add queued behind the thread
+            await asyncio.sleep(0)
+        assert not adding.done()
+        release.set()
+        await busy
+        assert await adding == 3
+        await store.add(ticks[3][3:])  # those pairs are new: checked, on the thread
+        given = store._given
+        assert await store.add(ticks[4]) == len(pairs)  # news, but too big for the loop
+        assert store._given == given + 1
+        assert [s.ts async for s in store.history(pairs[0], order="asc")] == \
+            [s.ts for s in series(pairs[0], 3)] + [ticks[4][0].ts]
+    finally:
+        release.set()
+        await store.close()

@@ -6,6 +6,7 @@ into ``settled``, another connection writing the same file, a failed transaction
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -203,3 +204,38 @@ def test_whatever_the_batch_sizes_a_few_statements_are_prepared(
                                   1_000 * k - 500: b"late"}
     # APPEND, SET_COUNTS, FILL and FLOOR, each in at most len(STATEMENT_ROWS) sizes
     assert statement.cache_info().currsize <= 4 * len(sql.STATEMENT_ROWS)
+
+
+def test_try_append_takes_only_news_and_never_waits_for_the_write_lock(
+        conns: tuple[sqlite3.Connection, sqlite3.Connection]) -> None:
+    """The event loop's way (``try_append``): the fast way or nothing, no transaction left
+    open, nothing learnt lost; another connection's write lock sends the batch to ``add``
+    at once instead of waiting for it, and the connection's busy timeout is put back."""
+    conn, other = conns
+    writes = BatchWrites(100)
+    tick = ticks(1, 10)
+    first = next(tick)
+    assert writes.try_append(conn, first, 5_000) is None  # nothing learnt yet
+    assert not conn.in_transaction and on_disk(conn) == ({}, {})
+    writes.add(conn, first)  # checked: the pairs are learnt
+    second = next(tick)
+    assert writes.try_append(conn, second, 5_000) == (3, 3)
+    assert writes.try_append(conn, second, 5_000) is None  # a redelivery is not news
+    assert not conn.in_transaction and on_disk(conn)[1] == dict.fromkeys(PAIRS, 2)
+    assert (writes.checked, writes.appended) == (1, 1)
+    third = next(tick)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        started = time.monotonic()
+        assert writes.try_append(conn, third, 5_000) is None
+        assert time.monotonic() - started < 2.5, "waited for the lock"
+    finally:
+        other.execute("ROLLBACK")
+    assert not conn.in_transaction
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (5_000,)
+    assert writes.try_append(conn, third, 5_000) == (3, 3)  # what it knew still holds
+    BatchWrites(100).add(other, next(tick))  # another connection's commit
+    fifth = next(tick)
+    assert writes.try_append(conn, fifth, 5_000) is None  # not news as far as it knows
+    assert writes.add(conn, fifth)[0] == 3  # checked
+    assert on_disk(conn)[1] == dict.fromkeys(PAIRS, 5)

@@ -71,8 +71,9 @@ def execute_rows(conn: sqlite3.Connection, sql_text: str,
 class BatchWrites:
     """Batch writes of one writer connection, and what they know of the pairs they wrote:
     each pair's newest ts and count, valid while ``PRAGMA data_version`` is unchanged (no
-    other connection committed) and forgotten at any failure. Not thread-safe: the store's
-    writer thread is its only caller."""
+    other connection committed) and forgotten at any failure. Not thread-safe: one caller at
+    a time, the store's writer thread or (:meth:`try_append`) the event loop while that
+    thread has nothing under way."""
 
     def __init__(self, history_limit: int) -> None:
         self.history_limit = history_limit
@@ -103,6 +104,35 @@ class BatchWrites:
             self.checked += 1
         else:
             self.appended += 1
+        return kept, grown
+
+    def try_append(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, int, bytes]],
+                   busy_ms: int) -> tuple[int, int] | None:
+        """``rows`` stored the fast way (:meth:`_append`) in one transaction, or nothing and
+        None: when another connection holds the write lock (no wait for it: ``conn``'s busy
+        timeout is 0 for the ``BEGIN`` and ``busy_ms`` again after) or the batch is not news
+        as the writer knows it. Then no transaction is left open and :meth:`add` does it."""
+        if not self._newest:
+            return None  # nothing learnt yet (the first batch, or after a failure)
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # SQLITE_BUSY: another process is writing
+            return None
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        try:
+            news = self._news(conn, rows)
+            if news is None:
+                rollback(conn)
+                return None
+            kept, grown = self._append(conn, rows, *news)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._forget()
+            rollback(conn)
+            raise
+        self.appended += 1
         return kept, grown
 
     def _forget(self) -> None:
