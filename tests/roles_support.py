@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 from krakenstream.core.book import OrderBook
@@ -40,6 +41,10 @@ class StaticFeed:
 
     def book(self, pair: str) -> OrderBook | None:
         return self.books.get(pair)
+
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """The pool's hold on applying frames: nothing to hold here (no frames)."""
+        return contextlib.nullcontext()
 
     def would_track(self, selector: str) -> int:
         return len(self.books | {selector: None})

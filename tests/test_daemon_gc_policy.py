@@ -14,7 +14,12 @@ import weakref
 
 import pytest
 
-from krakenstream.daemon.gc_policy import GEN0_THRESHOLD, MALLOC_ARENAS, GcPolicy
+from krakenstream.daemon.gc_policy import (
+    GEN0_THRESHOLD,
+    MALLOC_ARENAS,
+    GcPolicy,
+    collections_held,
+)
 
 
 class _Node:
@@ -102,3 +107,25 @@ def test_the_daemon_caps_glibc_malloc_arenas(how: str) -> None:
         assert "applied False" in out.stdout and arenas == 3
     else:
         assert arenas == 7  # the main thread's and one for each of the six
+
+
+def test_collections_held_pauses_the_collector_and_leaves_it_as_it_was() -> None:
+    """The publish tick's hold: no automatic collection inside (the collections due run
+    after); nested holds and a collector someone else disabled are left alone."""
+    assert gc.isenabled()
+    with collections_held():
+        assert not gc.isenabled()
+        with collections_held():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "the inner hold let go of the outer's"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collections_held():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "re-enabled a collector someone else disabled"
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collections_held():
+        raise RuntimeError("a tick that fails")
+    assert gc.isenabled()

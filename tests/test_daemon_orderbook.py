@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from krakenstream.bus.memory import MemoryBus, MemorySubscription
 from krakenstream.config import as_options, load_settings
+from krakenstream.core.book import OrderBook
 from krakenstream.core.snapshot import Snapshot
 from krakenstream.daemon.orderbook import YIELD_EVERY, OrderbookRole, owns_pair
 from krakenstream.daemon.services import Services
@@ -286,3 +288,58 @@ async def test_the_series_a_tick_counts_in_follow_untrack_and_track_again() -> N
     last = role.last_snapshot("A/USD")
     assert last is not None and last.seq == 3 and last.gap_before, "seq goes on, after a gap"
     assert (role.stats.published, role.stats.skipped) == (2 + 2 + 1 + 2, 2)
+
+
+class HeldFeed(StaticFeed):
+    """A static feed that says, at every book read, whether the feed was held and the
+    cyclic collector running."""
+
+    def __init__(self, pairs: list[str]) -> None:
+        super().__init__(pairs)
+        self.holding = False
+        self.reads: list[tuple[bool, bool]] = []
+
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        return self._hold()
+
+    def book(self, pair: str) -> OrderBook | None:
+        self.reads.append((self.holding, gc.isenabled()))
+        return super().book(pair)
+
+
+async def test_a_tick_reads_every_book_with_the_feed_held_and_its_reader_stores_inside() -> None:
+    """The whole tick runs with the feed held (no frame applied: every snapshot is its book
+    as of the tick) and no cyclic collection; the analysis group's reader, woken by the
+    last snapshots, takes them before the hold ends; both are let go after."""
+    pairs = [f"SYN{i:04d}/USD" for i in range(1, 2 * YIELD_EVERY + 201)]
+    feed = HeldFeed(pairs)
+    bus = MemoryBus()
+    taken: list[tuple[int, bool]] = []
+
+    async def reader(sub: MemorySubscription) -> None:
+        while True:
+            batch = await sub.get_batch(10_000, 5.0)
+            taken.append((len(batch), feed.holding))
+
+    assert gc.isenabled()
+    async with bus, bus.subscribe("analysis") as sub:
+        task = asyncio.create_task(reader(sub))
+        try:
+            role = OrderbookRole(kraken("ws://127.0.0.1:1/v2"), bus,
+                                 feed=feed)  # type: ignore[arg-type]
+            assert await role.publish_tick(1_764_000_000_000) == len(pairs)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert feed.reads == [(True, False)] * len(pairs)
+    assert not feed.holding and gc.isenabled()
+    assert sum(n for n, _ in taken) == len(pairs) and len(taken) >= 3, taken
+    assert all(holding for _, holding in taken), taken

@@ -122,6 +122,41 @@ async def test_a_cut_connection_resyncs_only_its_pairs() -> None:
             assert pool.connection_status().reconnects == 1
 
 
+async def test_held_the_pool_reads_frames_but_applies_none_until_let_go() -> None:
+    """What the publish tick holds: frames go on arriving (read off the sockets into their
+    connection's queue) but no book changes, on any connection, until the hold ends; then
+    every waiting frame is applied, none lost (the books end equal to the simulator's)."""
+    read = 0
+
+    def on_frame(_: str) -> None:
+        nonlocal read
+        read += 1
+
+    async with SimServer(seed=3, rate=40.0, synthetic=12) as sim:
+        options = fast(sim.url, pairs_per_connection=4)
+        async with FeedPool(options, ["*/USD"], on_frame=on_frame) as pool:
+            async with asyncio.timeout(10):
+                await pool.wait_live()
+            assert len(pool.connections()) >= 2
+            with pool.held():
+                applied = {p: st.frames for p, st in pool.status().items()}
+                books = {p: (b.bids(), b.asks()) for p in pool.pairs
+                         if (b := pool.book(p)) is not None}
+                mark = read
+                await until(lambda: read >= mark + 50, 5.0, "frames read while held")
+                assert {p: st.frames for p, st in pool.status().items()} == applied
+                assert {p: (b.bids(), b.asks()) for p in pool.pairs
+                        if (b := pool.book(p)) is not None} == books
+            await until(lambda: all(st.frames > applied[p]
+                                    for p, st in pool.status().items()), 5.0,
+                        "the waiting frames applied")
+            await sim.pause()
+            await until(lambda: all(
+                (b := pool.book(p)) is not None
+                and (b.bids(), b.asks()) == sim.book_view(p, 10) for p in pool.pairs),
+                5.0, "every book equals the simulator's")
+
+
 @pytest.mark.slow
 async def test_connections_open_one_after_the_other() -> None:
     async with SimServer(seed=2, rate=5.0) as sim:

@@ -7,9 +7,12 @@ tick every tracked pair whose book is live, verified and not crossed publishes a
 also when nothing changed; a pair that is stale, resyncing, connecting or in error publishes
 nothing, and its next snapshot carries ``gap_before=True`` so history never pretends to be
 continuous. A tick that runs late by more than an interval skips the missed ticks and marks
-every pair's next snapshot as following a gap. A tick of thousands of pairs hands the event
-loop over every :data:`YIELD_EVERY` pairs, so the history writer stores its first snapshots
-while the rest are built; all of them carry the tick's stamp.
+every pair's next snapshot as following a gap. While a tick runs the feed applies no frame and
+the cyclic collector waits (:meth:`OrderbookRole.publish_tick`): every snapshot of the tick
+shows its book as of the tick, and the loop's time goes to publishing and storing it first. A
+tick of thousands of pairs hands the event loop over every :data:`YIELD_EVERY` pairs, so the
+history writer stores its first snapshots while the rest are built; all of them carry the
+tick's stamp.
 
 Every snapshot also carries what lets a reader *prove* continuity, whatever happens after
 it is published: ``origin``, a short random id of this process run (new at every start), and
@@ -49,14 +52,15 @@ from ..feed.options import FeedOptions
 from ..feed.pool import FeedPool
 from ..feed.status import ConnectionStatus, FeedEvent, PairState, PairStatus
 from ..tasks import died, report_failure
+from .gc_policy import collections_held
 from .metrics import Metrics
 from .refused import RefusedPairs
 
 log = logging.getLogger(__name__)
 
 #: a publish tick hands the event loop to the other tasks after each this many pairs: the
-#: history writer (which takes 500 a batch) starts storing the tick's first snapshots while
-#: the rest are built, and no task waits for a whole 3,000-pair tick (bench/tick.py)
+#: history writer starts storing the tick's first snapshots while the rest are built (the
+#: feed, held, applies nothing meanwhile), and no task waits for a whole 3,000-pair tick
 YIELD_EVERY = 500
 
 
@@ -337,11 +341,20 @@ class OrderbookRole:
     async def publish_tick(self, ts_ms: int) -> int:
         """Publish one snapshot per live pair stamped ``ts_ms``; returns how many.
 
-        The pairs are those tracked when the tick begins. The loop gets a turn after each
-        :data:`YIELD_EVERY` of them; a pair that stops being tracked meanwhile gets nothing
-        more from this tick, one tracked meanwhile waits for the next. A tick cancelled half
-        way (the role stopping) counts what it did publish."""
+        The pairs are those tracked when the tick begins. While the tick runs the feed
+        applies no frame (they wait in their queues, read off the sockets still) and the
+        cyclic collector does not run, so every snapshot shows its book as of the tick and
+        the loop's time goes to the tick and to storing it: the loop is handed to the other
+        tasks (the history writer storing what is published so far, the gateway) after
+        each :data:`YIELD_EVERY` pairs and once more at the end. A pair that stops being
+        tracked meanwhile gets nothing more from this tick, one tracked meanwhile waits for
+        the next. A tick cancelled half way (the role stopping) counts what it did
+        publish."""
         self.stats.ticks += 1
+        with self.feed.held(), collections_held():
+            return await self._publish_tick(ts_ms)
+
+    async def _publish_tick(self, ts_ms: int) -> int:
         ticks = self._ticks
         # the tick's pairs with their counters, taken before the first yield: the feed's
         # word on what is tracked, now
@@ -386,6 +399,9 @@ class OrderbookRole:
                     if series is None:
                         series = t.published_series = metrics.snapshots_published.labels(pair)
                     series.inc()
+            # one more turn of the loop inside the holds: the history writer, woken by the
+            # last of them, stores them before the feed's waiting frames are applied
+            await asyncio.sleep(0)
         finally:
             self.stats.published += published
             self.stats.skipped += skipped

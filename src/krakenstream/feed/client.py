@@ -112,6 +112,7 @@ class FeedClient:
         on_frame: OnFrame | None = None,
         on_event: OnEvent | None = None,
         gate: Gate | None = None,
+        applying: asyncio.Event | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         give_up_after: int | None = None,
@@ -130,6 +131,8 @@ class FeedClient:
         self.on_frame = on_frame
         self.on_event = on_event
         self._gate = gate
+        #: set while frames may be applied to the books (see FeedPool.held); None: always
+        self._applying = applying
         self._clock = clock
         self._schedule = ReconnectSchedule(
             BackoffPolicy(initial=options.backoff_initial, maximum=options.backoff_max),
@@ -479,8 +482,11 @@ class FeedClient:
     async def _process(self, conn: _Connection) -> None:
         queue, subs, clock = conn.queue, self._subs, self._clock
         loop_time = asyncio.get_running_loop().time
+        applying = self._applying
         while True:
             frame = await queue.get()
+            if applying is not None and not applying.is_set():
+                await applying.wait()  # the books are being read: this frame waits
             dirty = subs.dirty
             try:
                 event = subs.receive(frame, loop_time(), clock())

@@ -39,10 +39,11 @@ stops a lone client: no pair is left claiming to be live.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Self
 
@@ -112,8 +113,22 @@ class FeedPool:
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._finished = False
+        #: set while the clients may apply frames to the books (see held)
+        self._applying = asyncio.Event()
+        self._applying.set()
         self._lead = self._new_client()
         self._place(self._capped(self._selection.target()))
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No frame is applied to any book while this is held (frames are still read off
+        the sockets and wait in their connection's queue): the publish tick reads every
+        book as of one moment, and the loop's time goes to the tick's snapshots first."""
+        self._applying.clear()
+        try:
+            yield
+        finally:
+            self._applying.set()
 
     # -- the view a lone client gives --------------------------------------------------
 
@@ -429,6 +444,7 @@ class FeedPool:
             on_frame=self._on_frame,
             on_event=self._lead_event if not self._clients else None,
             gate=self._gate,
+            applying=self._applying,
             clock=self._clock,
             rng=random.Random(self._rng.random()),
             event_queue_size=1,  # the pool hands the changes on; nobody reads the client's
