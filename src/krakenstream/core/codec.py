@@ -212,19 +212,42 @@ def _undelta(flat: list[int], away: int, touch: int | None) -> list[Level]:
 #: (``2023-07-30``): a book's timestamps share one date, so :func:`exchange_int` seldom
 #: parses one as a whole
 _MIDNIGHTS: dict[str, int] = {}
+#: the start of each second seen in an exact timestamp, epoch microseconds, by its text up to
+#: the fraction (``2023-07-30T15:29:58.``): a tick's 3,000 snapshots carry timestamps of a
+#: few seconds, so most are their second's start plus their six fraction digits
+_SECONDS: dict[str, int] = {}
 _DAY_US = 86_400_000_000
+#: either cache is emptied past this many entries (a long run sees a new second every second)
+_CACHED = 4096
 
 
 def exchange_int(text: str | None) -> int | str | None:
     """Kraken's timestamp as integer microseconds when that gives back exactly ``text``.
 
-    Every snapshot stored needs this (3,000 a second at 3,000 pairs): a timestamp of a date
-    already seen exact is read by its fixed fields (a fifth of the time ``fromisoformat``
-    and writing the text back took); it is exact when each field is ASCII digits in range,
-    which is what :func:`exchange_int_parsed` would have found. Anything else takes that
-    whole way."""
+    Every snapshot stored needs this (3,000 a second at 3,000 pairs): a timestamp of a second
+    already seen exact is that second's start plus its fraction digits (0.4 µs, against 1.4
+    µs reading the fields of a date already seen, and five times that for
+    ``fromisoformat`` and writing the text back); one of a date already seen is read by its
+    fixed fields. Each is exact when those are ASCII digits in range, which is what
+    :func:`exchange_int_parsed` would have found. Anything else takes that whole way."""
     if text is None or len(text) != 27 or text[-1] != "Z":
         return text
+    second = _SECONDS.get(text[:20])
+    if second is not None:
+        fraction = text[20:26]
+        if fraction.isdigit() and fraction.isascii():
+            return second + int(fraction)
+    us = _by_fields(text)
+    if type(us) is int:
+        if len(_SECONDS) > _CACHED:
+            _SECONDS.clear()
+        _SECONDS[text[:20]] = us - us % 1_000_000
+    return us
+
+
+def _by_fields(text: str) -> int | str:
+    """:func:`exchange_int` of a 27-character text ending in ``Z``, its date's midnight known
+    or learnt."""
     midnight = _MIDNIGHTS.get(text[:10])
     if (midnight is not None and text[10] == "T" and text[13] == ":" and text[16] == ":"
             and text[19] == "."):
@@ -235,7 +258,7 @@ def exchange_int(text: str | None) -> int | str | None:
                 return midnight + ((h * 60 + m) * 60 + s) * 1_000_000 + int(digits[6:])
     us = exchange_int_parsed(text)
     if type(us) is int:
-        if len(_MIDNIGHTS) > 4096:
+        if len(_MIDNIGHTS) > _CACHED:
             _MIDNIGHTS.clear()
         _MIDNIGHTS[text[:10]] = us - us % _DAY_US
     return us
