@@ -89,22 +89,9 @@ class BatchWrites:
         """``rows`` stored in one transaction of ``conn`` (idempotent: a row already stored
         is not stored again); returns (rows the cap keeps, rows added to ``recent``)."""
         conn.execute("BEGIN IMMEDIATE")
-        try:
-            news = self._news(conn, rows)
-            if news is None:
-                kept, grown = self._check(conn, rows)
-            else:
-                kept, grown = self._append(conn, rows, *news)
-            conn.execute("COMMIT")
-        except BaseException:
-            self._forget()
-            rollback(conn)
-            raise
-        if news is None:
-            self.checked += 1
-        else:
-            self.appended += 1
-        return kept, grown
+        done = self._in_transaction(conn, rows, check=True)
+        assert done is not None  # (checked when not news: never nothing)
+        return done
 
     def try_append(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, int, bytes]],
                    busy_ms: int) -> tuple[int, int] | None:
@@ -121,18 +108,31 @@ class BatchWrites:
             return None
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        return self._in_transaction(conn, rows, check=False)
+
+    def _in_transaction(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, int, bytes]],
+                        *, check: bool) -> tuple[int, int] | None:
+        """The batch in the transaction just begun on ``conn``, committed: the fast way when
+        it is news, else the checked way, or (``check`` False) nothing, rolled back: None.
+        A failure forgets what the writer knew, rolls back and raises."""
         try:
             news = self._news(conn, rows)
             if news is None:
-                rollback(conn)
-                return None
-            kept, grown = self._append(conn, rows, *news)
+                if not check:
+                    rollback(conn)
+                    return None
+                kept, grown = self._check(conn, rows)
+            else:
+                kept, grown = self._append(conn, rows, *news)
             conn.execute("COMMIT")
         except BaseException:
             self._forget()
             rollback(conn)
             raise
-        self.appended += 1
+        if news is None:
+            self.checked += 1
+        else:
+            self.appended += 1
         return kept, grown
 
     def _forget(self) -> None:
