@@ -93,6 +93,7 @@ T = TypeVar("T")
 SCHEMA_VERSION = 3
 #: how long a write waits for another process's write lock before giving up
 BUSY_TIMEOUT_S = 5.0
+BUSY_TIMEOUT_MS = int(BUSY_TIMEOUT_S * 1000)
 #: the writer connection's page cache, KiB (SQLite's default is 2 MiB, about 500 pages): a
 #: move from ``recent`` of thousands of pairs dirties the newest page of each pair's range,
 #: and with the default cache the next move read them all back (32 MiB when every tick did)
@@ -201,7 +202,7 @@ class SQLiteHistoryStore(PagedHistory):
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return conn
 
     def _open_writer(self) -> None:
@@ -280,11 +281,14 @@ class SQLiteHistoryStore(PagedHistory):
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except (sqlite3.Error, OSError) as exc:
-            raise BackendUnavailable(f"history database {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
         except RuntimeError as exc:  # submitted while close() was shutting the pool down
             if self._writer is None:
                 raise BackendUnavailable(f"history database {self.path} is closed") from exc
             raise
+
+    def _failed(self, exc: sqlite3.Error | OSError) -> BackendUnavailable:
+        return BackendUnavailable(f"history database {self.path}: {exc}")
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -343,21 +347,19 @@ class SQLiteHistoryStore(PagedHistory):
                 or len(rows) > HERE_ROWS):
             return None
         try:
-            done = self._writes.try_append(conn, rows, int(BUSY_TIMEOUT_S * 1000))
+            done = self._writes.try_append(conn, rows, BUSY_TIMEOUT_MS)
         except (sqlite3.Error, OSError) as exc:
-            raise BackendUnavailable(f"history database {self.path}: {exc}") from exc
-        if done is None:
-            return None
-        kept, grown = done
-        self._recent += grown
-        if self._checkpointer is not None:
-            self._checkpointer.written.set()
-        return kept
+            raise self._failed(exc) from exc
+        return None if done is None else self._written(*done)
 
     def _add(self, rows: Sequence[tuple[str, int, bytes]]) -> int:
         conn = self._wconn
         assert conn is not None  # _write refuses to run when the store is not open
-        kept, grown = self._writes.add(conn, rows)
+        return self._written(*self._writes.add(conn, rows))
+
+    def _written(self, kept: int, grown: int) -> int:
+        """After a batch committed (on the loop or the thread): ``recent`` has grown, the
+        checkpointer has work; answers ``kept``."""
         self._recent += grown
         if self._checkpointer is not None:
             self._checkpointer.written.set()
