@@ -239,9 +239,7 @@ def exchange_int(text: str | None) -> int | str | None:
             return second + int(fraction)
     us = _by_fields(text)
     if type(us) is int:
-        if len(_SECONDS) > _CACHED:
-            _SECONDS.clear()
-        _SECONDS[text[:20]] = us - us % 1_000_000
+        _remember(_SECONDS, text[:20], us - us % 1_000_000)
     return us
 
 
@@ -258,10 +256,16 @@ def _by_fields(text: str) -> int | str:
                 return midnight + ((h * 60 + m) * 60 + s) * 1_000_000 + int(digits[6:])
     us = exchange_int_parsed(text)
     if type(us) is int:
-        if len(_MIDNIGHTS) > _CACHED:
-            _MIDNIGHTS.clear()
-        _MIDNIGHTS[text[:10]] = us - us % _DAY_US
+        _remember(_MIDNIGHTS, text[:10], us - us % _DAY_US)
     return us
+
+
+def _remember(cache: dict[str, int], key: str, value: int) -> None:
+    """``cache[key] = value``, the cache emptied first when it holds more than
+    :data:`_CACHED`."""
+    if len(cache) > _CACHED:
+        cache.clear()
+    cache[key] = value
 
 
 def exchange_int_parsed(text: str) -> int | str:
